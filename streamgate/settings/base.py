@@ -1,0 +1,358 @@
+"""Settings shared by every environment, read from the environment with typed defaults.
+
+One code path: with no variables set, StreamGate runs on embedded defaults (SQLite, media on local
+disk under ``var/``, a local-memory cache, a filesystem Celery broker and a filesystem channel
+layer). ``DATABASE_URL``, ``REDIS_URL`` and ``S3_*`` switch to PostgreSQL, Redis and S3.
+"""
+
+from pathlib import Path
+
+import environ
+
+from streamgate.settings.environment import (
+    cache_config,
+    celery_broker_config,
+    channel_layer_config,
+    database_config,
+    read_secret,
+    read_secret_json,
+    sentry_init,
+    storages_config,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+if env.bool("STREAMGATE_READ_DOT_ENV", default=False):
+    environ.Env.read_env(BASE_DIR / ".env")
+
+VAR_DIR = Path(env.str("STREAMGATE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = read_secret(env, "DJANGO_SECRET_KEY", default=None)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "corsheaders",
+    "django_prometheus",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.content",
+    "apps.uploads",
+    "apps.transcode",
+    "apps.access",
+    "apps.chain",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "streamgate.urls"
+WSGI_APPLICATION = "streamgate.wsgi.application"
+ASGI_APPLICATION = "streamgate.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data stores -------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+
+DATABASES = {
+    "default": database_config(
+        env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = cache_config(REDIS_URL, VAR_DIR / "cache")
+
+CHANNEL_LAYERS = channel_layer_config(REDIS_URL, VAR_DIR / "channels")
+
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "/media/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it, even before collectstatic
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
+S3_BUCKET = env.str("S3_BUCKET", default="")
+STORAGES = storages_config(
+    bucket=S3_BUCKET,
+    endpoint_url=S3_ENDPOINT_URL,
+    access_key=read_secret(env, "S3_ACCESS_KEY", default=""),
+    secret_key=read_secret(env, "S3_SECRET_KEY", default=""),
+    region=env.str("S3_REGION", default="us-east-1"),
+    media_root=MEDIA_ROOT,
+)
+
+# --- Auth --------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- API ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Bearer first: its WWW-Authenticate header turns "not signed in" into 401 rather than 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.access.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "apps.content.api.pagination.ContentPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per client address; sign-in verification parses and checks signatures, nonces fill a table.
+    "DEFAULT_THROTTLE_RATES": {"signin": env.str("SIGNIN_RATE", default="60/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "StreamGate API",
+    "DESCRIPTION": "Token-gated video: resumable uploads, an ABR ladder, wallet sign-in, gates.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api|stream)/.*$"
+TUS_HEADERS = [
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
+    "upload-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-expires",
+    "upload-checksum",
+    "upload-defer-length",
+    "upload-concat",
+]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "origin",
+    "user-agent",
+    "x-csrftoken",
+    "x-requested-with",
+    "x-http-method-override",
+    "range",
+    *TUS_HEADERS,
+]
+CORS_EXPOSE_HEADERS = [
+    "location",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "retry-after",
+    *TUS_HEADERS,
+]
+
+# --- Uploads (tus 1.0) -------------------------------------------------------------------------
+# Bodies on these paths reach the view as they arrive (streamgate/streaming.py).
+STREAMING_BODY_PATHS = [r"^/api/v1/uploads/"]
+# A streamed body that stays silent this long ends there (what arrived is kept).
+STREAMING_BODY_IDLE_TIMEOUT = env.float("STREAMING_BODY_IDLE_TIMEOUT", default=60.0)
+GIB = 1024**3
+TUS_MAX_SIZE = env.int("TUS_MAX_SIZE", default=20 * GIB)
+TUS_USER_QUOTA = env.int("TUS_USER_QUOTA", default=200 * GIB)
+TUS_EXPIRATION_SECONDS = env.int("TUS_EXPIRATION_SECONDS", default=24 * 3600)
+TUS_METADATA_MAX_BYTES = 4096
+TUS_LOCK_SECONDS = env.int("TUS_LOCK_SECONDS", default=15)
+TUS_DISK_COMMIT_BYTES = env.int("TUS_DISK_COMMIT_BYTES", default=32 * 1024 * 1024)
+TUS_DISK_COMMIT_SECONDS = env.float("TUS_DISK_COMMIT_SECONDS", default=5.0)
+TUS_S3_PART_SIZE = env.int("TUS_S3_PART_SIZE", default=5 * 1024 * 1024)
+TUS_BUFFER_DIR = VAR_DIR / "tmp" / "uploads"
+UPLOAD_PROGRESS_INTERVAL = 0.25  # at most 4 progress messages a second per upload
+
+# --- Transcoding -------------------------------------------------------------------------------
+# The ladder: rungs above the source's displayed height are dropped (see apps/transcode/ladder).
+TRANSCODE_LADDER = [
+    {
+        "name": "1080p",
+        "height": 1080,
+        "bitrate": 5_000_000,
+        "maxrate": 5_350_000,
+        "bufsize": 7_500_000,
+    },
+    {
+        "name": "720p",
+        "height": 720,
+        "bitrate": 2_800_000,
+        "maxrate": 3_000_000,
+        "bufsize": 4_200_000,
+    },
+    {
+        "name": "480p",
+        "height": 480,
+        "bitrate": 1_400_000,
+        "maxrate": 1_500_000,
+        "bufsize": 2_100_000,
+    },
+    {"name": "360p", "height": 360, "bitrate": 800_000, "maxrate": 856_000, "bufsize": 1_200_000},
+    {"name": "240p", "height": 240, "bitrate": 400_000, "maxrate": 428_000, "bufsize": 600_000},
+]
+TRANSCODE_AUDIO = {"bitrate": 128_000, "sample_rate": 48_000, "channels": 2}  # AAC-LC stereo
+TRANSCODE_FFMPEG = env.str("FFMPEG_BINARY", default="")  # else ffmpeg on PATH, else imageio's
+TRANSCODE_PRESET = env.str("TRANSCODE_PRESET", default="veryfast")
+TRANSCODE_THREADS = env.int("TRANSCODE_THREADS", default=0)  # 0: FFmpeg decides
+TRANSCODE_SEGMENT_SECONDS = 4
+TRANSCODE_GOP_SECONDS = 2
+TRANSCODE_MAX_FPS = 60
+TRANSCODE_STORYBOARD = {"interval": 5, "width": 160, "columns": 10, "rows": 10}
+TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
+TRANSCODE_HEARTBEAT_SECONDS = 5
+TRANSCODE_STALE_AFTER_SECONDS = env.int("TRANSCODE_STALE_AFTER_SECONDS", default=60)
+# Time limit of a transcode task: this many seconds per second of video, at least the minimum.
+TRANSCODE_SECONDS_PER_MEDIA_SECOND = env.float("TRANSCODE_SECONDS_PER_MEDIA_SECOND", default=10)
+TRANSCODE_MIN_TIME_LIMIT = 600
+# Below the Redis visibility timeout (environment.py), so a long encode is never handed out twice.
+TRANSCODE_MAX_TIME_LIMIT = 23 * 3600
+TRANSCODE_WORK_DIR = VAR_DIR / "tmp" / "transcode"
+TRANSCODE_PROGRESS_INTERVAL = 0.5
+
+# --- Chains and IPFS ---------------------------------------------------------------------------
+# {"eip155:1": "https://…", "solana:mainnet": "https://…"}; chains not named have no RPC.
+CHAIN_RPC_URLS = env.json("CHAIN_RPC_URLS", default={})
+# {"eip155:137": {"confirmations": 128, "log_range": 2000, "max_base_fee_gwei": 500}}
+CHAIN_OVERRIDES = env.json("CHAIN_OVERRIDES", default={})
+CHAIN_SIGNER_KEY = read_secret(env, "CHAIN_SIGNER_KEY", default="")
+CHAIN_RPC_TIMEOUT = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
+CHAIN_STUCK_AFTER_SECONDS = env.int("CHAIN_STUCK_AFTER_SECONDS", default=180)
+CHAIN_FEE_BUMP_PERCENT = 15  # nodes want >= 10% more to replace a pending transaction
+CHAIN_INDEX_BATCH_SECONDS = 20  # one beat run indexes at most this long per chain
+IPFS_PINNING_URL = env.str("IPFS_PINNING_URL", default="")
+IPFS_PINNING_TOKEN = read_secret(env, "IPFS_PINNING_TOKEN", default="")
+IPFS_POLL_SECONDS = env.float("IPFS_POLL_SECONDS", default=30.0)
+
+# --- Access: wallet sign-in, gates, playback ---------------------------------------------------
+# The site's public origin. Sign-in messages must name its host and scheme, and their URI must be
+# on it; it comes from here, never from a request's Host header.
+STREAMGATE_PUBLIC_URL = env.str(
+    "STREAMGATE_PUBLIC_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+).rstrip("/")
+# EVM chain ids a SIWE message may name; empty: the well-known chains plus those in
+# CHAIN_RPC_URLS (apps.access.services.signin_policy).
+SIGNIN_EVM_CHAIN_IDS = env.list("SIGNIN_EVM_CHAIN_IDS", cast=int, default=[])
+SIGNIN_SOLANA_CHAINS = env.list("SIGNIN_SOLANA_CHAINS", default=["solana:mainnet", "solana:devnet"])
+SIGNIN_NONCE_TTL = env.int("SIGNIN_NONCE_TTL", default=300)
+SIGNIN_MESSAGE_MAX_AGE = env.int("SIGNIN_MESSAGE_MAX_AGE", default=600)
+SIGNIN_CLOCK_SKEW = env.int("SIGNIN_CLOCK_SKEW", default=60)
+SIGNIN_MESSAGE_MAX_LENGTH = env.int("SIGNIN_MESSAGE_MAX_LENGTH", default=2048)
+SIGNIN_TOKEN_TTL = env.int("SIGNIN_TOKEN_TTL", default=7 * 24 * 3600)
+SIGNIN_COOKIE = "sg_signin"
+# Ownership answers: how long a "holds" and a "does not hold" stay cached (the indexer's transfer
+# hook drops them sooner), and how long a viewer waits for the chains.
+GATE_CACHE_POSITIVE_TTL = env.int("GATE_CACHE_POSITIVE_TTL", default=300)
+GATE_CACHE_NEGATIVE_TTL = env.int("GATE_CACHE_NEGATIVE_TTL", default=30)
+GATE_RPC_TIMEOUT = env.float("GATE_RPC_TIMEOUT", default=3.0)
+GATE_EVALUATION_TIMEOUT = env.float("GATE_EVALUATION_TIMEOUT", default=6.0)
+# {"k2": "<secret>", "k1": "<old secret>"}: HMAC keys of playback tokens by id; new tokens use
+# PLAYBACK_KEY_ID, the others stay valid until their tokens expire. Empty: one key derived from
+# SECRET_KEY.
+PLAYBACK_KEYS = read_secret_json(env, "PLAYBACK_KEYS", default={})
+PLAYBACK_KEY_ID = env.str("PLAYBACK_KEY_ID", default="")
+# A token lives long enough to watch the whole content once, plus this, within the maximum.
+PLAYBACK_TOKEN_TTL = env.int("PLAYBACK_TOKEN_TTL", default=900)
+PLAYBACK_TOKEN_MAX_TTL = env.int("PLAYBACK_TOKEN_MAX_TTL", default=6 * 3600)
+# Set to an internal nginx location (e.g. "/protected/") to answer stream requests with
+# X-Accel-Redirect to <prefix><storage path> and let nginx send the bytes.
+STREAM_ACCEL_REDIRECT = env.str("STREAM_ACCEL_REDIRECT", default="")
+STREAM_PRESIGN_SECONDS = env.int("STREAM_PRESIGN_SECONDS", default=120)
+STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
+
+# --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
+_broker = celery_broker_config(REDIS_URL, VAR_DIR / "celery")
+CELERY_BROKER_URL = _broker["broker_url"]
+CELERY_BROKER_TRANSPORT_OPTIONS = _broker["broker_transport_options"]
+CELERY_RESULT_BACKEND = _broker["result_backend"]
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "uploads-reap": {"task": "apps.uploads.tasks.uploads_reap", "schedule": 600},
+    "transcode-reap": {"task": "apps.transcode.tasks.transcode_reap", "schedule": 60},
+    "chain-index": {"task": "apps.chain.tasks.chain_index_all", "schedule": 15},
+    "chain-gas": {"task": "apps.chain.tasks.chain_gas_sample_all", "schedule": 60},
+    "access-prune": {"task": "apps.access.tasks.access_prune", "schedule": 3600},
+}
+
+# --- Observability -----------------------------------------------------------------------------
+SENTRY_DSN = read_secret(env, "SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="local")
+STREAMGATE_RELEASE = env.str("STREAMGATE_RELEASE", default="streamgate@dev")
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+if SENTRY_DSN:
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=STREAMGATE_RELEASE)

@@ -1,0 +1,195 @@
+"""Turn environment values into Django, Celery and Channels configuration.
+
+Each function takes plain values and returns plain dicts so that the choice between embedded
+defaults and real services is made in one place and can be tested without importing settings.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import environ
+
+EMBEDDED_CACHE = "django_prometheus.cache.backends.filebased.FileBasedCache"
+REDIS_CACHE = "django_prometheus.cache.backends.redis.RedisCache"
+FILESYSTEM_CHANNEL_LAYER = "streamgate.channel_layers.FilesystemChannelLayer"
+REDIS_CHANNEL_LAYER = "channels_redis.core.RedisChannelLayer"
+
+# The longest transcode we allow (TRANSCODE_MAX_TIME_LIMIT) must finish before Redis redelivers
+# its unacknowledged message to another worker, or a slow encode would run twice. A worker that
+# dies is noticed sooner by the transcode reaper (heartbeats), not by this timeout.
+REDIS_VISIBILITY_TIMEOUT = 24 * 3600
+
+_PROMETHEUS_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
+def read_secret(env: environ.Env, name: str, default: Any) -> Any:
+    """Read a secret from NAME, or from the file named by NAME_FILE (Docker secrets)."""
+    path = env.str(f"{name}_FILE", default="")
+    if path:
+        return Path(path).read_text().strip()
+    return env.str(name, default=default)
+
+
+def read_secret_json(env: environ.Env, name: str, default: Any) -> Any:
+    """A JSON secret from NAME or NAME_FILE; a value that is not JSON stops startup with its
+    name (never its content)."""
+    import json
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    text = read_secret(env, name, default="")
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be JSON.") from None
+
+
+def database_config(url: str, *, conn_max_age: int) -> dict[str, Any]:
+    """A DATABASES entry for the URL, instrumented for Prometheus."""
+    config = environ.Env.db_url_config(url)
+    config["ENGINE"] = _PROMETHEUS_ENGINES.get(config["ENGINE"], config["ENGINE"])
+    config["CONN_MAX_AGE"] = conn_max_age
+    config["CONN_HEALTH_CHECKS"] = True
+    options = config.setdefault("OPTIONS", {})
+    if config["ENGINE"].endswith("sqlite3"):
+        # The web process and the worker write to one file: WAL lets readers go on during a
+        # write, IMMEDIATE transactions take the write lock up front instead of failing midway.
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+    else:
+        options.setdefault("connect_timeout", 5)
+        if conn_max_age == 0:
+            # A connection pool (psycopg_pool) instead of a new connection per request: under
+            # ASGI each request runs in its own thread, so persistent connections don't apply.
+            options.setdefault("pool", {"min_size": 2, "max_size": 20, "timeout": 10})
+    return config
+
+
+def cache_config(redis_url: str, folder: Path) -> dict[str, Any]:
+    """Redis through django-redis when REDIS_URL is set, else files under ``folder``.
+
+    Not a per-process memory cache: the worker invalidates entries (ownership answers) that the
+    web process reads, so both must see one cache.
+    """
+    if not redis_url:
+        return {"default": {"BACKEND": EMBEDDED_CACHE, "LOCATION": str(folder)}}
+    return {
+        "default": {
+            "BACKEND": REDIS_CACHE,
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "sg",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+        }
+    }
+
+
+def channel_layer_config(redis_url: str, folder: Path) -> dict[str, Any]:
+    """channels-redis when REDIS_URL is set, else the cross-process filesystem layer."""
+    if redis_url:
+        return {
+            "default": {
+                "BACKEND": REDIS_CHANNEL_LAYER,
+                "CONFIG": {"hosts": [redis_url], "prefix": "sg-asgi", "capacity": 1000},
+            }
+        }
+    return {"default": {"BACKEND": FILESYSTEM_CHANNEL_LAYER, "CONFIG": {"root": str(folder)}}}
+
+
+def celery_broker_config(redis_url: str, folder: Path) -> dict[str, Any]:
+    """Redis as broker and result backend, or kombu's filesystem transport under ``folder``.
+
+    The filesystem transport needs no server, survives restarts (messages are files) and carries
+    tasks between separate web and worker processes, which an in-memory transport cannot.
+    """
+    if redis_url:
+        return {
+            "broker_url": redis_url,
+            "broker_transport_options": {
+                "visibility_timeout": REDIS_VISIBILITY_TIMEOUT,
+                "socket_connect_timeout": 3,
+                "socket_timeout": 10,
+            },
+            "result_backend": redis_url,
+        }
+    messages = folder / "messages"
+    for sub in (messages, folder / "control", folder / "results"):
+        sub.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_url": "filesystem://",
+        "broker_transport_options": {
+            "data_folder_in": str(messages),
+            "data_folder_out": str(messages),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        },
+        "result_backend": f"file://{folder / 'results'}",
+    }
+
+
+def storages_config(
+    *,
+    bucket: str,
+    endpoint_url: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    media_root: Path,
+) -> dict[str, Any]:
+    """The STORAGES setting: S3 (django-storages) when a bucket is named, else local disk."""
+    staticfiles = {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}
+    if not bucket:
+        return {
+            "default": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(media_root), "base_url": "/media/"},
+            },
+            "staticfiles": staticfiles,
+        }
+    options: dict[str, Any] = {
+        "bucket_name": bucket,
+        "region_name": region,
+        "default_acl": None,
+        "file_overwrite": True,
+        "querystring_auth": True,
+        "querystring_expire": 300,
+        "signature_version": "s3v4",
+    }
+    if endpoint_url:
+        # MinIO and other S3-compatible servers want path-style addressing.
+        options["endpoint_url"] = endpoint_url
+        options["addressing_style"] = "path"
+    if access_key:
+        options["access_key"] = access_key
+        options["secret_key"] = secret_key
+    return {
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+        "staticfiles": staticfiles,
+    }
+
+
+def sentry_init(*, dsn: str, environment: str, release: str) -> None:
+    """Turn on sentry-sdk for Django, Celery and Redis; personal data stays off."""
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.redis import RedisIntegration
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release,
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+        integrations=[DjangoIntegration(), CeleryIntegration(), RedisIntegration()],
+    )

@@ -1,0 +1,19 @@
+"""The test suite: real PostgreSQL and Redis unless the environment names others.
+
+Everything else is base's, plus a fast password hasher and a fixed secret key.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/streamgate")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+# Media, broker folders and the like go to a fresh folder per run, never into the checkout's var/.
+os.environ.setdefault("STREAMGATE_VAR_DIR", tempfile.mkdtemp(prefix="streamgate-test-"))
+
+from streamgate.settings.base import *  # noqa: F403
+
+SECRET_KEY = "test-only-secret-key"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite signs in far more often than a person; the throttle has its own test.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "100000/min"}}  # noqa: F405

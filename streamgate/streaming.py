@@ -1,0 +1,172 @@
+"""Request bodies that reach the view as they arrive, for tus uploads.
+
+Django's ASGIHandler reads the whole body into a temporary file before it calls the view. For an
+upload that is wrong twice over: a client that sends a 5 GB file in one PATCH (tus-js-client's and
+Uppy's default) writes it to disk twice, and if its connection drops at 4.9 GB, nothing is kept,
+so "resume" starts from zero. For the paths in ``settings.STREAMING_BODY_PATHS`` this handler
+instead gives the view a file-like object that pulls ``http.request`` messages from the server
+as the view reads. The server (uvicorn) stops reading the socket while the view is busy, so
+memory stays at one message whatever the size of the body; a client that disconnects mid-body
+shows up as an early end of the body, and the view keeps what it received.
+
+Everything else (middleware, authentication, CSRF, CORS, metrics) runs exactly as for any
+request, because only ``read_body`` and ``listen_for_disconnect`` change.
+"""
+
+import asyncio
+import io
+import re
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+
+
+class ReceiveStream(io.RawIOBase):
+    """A readable, non-seekable body over ASGI ``receive``, read from the view's thread."""
+
+    def __init__(self, receive) -> None:
+        super().__init__()
+        self._receive = receive
+        self._chunks: deque[memoryview] = deque()  # received, not yet read; no copies
+        self._buffered = 0
+        self._more = True
+        self.idle_timeout = settings.STREAMING_BODY_IDLE_TIMEOUT
+        self.disconnected = False
+        self.timed_out = False
+        self.finished = asyncio.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def _finish(self) -> None:
+        self._more = False
+        self.finished.set()  # runs on the event loop (inside _fill)
+
+    def readinto(self, buffer) -> int:
+        if not self._buffered and self._more:
+            # One hop to the event loop per call, which gathers as many ASGI messages (64 KiB
+            # each with uvicorn) as the caller asked for: hops, not bytes, are what cost here.
+            async_to_sync(self._fill)(len(buffer))
+        target = memoryview(buffer).cast("B")
+        count = 0
+        while self._chunks and count < len(target):
+            chunk = self._chunks[0]
+            take = min(len(chunk), len(target) - count)
+            target[count : count + take] = chunk[:take]
+            count += take
+            if take == len(chunk):
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = chunk[take:]
+        self._buffered -= count
+        return count
+
+    def chunks(self, gather: int = 1024 * 1024) -> Iterator[memoryview]:
+        """The body as the server delivered it, without copying: for writers that take any
+        bytes-like object. Gathers about ``gather`` bytes per hop to the event loop."""
+        while True:
+            if not self._chunks and self._more:
+                async_to_sync(self._fill)(gather)
+            if not self._chunks:
+                return
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            yield chunk
+
+    async def _fill(self, wanted: int) -> None:
+        while self._more and self._buffered < wanted:
+            try:
+                message = await asyncio.wait_for(self._receive(), self.idle_timeout)
+            except TimeoutError:
+                # A client that sends nothing for this long is as good as gone (a dead mobile
+                # link keeps its TCP connection open for minutes): end the body here, so the
+                # view stores what arrived and frees its lease and database connection.
+                message = {"type": "http.disconnect"}
+                self.timed_out = True
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                self._finish()
+                continue
+            body = message.get("body", b"")
+            if body:
+                self._chunks.append(memoryview(body))
+                self._buffered += len(body)
+            if not message.get("more_body", False):
+                self._finish()
+
+
+class _StreamedBody(io.BufferedReader):
+    """The request's body file; remembers its ReceiveStream for ``request.body_chunks``."""
+
+    def __init__(self, stream: ReceiveStream) -> None:
+        super().__init__(stream, buffer_size=1024 * 1024)
+        self.stream = stream
+
+
+class _StreamingReceive:
+    """Marks a request whose body streams; carries the stream and the real ``receive``."""
+
+    def __init__(self, receive, stream: ReceiveStream) -> None:
+        self.receive = receive
+        self.stream = stream
+
+    async def __call__(self) -> dict[str, Any]:
+        return await self.receive()
+
+
+class StreamingBodyASGIHandler(ASGIHandler):
+    """Django's ASGI handler, streaming the bodies of the configured paths to the view, and
+    running the (synchronous) middleware chain in one thread per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streaming_paths = [re.compile(pattern) for pattern in settings.STREAMING_BODY_PATHS]
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        """Build the chain in sync mode and enter it with one thread hop.
+
+        Our middleware is synchronous (WhiteNoise, django-prometheus and Django's own
+        MiddlewareMixin classes, which under an async chain cost two hops each): built for async,
+        a request crossed between the event loop and a thread about fifteen times, a few
+        milliseconds of pure overhead. Django's handler still gives each request its own thread
+        (ThreadSensitiveContext), so requests run concurrently as before.
+        """
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+    def streams(self, scope: dict[str, Any]) -> bool:
+        return scope.get("method") in ("POST", "PATCH", "PUT") and any(
+            pattern.match(scope.get("path", "")) for pattern in self.streaming_paths
+        )
+
+    async def handle(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and self.streams(scope):
+            receive = _StreamingReceive(receive, ReceiveStream(receive))
+        await super().handle(scope, receive, send)
+
+    def create_request(self, scope, body_file):
+        request, error = super().create_request(scope, body_file)
+        if request is not None and isinstance(body_file, _StreamedBody):
+            # Views that can write memoryviews read the chunks directly (no copies); the
+            # request's file interface stays usable for everything else.
+            request.body_chunks = body_file.stream.chunks
+        return request, error
+
+    async def read_body(self, receive):
+        if isinstance(receive, _StreamingReceive):
+            return _StreamedBody(receive.stream)
+        return await super().read_body(receive)
+
+    async def listen_for_disconnect(self, receive):
+        if isinstance(receive, _StreamingReceive):
+            # The body belongs to the view until it is read to the end; only then may this
+            # listener take messages (and learn of a disconnect) from the server.
+            await receive.stream.finished.wait()
+            if receive.stream.disconnected:
+                await asyncio.Event().wait()  # already gone: let the view finish its commit
+            receive = receive.receive
+        return await super().listen_for_disconnect(receive)

@@ -1,0 +1,34 @@
+"""Tasks for the routing tests, named like each app's tasks so the real routes apply to them.
+
+A worker started with ``--include tests.support.celery_tasks`` registers them.
+"""
+
+from celery import shared_task
+
+
+def _delivery(request) -> dict:
+    return {
+        "routing_key": request.delivery_info.get("routing_key"),
+        "hostname": request.hostname,
+        "args": list(request.args),
+    }
+
+
+@shared_task(bind=True, name="apps.uploads.tasks.routing_probe")
+def uploads_probe(self, payload):
+    return _delivery(self.request)
+
+
+@shared_task(bind=True, name="apps.transcode.tasks.routing_probe")
+def transcode_probe(self, payload):
+    return _delivery(self.request)
+
+
+@shared_task(bind=True, name="apps.chain.tasks.routing_probe")
+def chain_probe(self, payload):
+    return _delivery(self.request)
+
+
+@shared_task(bind=True, name="apps.content.tasks.routing_probe")
+def default_probe(self, payload):
+    return _delivery(self.request)
