@@ -1,0 +1,153 @@
+"""Content REST API: thin doors into selectors and services."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.chain.services import pin_request, registration_request
+from apps.content.api.pagination import ContentPagination
+from apps.content.api.serializers import (
+    ContentCreateInputSerializer,
+    ContentListFilterSerializer,
+    ContentOutputSerializer,
+    ContentUpdateInputSerializer,
+    RegisterInputSerializer,
+)
+from apps.content.models import Content, ContentStatus
+from apps.content.selectors import content_can_manage, content_list, content_visible_to
+from apps.content.services import content_create, content_delete, content_update
+from apps.transcode.services import transcode_retry
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List contents",
+        description="Ready content of everyone, plus your own in any status (staff: all).",
+        parameters=[
+            OpenApiParameter("status", str, enum=ContentStatus.values),
+            OpenApiParameter("owner", str, description="A username, or 'me'."),
+        ],
+        responses=ContentOutputSerializer(many=True),
+    ),
+    create=extend_schema(
+        summary="Create a draft",
+        request=ContentCreateInputSerializer,
+        responses={201: ContentOutputSerializer},
+    ),
+    retrieve=extend_schema(summary="Get a content", responses=ContentOutputSerializer),
+    partial_update=extend_schema(
+        summary="Edit title, description or gate (owner or staff)",
+        request=ContentUpdateInputSerializer,
+        responses=ContentOutputSerializer,
+    ),
+    destroy=extend_schema(
+        summary="Delete a content and its files (owner or staff)", responses={204: None}
+    ),
+)
+class ContentViewSet(viewsets.GenericViewSet):
+    # Only for the schema generator, which reads the model (and the uuid pk) from it.
+    queryset = Content.objects.none()
+    pagination_class = ContentPagination
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    lookup_field = "pk"
+    lookup_value_regex = UUID_PATTERN
+    serializer_class = ContentOutputSerializer
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def _visible(self, pk: str) -> Content:
+        content = content_visible_to(self.request.user).filter(pk=pk).first()
+        if content is None:
+            raise NotFound("No such content.")
+        return content
+
+    def _manageable(self, pk: str) -> Content:
+        content = self._visible(pk)
+        if not content_can_manage(user=self.request.user, content=content):
+            raise PermissionDenied("Only the owner or staff can change this content.")
+        return content
+
+    def _output(self, content: Content, code: int = status.HTTP_200_OK) -> Response:
+        return Response(
+            ContentOutputSerializer(content, context={"request": self.request}).data, status=code
+        )
+
+    def list(self, request: Request) -> Response:
+        filters = ContentListFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        contents = content_list(user=request.user, **filters.validated_data)
+        page = self.paginate_queryset(contents)
+        data = ContentOutputSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    def create(self, request: Request) -> Response:
+        data = ContentCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        content = content_create(owner=request.user, **data.validated_data)
+        return self._output(content, status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return self._output(self._visible(pk))
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        content = self._manageable(pk)
+        data = ContentUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        content = content_update(content=content, **data.validated_data)
+        return self._output(content_visible_to(request.user).get(pk=content.pk))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        content_delete(content=self._manageable(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Register a ready content on a chain's ContentRegistry (owner or staff)",
+        request=RegisterInputSerializer,
+        responses={202: ContentOutputSerializer, 404: None, 409: None},
+    )
+    @action(detail=True, methods=["post"])
+    def register(self, request: Request, pk: str) -> Response:
+        content = self._manageable(pk)
+        data = RegisterInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        registration_request(
+            content=content, caip2=data.validated_data["chain"], price=data.validated_data["price"]
+        )
+        return self._output(
+            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        summary="Pin the content's original on IPFS through the pinning service (owner or staff)",
+        request=None,
+        responses={202: ContentOutputSerializer, 409: None},
+    )
+    @action(detail=True, methods=["post"])
+    def pin(self, request: Request, pk: str) -> Response:
+        content = self._manageable(pk)
+        pin_request(content=content)
+        return self._output(
+            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        summary="Encode a failed content again (owner or staff)",
+        request=None,
+        responses={202: ContentOutputSerializer, 409: None},
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        content = self._manageable(pk)
+        transcode_retry(content=content)
+        return self._output(
+            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
+        )

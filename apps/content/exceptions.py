@@ -1,0 +1,9 @@
+from streamgate.exceptions import DomainError, NotAllowed
+
+
+class NotACreator(NotAllowed):
+    """Only creators may create and upload content."""
+
+
+class BadGate(DomainError):
+    """A gate rule that cannot be enforced (400, with the path of the bad node)."""

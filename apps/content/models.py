@@ -1,0 +1,97 @@
+"""Content (one video and its state) and its renditions."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ContentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    UPLOADING = "uploading", "Uploading"
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Content(models.Model):
+    """One video a creator publishes. ``status`` follows the public contract:
+    draft -> uploading -> queued -> processing -> ready | failed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="contents"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=5000)
+    status = models.CharField(
+        max_length=16, choices=ContentStatus.choices, default=ContentStatus.DRAFT
+    )
+    progress = models.PositiveSmallIntegerField(
+        default=0, help_text="0-100: how far the current phase (upload, processing) is."
+    )
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why processing failed, for the creator.")
+    gate = models.JSONField(null=True, blank=True, help_text="Who may watch; null means anyone.")
+    source_path = models.CharField(
+        max_length=500, blank=True, help_text="Storage path of the uploaded original."
+    )
+    source_size = models.BigIntegerField(null=True, blank=True)
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    poster = models.CharField(
+        max_length=500, blank=True, help_text="Storage path of the poster image, once encoded."
+    )
+    published_job = models.ForeignKey(
+        "transcode.TranscodeJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The job whose outputs players get; switched in one step when a job finishes.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="content_status_created"),
+            models.Index(fields=["owner", "-created_at"], name="content_owner_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="content_progress_0_100"),
+            models.CheckConstraint(
+                condition=Q(status__in=ContentStatus.values), name="content_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.status})"
+
+
+class Rendition(models.Model):
+    """One rung of the encoded ladder, as players see it."""
+
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="renditions")
+    name = models.CharField(max_length=32, help_text="The rung, e.g. 720p.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bitrate = models.PositiveIntegerField(help_text="Peak video bitrate, bits per second.")
+    average_bitrate = models.PositiveIntegerField(
+        default=0, help_text="Average video bitrate, bits per second."
+    )
+    codecs = models.CharField(max_length=100, help_text="RFC 6381 codecs string.")
+    playlist = models.CharField(max_length=500, help_text="Storage path of the media playlist.")
+
+    class Meta:
+        ordering = ["-height"]
+        constraints = [
+            models.UniqueConstraint(fields=["content", "name"], name="rendition_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id} {self.name}"

@@ -1,0 +1,62 @@
+"""Reads of content shared by the API, the websocket consumer and tasks."""
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from apps.content.models import Content, ContentStatus
+
+
+def content_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Content]:
+    """Contents ``user`` may see: staff see all; others see ready content and their own."""
+    contents = Content.objects.select_related("owner").prefetch_related(
+        "renditions", "registrations__contract", "pins"
+    )
+    if user.is_authenticated and user.is_staff:
+        return contents
+    visible = Q(status=ContentStatus.READY)
+    if user.is_authenticated:
+        visible |= Q(owner=user)
+    return contents.filter(visible)
+
+
+def content_list(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    status: str | None = None,
+    owner: str | None = None,
+) -> QuerySet[Content]:
+    """Visible contents, newest first, optionally of one status and of one owner (a username,
+    or ``me``)."""
+    contents = content_visible_to(user)
+    if status:
+        contents = contents.filter(status=status)
+    if owner == "me":
+        contents = contents.filter(owner_id=user.pk) if user.is_authenticated else contents.none()
+    elif owner:
+        contents = contents.filter(owner__username=owner)
+    return contents.order_by("-created_at", "-id")
+
+
+def content_can_manage(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> bool:
+    """Owners and staff manage a content (edit, delete, retry, follow its progress)."""
+    return (
+        user.is_authenticated and user.is_active and (user.is_staff or content.owner_id == user.pk)
+    )
+
+
+def content_get_manageable(
+    *, user: AbstractBaseUser | AnonymousUser, content_id: uuid.UUID | str
+) -> Content | None:
+    """The content if ``user`` may manage it, else None (missing or someone else's)."""
+    content = Content.objects.filter(pk=content_id).first()
+    if content is None or not content_can_manage(user=user, content=content):
+        return None
+    return content
+
+
+def content_status_message(content: Content) -> dict[str, Any]:
+    """The websocket contract's status message for the content's current state."""
+    return {"type": "status", "status": content.status, "error": content.error or None}

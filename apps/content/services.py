@@ -1,0 +1,126 @@
+"""Every write to Content. A reader finds every way a Content changes in this file."""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from apps.access.gates import GateInvalid, gate_validate
+from apps.access.selectors import user_is_creator
+from apps.content.exceptions import BadGate, NotACreator
+from apps.content.models import Content, ContentStatus
+from apps.content.realtime import content_broadcast
+from apps.content.selectors import content_status_message
+from streamgate.celery import enqueue_on_commit
+
+UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
+
+
+@transaction.atomic
+def content_create(
+    *,
+    owner: AbstractBaseUser,
+    title: str,
+    description: str = "",
+    gate: dict[str, Any] | None = None,
+) -> Content:
+    """A new draft owned by ``owner``, who must be a creator."""
+    if not user_is_creator(owner):
+        raise NotACreator("Only creators can publish content.", reason="not_a_creator")
+    return Content.objects.create(
+        owner=owner, title=title, description=description, gate=_gate_checked(gate)
+    )
+
+
+def _gate_checked(gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The gate's normal form; a rule that cannot be enforced is refused when saved."""
+    try:
+        return gate_validate(gate)
+    except GateInvalid as error:
+        raise BadGate(
+            f"Invalid gate at {error.path}: {error.message}", reason="gate_invalid"
+        ) from None
+
+
+@transaction.atomic
+def content_update(
+    *,
+    content: Content,
+    title: str = UNCHANGED,
+    description: str = UNCHANGED,
+    gate: dict[str, Any] | None = UNCHANGED,
+) -> Content:
+    """Change the editable fields that are given; status and media fields are not editable."""
+    changes = {
+        field: value
+        for field, value in (("title", title), ("description", description), ("gate", gate))
+        if value is not UNCHANGED
+    }
+    if "gate" in changes:
+        changes["gate"] = _gate_checked(changes["gate"])
+    for field, value in changes.items():
+        setattr(content, field, value)
+    content.save(update_fields=[*changes, "updated_at"])
+    return content
+
+
+@transaction.atomic
+def content_delete(*, content: Content) -> None:
+    """Delete the content; its stored files are removed by a task once the delete commits."""
+    from apps.content.tasks import content_files_delete
+
+    content_id = str(content.id)
+    content.delete()
+    enqueue_on_commit(content_files_delete, content_id)
+
+
+@transaction.atomic
+def content_status_set(
+    *, content: Content, status: ContentStatus, error: str = "", progress: int | None = None
+) -> Content:
+    """Move the content to ``status`` and tell its websocket listeners.
+
+    Writes only the status fields, so a concurrent edit of the title or gate is never undone by a
+    stale instance.
+    """
+    changes: dict[str, Any] = {"status": status, "error": error, "updated_at": timezone.now()}
+    if progress is not None:
+        changes["progress"] = progress
+    Content.objects.filter(pk=content.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(content, field, value)
+    content_broadcast(content_id=content.id, message=content_status_message(content))
+    return content
+
+
+@transaction.atomic
+def content_source_attach(
+    *,
+    content: Content,
+    path: str,
+    size: int,
+    sha256: str,
+    duration: float | None,
+    width: int | None,
+    height: int | None,
+) -> Content:
+    """Record the content's uploaded original (and what probing it found)."""
+    changes: dict[str, Any] = {
+        "source_path": path,
+        "source_size": size,
+        "source_sha256": sha256,
+        "duration": duration,
+        "width": width,
+        "height": height,
+        "updated_at": timezone.now(),
+    }
+    Content.objects.filter(pk=content.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(content, field, value)
+    return content
+
+
+def content_progress_set(*, content_id: str, progress: int) -> None:
+    """Record how far the current stage is (0-100); no message: callers send their own."""
+    Content.objects.filter(pk=content_id).update(progress=max(0, min(100, progress)))
