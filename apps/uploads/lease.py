@@ -1,0 +1,100 @@
+"""The write lease: one request at a time may write an upload's bytes.
+
+Taken with a conditional UPDATE that also checks the offset the client claims and that the upload
+still receives, so of two racing PATCHes exactly one wins and a PATCH prepared against a stale
+offset never writes. Renewed before any byte is written once a third of its lifetime has passed,
+so a request that stalled past its lease (and may have been replaced) stops before touching the
+bytes again. A writer that dies stops renewing; its lease runs out after TUS_LOCK_SECONDS.
+"""
+
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from apps.uploads.exceptions import OffsetMismatch, UploadBusy
+from apps.uploads.models import Upload, UploadState
+
+
+def lease_free(now: datetime | None = None) -> Q:
+    """Uploads nobody is writing to (no lease, or a lease that ran out)."""
+    return Q(lock_token="") | Q(lock_expires_at__lt=now or timezone.now())
+
+
+class WriteLease:
+    def __init__(self, upload: Upload, token: str) -> None:
+        self.upload = upload
+        self.token = token
+        self.renewed_at = time.monotonic()
+
+    @staticmethod
+    def _until() -> datetime:
+        return timezone.now() + timedelta(seconds=settings.TUS_LOCK_SECONDS)
+
+    @classmethod
+    def acquire(cls, upload: Upload, *, offset: int | None = None) -> "WriteLease":
+        """Take the lease of a receiving upload (at ``offset``, when given) and reload the
+        upload as the lease found it. OffsetMismatch or UploadBusy when that is not possible."""
+        token = secrets.token_hex(16)
+        claim = Upload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING)
+        if offset is not None:
+            claim = claim.filter(offset=offset)
+        if not claim.filter(lease_free()).update(lock_token=token, lock_expires_at=cls._until()):
+            upload.refresh_from_db()
+            if offset is not None and upload.offset != offset:
+                raise OffsetMismatch(
+                    f"Upload-Offset {offset} does not match the {upload.offset} bytes received; "
+                    "ask HEAD for the offset and resume from there.",
+                    reason="offset",
+                )
+            raise UploadBusy(
+                "Another request is writing to this upload; retry when it has finished.",
+                reason="locked",
+            )
+        upload.refresh_from_db()
+        return cls(upload, token)
+
+    def owned(self) -> QuerySet[Upload]:
+        return Upload.objects.filter(
+            pk=self.upload.pk, lock_token=self.token, state=UploadState.RECEIVING
+        )
+
+    def renew(self, **fields: Any) -> None:
+        """Extend the lease (and write ``fields`` in the same UPDATE); UploadBusy if it was lost."""
+        if not self.owned().update(lock_expires_at=self._until(), **fields):
+            raise UploadBusy(
+                "This upload's write lease ran out or it was ended; resume from HEAD.",
+                reason="locked",
+            )
+        self.renewed_at = time.monotonic()
+        _release_pooled_connection()
+
+    def check(self) -> None:
+        """Renew when a third of the lease has passed, so the next write is covered."""
+        if time.monotonic() - self.renewed_at >= settings.TUS_LOCK_SECONDS / 3:
+            self.renew()
+
+    def guard(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield ``blocks``, checking the lease before each one."""
+        for block in blocks:
+            self.check()
+            yield block
+
+    def release(self) -> None:
+        Upload.objects.filter(pk=self.upload.pk, lock_token=self.token).update(
+            lock_token="", lock_expires_at=None
+        )
+
+
+def _release_pooled_connection() -> None:
+    """Between writes a streaming PATCH waits on its client, maybe for long: give its pooled
+    database connection back meanwhile, so slow clients cannot exhaust the pool. (SQLite has
+    no pool and reconnecting costs more than it saves.)"""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        connection.close()
