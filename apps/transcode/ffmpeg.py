@@ -1,0 +1,392 @@
+"""The boundary to FFmpeg: build the one command that encodes a whole job, run it, and read its
+``-progress`` output. Nothing else lives here.
+
+One process decodes the source once; a ``split`` feeds a ``scale`` per rung (libx264, closed
+GOPs of ``gop_seconds`` aligned across rungs, no scene-cut keyframes), one branch writes the
+poster and one the storyboard sprite sheets. The DASH muxer writes CMAF fMP4 segments once and
+both manifests (MPD and HLS playlists) that reference them.
+"""
+
+import collections
+import ctypes
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import imageio_ffmpeg
+
+from apps.transcode.ladder import PlannedRung
+
+STDERR_TAIL_LINES = 60
+PR_SET_PDEATHSIG = 1
+
+
+def ffmpeg_binary(configured: str = "") -> str:
+    """The configured binary, else ``ffmpeg`` on PATH, else the one imageio-ffmpeg ships."""
+    if configured:
+        return configured
+    return shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    interval: float  # seconds between thumbnails
+    width: int
+    height: int
+    columns: int
+    rows: int
+
+    @property
+    def per_sheet(self) -> int:
+        return self.columns * self.rows
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    source: str
+    output_dir: Path
+    rungs: list[PlannedRung]
+    frame_rate: Fraction
+    duration: float
+    has_audio: bool
+    preset: str
+    segment_seconds: int
+    gop_seconds: int
+    audio_bitrate: int
+    audio_sample_rate: int
+    audio_channels: int
+    poster_at: float
+    storyboard: Storyboard
+    display_aspect: Fraction = Fraction(16, 9)
+    threads: int = 0
+    input_format: str | None = None  # the probed demuxer: never let FFmpeg guess (playlists!)
+
+    @property
+    def source_is_url(self) -> bool:
+        return self.source.startswith(("http://", "https://"))
+
+    @property
+    def gop_frames(self) -> int:
+        return max(1, round(self.frame_rate * self.gop_seconds))
+
+
+MANIFEST = "manifest.mpd"
+POSTER = "poster.jpg"
+SPRITE_PATTERN = "storyboard/sprite-%03d.jpg"
+
+
+def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
+    """The whole job as one FFmpeg command line (built with ffmpeg-python)."""
+    source = ffmpeg.input(plan.source, **_input_options(plan))
+    video = (
+        source["v:0"]
+        .filter("fps", fps=str(plan.frame_rate))
+        .filter("format", "yuv420p")  # 10-bit, 4:2:2, RGB… all leave as 8-bit 4:2:0
+        .split()
+    )
+    branches = [video[index] for index in range(len(plan.rungs) + 2)]
+    # Rounding to even widths bends the aspect ratio a hair (854x480 is not 16:9): the pixels
+    # get the aspect that makes every rung show exactly the source's shape, as DASH requires
+    # of one adaptation set.
+    scaled = [
+        branch.filter("scale", rung.width, rung.height, flags="bicubic").filter(
+            "setdar", f"{plan.display_aspect.numerator}/{plan.display_aspect.denominator}"
+        )
+        for branch, rung in zip(branches, plan.rungs, strict=False)
+    ]
+    top = plan.rungs[0]
+    poster = (
+        branches[-2]
+        .filter("trim", start=f"{plan.poster_at:.3f}")
+        .filter("setpts", "PTS-STARTPTS")
+        .filter("scale", top.width, top.height)
+        .filter("setsar", "1")
+    )
+    board = plan.storyboard
+    sprites = (
+        branches[-1]
+        # eof_action=pass: a clip shorter than half an interval still gets its thumbnail.
+        .filter("fps", fps=f"1/{board.interval:g}", eof_action="pass")
+        .filter("scale", board.width, board.height)
+        .filter("tile", f"{board.columns}x{board.rows}")
+    )
+    streams = [*scaled, source["a:0"]] if plan.has_audio else scaled
+    options: dict[str, str | int] = {
+        "c:v": "libx264",
+        "preset": plan.preset,
+        "profile:v": "high",
+        "pix_fmt": "yuv420p",
+        "g": plan.gop_frames,
+        "keyint_min": plan.gop_frames,
+        "sc_threshold": 0,
+        "flags": "+cgop",
+        "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
+        "f": "dash",
+        "seg_duration": plan.segment_seconds,
+        "use_template": 1,
+        "use_timeline": 0,
+        "hls_playlist": 1,
+        "adaptation_sets": "id=0,streams=v id=1,streams=a" if plan.has_audio else "id=0,streams=v",
+        "map_metadata": -1,
+        "map_chapters": -1,
+    }
+    for index, rung in enumerate(plan.rungs):
+        options[f"b:v:{index}"] = rung.bitrate
+        options[f"maxrate:v:{index}"] = rung.maxrate
+        options[f"bufsize:v:{index}"] = rung.bufsize
+    if plan.has_audio:
+        options.update(
+            {
+                "c:a": "aac",
+                "b:a": plan.audio_bitrate,
+                "ar": plan.audio_sample_rate,
+                "ac": plan.audio_channels,
+            }
+        )
+    if plan.threads:
+        options["threads"] = plan.threads
+    ladder = ffmpeg.output(*streams, str(plan.output_dir / MANIFEST), **options)
+    poster_out = ffmpeg.output(
+        poster, str(plan.output_dir / POSTER), vframes=1, update=1, **{"q:v": 3}
+    )
+    sprite_out = ffmpeg.output(
+        sprites, str(plan.output_dir / SPRITE_PATTERN), **{"q:v": 4, "start_number": 1}
+    )
+    return (
+        ffmpeg.merge_outputs(ladder, poster_out, sprite_out)
+        .global_args("-hide_banner", "-nostats", "-progress", "pipe:1", "-stats_period", "0.5")
+        .overwrite_output()
+        .compile(cmd=binary)
+    )
+
+
+def _input_options(plan: EncodePlan) -> dict[str, str | int]:
+    options: dict[str, str | int] = {}
+    if plan.input_format:
+        options["f"] = plan.input_format
+    if plan.source_is_url:
+        # A presigned S3 URL: survive dropped connections, give up on a silent server.
+        options.update(
+            protocol_whitelist="http,https,tcp,tls,crypto",
+            reconnect=1,
+            reconnect_on_network_error=1,
+            reconnect_delay_max=10,
+            rw_timeout=30_000_000,
+        )
+    else:
+        options["protocol_whitelist"] = "file"
+    return options
+
+
+def command_line(args: list[str], *, secret: str | None = None) -> str:
+    """``args`` as one shell line, for the job record and for running it by hand; a signed
+    source URL loses its query string (the signature) on the way."""
+    if secret and "?" in secret:
+        args = [
+            arg.replace(secret, secret.split("?", 1)[0] + "?<signature removed>") for arg in args
+        ]
+    return shlex.join(args)
+
+
+_SIGNED_URL = re.compile(r"(https?://[^\s'\"]+?)\?[^\s'\"]*")
+
+
+def redact_urls(text: str) -> str:
+    """Strip query strings (signatures) from URLs in FFmpeg's log."""
+    return _SIGNED_URL.sub(r"\1?<removed>", text)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def parse_progress(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """Group FFmpeg's ``-progress`` key=value lines into one dict per report."""
+    block: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if not sep:
+            continue
+        block[key] = value.strip()
+        if key == "progress":
+            yield block
+            block = {}
+
+
+def progress_percent(block: dict[str, str], duration: float) -> float | None:
+    """How far the encode is, 0-100, from a report's out_time; None when it says nothing."""
+    raw = block.get("out_time_us") or block.get("out_time_ms")
+    if block.get("progress") == "end":
+        return 100.0
+    if not raw or raw == "N/A" or duration <= 0:
+        return None
+    try:
+        seconds = int(raw) / 1_000_000
+    except ValueError:
+        return None
+    return max(0.0, min(99.9, 100 * seconds / duration))
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    stderr_tail: str
+    cancelled: bool = False
+    seconds: float = 0.0
+    reports: int = 0
+    last_report: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.cancelled
+
+
+class EncodeFailed(Exception):
+    """FFmpeg exited with an error; the message (the last line FFmpeg explained itself with)
+    is for the creator, the whole tail for staff."""
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        reason = _reason(result.stderr_tail).rstrip(".")
+        super().__init__(
+            "FFmpeg could not encode this video"
+            + (f": {reason}." if reason else ".")
+            + " The file may be damaged or use a format we cannot decode."
+        )
+
+
+_INTERNAL = re.compile(r"^\[(vost|vist|ost|ist|fc|out|in|sch|dec|enc|aost)#")
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+_TELLING = (
+    "invalid",
+    "error while decoding",
+    "corrupt",
+    "truncat",
+    "moov atom",
+    "no such file",
+    "not found",
+    "unsupported",
+    "could not find codec",
+    "end of file",
+)
+
+
+def _reason(stderr_tail: str) -> str:
+    """The line of FFmpeg's log that says what is wrong with the input, in FFmpeg's words but
+    without its internals (thread names, addresses); empty when no line says so."""
+    for raw in reversed(stderr_tail.splitlines()):
+        line = raw.strip()
+        if not line or _INTERNAL.match(line):
+            continue
+        if any(word in line.lower() for word in _TELLING):
+            return _CONTEXT.sub("", line)[:300]
+    return ""
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the worker that started us dies (even by SIGKILL), so an
+    encode never outlives its task and never writes next to the task that replaces it."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setsid()
+
+
+class Encoder:
+    """One FFmpeg run: ``wait`` reads its progress reports; ``stop`` (from any thread) ends it.
+
+    FFmpeg gets SIGKILL if the worker that started it dies, and its stderr is drained in a
+    thread so that a chatty log never blocks it.
+    """
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.cancelled = threading.Event()
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> "Encoder":
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(  # noqa: S603 - args come from build_command, no shell
+            self.args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            preexec_fn=_die_with_parent,
+        )
+        self._drain = threading.Thread(
+            target=lambda: self.tail.extend(self.process.stderr), daemon=True
+        )
+        self._drain.start()
+        return self
+
+    def stop(self) -> None:
+        """Cancel: SIGTERM, then SIGKILL if FFmpeg does not leave within five seconds."""
+        self.cancelled.set()
+        if self.process is not None and self.process.poll() is None:
+            _stop(self.process)
+
+    def wait(self, on_report: Callable[[dict[str, str]], None]) -> RunResult:
+        result = RunResult(exit_code=-1, stderr_tail="")
+        try:
+            for block in parse_progress(self.process.stdout):
+                result.reports += 1
+                result.last_report = block
+                on_report(block)
+            self.process.wait()
+        finally:
+            if self.process.poll() is None:  # an exception (a time limit) got us here
+                self.stop()
+            self._drain.join(timeout=5)
+        result.exit_code = self.process.returncode
+        result.cancelled = self.cancelled.is_set()
+        result.stderr_tail = redact_urls("".join(self.tail))[-8000:]
+        result.seconds = time.monotonic() - self.started
+        return result
+
+
+def run(
+    args: list[str],
+    *,
+    on_report: Callable[[dict[str, str]], None],
+    should_stop: Callable[[], bool],
+) -> RunResult:
+    """Run FFmpeg to the end, stopping it as soon as a progress report finds ``should_stop``
+    true. (Callers that must check even while FFmpeg is silent use Encoder with a watchdog.)"""
+    encoder = Encoder(args).start()
+
+    def report(block: dict[str, str]) -> None:
+        on_report(block)
+        if should_stop():
+            encoder.stop()
+
+    return encoder.wait(report)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def sprite_count(*, duration: float, storyboard: Storyboard) -> int:
+    """How many thumbnails the storyboard branch produces for ``duration`` seconds."""
+    return max(1, math.ceil(duration / storyboard.interval))

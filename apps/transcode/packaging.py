@@ -1,0 +1,285 @@
+"""Finishing FFmpeg's output into what players get: pure file work in the job's folder.
+
+FFmpeg's DASH muxer writes the segments, the MPD and HLS media playlists. Here we:
+- rewrite the media playlists as VOD playlists (``#EXT-X-PLAYLIST-TYPE:VOD``, no wall-clock
+  program dates), so players know the list is complete and can seek anywhere;
+- write the HLS v7 master playlist ourselves, with BANDWIDTH (peak) and AVERAGE-BANDWIDTH
+  measured from the segments actually written, RESOLUTION, CODECS and FRAME-RATE, which
+  FFmpeg's own master lacks in part;
+- write the storyboard WebVTT track (``sprite-NNN.jpg#xywh=x,y,w,h`` cues).
+"""
+
+import math
+import mimetypes
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from apps.transcode.ffmpeg import MANIFEST, POSTER, Storyboard, sprite_count
+from apps.transcode.ladder import PlannedRung
+
+MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+MASTER = "master.m3u8"
+STORYBOARD_VTT = "storyboard.vtt"
+AUDIO_GROUP = "audio"
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt",
+}
+# Segments, init segments and images never change under their (job-unique) names; manifests
+# are small and short-lived in caches, so a re-published content is picked up quickly. Private:
+# content may be gated, and a shared cache must not hand it on once a viewer's token expired.
+IMMUTABLE = "private, max-age=31536000, immutable"
+SHORT = "private, max-age=60"
+
+
+class PackagingError(Exception):
+    """FFmpeg's output is not what it should be; for staff, not for the creator."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    uri: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class MediaPlaylist:
+    name: str
+    init: str
+    segments: list[Segment]
+
+
+@dataclass(frozen=True)
+class PackagedRendition:
+    name: str
+    width: int
+    height: int
+    peak_bitrate: int
+    average_bitrate: int
+    codecs: str
+    playlist: str
+
+
+@dataclass(frozen=True)
+class Package:
+    renditions: list[PackagedRendition]
+    audio_codecs: str | None
+    files: list[str]  # relative to the job folder, in upload order (manifests last)
+    duration: float  # seconds of video actually encoded (the top rung's segments)
+
+
+def content_type_of(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def cache_control_of(name: str) -> str:
+    return SHORT if Path(name).suffix.lower() in (".m3u8", ".mpd", ".vtt") else IMMUTABLE
+
+
+def read_media_playlist(path: Path) -> MediaPlaylist:
+    init, duration, segments = "", None, []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-MAP:"):
+            init = line.split('URI="', 1)[1].split('"', 1)[0]
+        elif line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#"):
+            if duration is None:
+                raise PackagingError(f"{path.name}: segment {line} has no duration")
+            segments.append(Segment(uri=line, duration=duration))
+            duration = None
+    if not init or not segments:
+        raise PackagingError(f"{path.name}: no init segment or no media segments")
+    return MediaPlaylist(name=path.name, init=init, segments=segments)
+
+
+def write_vod_playlist(path: Path, playlist: MediaPlaylist) -> None:
+    target = math.ceil(max(segment.duration for segment in playlist.segments))
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        f"#EXT-X-TARGETDURATION:{target}",
+        "#EXT-X-MEDIA-SEQUENCE:1",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        f'#EXT-X-MAP:URI="{playlist.init}"',
+    ]
+    for segment in playlist.segments:
+        lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
+    lines.append("#EXT-X-ENDLIST")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def measure(folder: Path, playlist: MediaPlaylist) -> tuple[int, int]:
+    """(peak, average) bits per second over the playlist's segments, init segment included in
+    neither (it is fetched once)."""
+    total_bits, total_seconds, peak = 0, 0.0, 0.0
+    for segment in playlist.segments:
+        bits = (folder / segment.uri).stat().st_size * 8
+        total_bits += bits
+        total_seconds += segment.duration
+        if segment.duration > 0:
+            peak = max(peak, bits / segment.duration)
+    average = total_bits / total_seconds if total_seconds else 0
+    return math.ceil(peak), math.ceil(average)
+
+
+def mpd_codecs(folder: Path) -> dict[str, str]:
+    """Representation id -> RFC 6381 codecs string, as FFmpeg wrote it into the MPD."""
+    root = ET.parse(folder / MANIFEST).getroot()  # noqa: S314 - FFmpeg's own output, not user input
+    return {
+        rep.get("id"): rep.get("codecs", "")
+        for rep in root.iterfind(".//mpd:Representation", MPD_NS)
+    }
+
+
+def rewrite_mpd(folder: Path, bandwidths: dict[str, int]) -> None:
+    """Put the measured peak bitrates into the MPD (FFmpeg writes the configured target,
+    so DASH and HLS players would see different ladders) and drop bitstreamSwitching, which
+    does not hold across resolutions with out-of-band parameter sets (avc1)."""
+    for prefix, uri in (
+        ("", MPD_NS["mpd"]),
+        ("xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+        ("xlink", "http://www.w3.org/1999/xlink"),
+    ):
+        ET.register_namespace(prefix, uri)
+    tree = ET.parse(folder / MANIFEST)  # noqa: S314 - FFmpeg's own output, not user input
+    for adaptation in tree.getroot().iterfind(".//mpd:AdaptationSet", MPD_NS):
+        adaptation.attrib.pop("bitstreamSwitching", None)
+        for rep in adaptation.iterfind("mpd:Representation", MPD_NS):
+            if rep.get("id") in bandwidths:
+                rep.set("bandwidth", str(bandwidths[rep.get("id")]))
+    tree.write(folder / MANIFEST, encoding="utf-8", xml_declaration=True)
+
+
+def write_master(
+    folder: Path,
+    *,
+    renditions: list[PackagedRendition],
+    frame_rate: Fraction,
+    audio: tuple[str, int, int, int] | None,
+) -> None:
+    """HLS v7 master: one variant per rendition, the audio group when there is audio.
+
+    ``audio`` is (playlist, peak, average, channels); BANDWIDTH includes the audio rendition,
+    as the HLS spec asks of a variant with an AUDIO group.
+    """
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    audio_peak = audio_average = 0
+    if audio:
+        playlist, audio_peak, audio_average, channels = audio
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="Audio",LANGUAGE="und",'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="{channels}",URI="{playlist}"'
+        )
+    for rendition in renditions:
+        attributes = [
+            f"BANDWIDTH={rendition.peak_bitrate + audio_peak}",
+            f"AVERAGE-BANDWIDTH={rendition.average_bitrate + audio_average}",
+            f"RESOLUTION={rendition.width}x{rendition.height}",
+            f'CODECS="{rendition.codecs}"',
+            f"FRAME-RATE={float(frame_rate):.3f}",
+        ]
+        if audio:
+            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), rendition.playlist]
+    (folder / MASTER).write_text("\n".join(lines) + "\n")
+
+
+def write_storyboard_vtt(folder: Path, *, duration: float, storyboard: Storyboard) -> list[str]:
+    """WebVTT cues pointing into the sprite sheets; returns the sheets' relative names."""
+    sheets = sorted(path.name for path in (folder / "storyboard").glob("sprite-*.jpg"))
+    if not sheets:
+        raise PackagingError("the storyboard branch wrote no sprite sheet")
+    count = min(
+        sprite_count(duration=duration, storyboard=storyboard), len(sheets) * storyboard.per_sheet
+    )
+    lines = ["WEBVTT", ""]
+    for index in range(count):
+        start = index * storyboard.interval
+        end = min(duration, start + storyboard.interval)
+        sheet, cell = divmod(index, storyboard.per_sheet)
+        row, column = divmod(cell, storyboard.columns)
+        x, y = column * storyboard.width, row * storyboard.height
+        lines += [
+            f"{_timestamp(start)} --> {_timestamp(end)}",
+            f"storyboard/{sheets[sheet]}#xywh={x},{y},{storyboard.width},{storyboard.height}",
+            "",
+        ]
+    (folder / STORYBOARD_VTT).write_text("\n".join(lines))
+    return [f"storyboard/{name}" for name in sheets]
+
+
+def _timestamp(seconds: float) -> str:
+    milliseconds = round(seconds * 1000)
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def package(
+    folder: Path,
+    *,
+    rungs: list[PlannedRung],
+    frame_rate: Fraction,
+    has_audio: bool,
+    audio_channels: int,
+    duration: float,
+    storyboard: Storyboard,
+) -> Package:
+    """Finish the job folder; returns what to publish and which files to upload."""
+    codecs = mpd_codecs(folder)
+    bandwidths: dict[str, int] = {}
+    audio_id = str(len(rungs))
+    audio_codecs = codecs.get(audio_id) if has_audio else None
+    audio = None
+    media_files: list[str] = []
+    if has_audio:
+        audio_playlist = read_media_playlist(folder / f"media_{audio_id}.m3u8")
+        write_vod_playlist(folder / audio_playlist.name, audio_playlist)
+        peak, average = measure(folder, audio_playlist)
+        bandwidths[audio_id] = peak
+        audio = (audio_playlist.name, peak, average, audio_channels)
+        media_files += [audio_playlist.init, *(s.uri for s in audio_playlist.segments)]
+    renditions = []
+    encoded = 0.0
+    for index, rung in enumerate(rungs):
+        playlist = read_media_playlist(folder / f"media_{index}.m3u8")
+        if index == 0:
+            encoded = sum(segment.duration for segment in playlist.segments)
+        write_vod_playlist(folder / playlist.name, playlist)
+        peak, average = measure(folder, playlist)
+        bandwidths[str(index)] = peak
+        video_codecs = codecs.get(str(index)) or "avc1.640028"
+        renditions.append(
+            PackagedRendition(
+                name=rung.name,
+                width=rung.width,
+                height=rung.height,
+                peak_bitrate=peak,
+                average_bitrate=average,
+                codecs=f"{video_codecs},{audio_codecs}" if audio_codecs else video_codecs,
+                playlist=playlist.name,
+            )
+        )
+        media_files += [playlist.init, *(s.uri for s in playlist.segments)]
+    write_master(folder, renditions=renditions, frame_rate=frame_rate, audio=audio)
+    rewrite_mpd(folder, bandwidths)
+    sheets = write_storyboard_vtt(folder, duration=duration, storyboard=storyboard)
+    if not (folder / POSTER).exists():
+        raise PackagingError("the poster branch wrote no image")
+    playlists = [f"media_{index}.m3u8" for index in range(len(rungs))]
+    if has_audio:
+        playlists.append(f"media_{audio_id}.m3u8")
+    # Media before manifests: a manifest never names a file that is not uploaded yet.
+    files = [*media_files, POSTER, *sheets, STORYBOARD_VTT, *playlists, MANIFEST, MASTER]
+    return Package(renditions=renditions, audio_codecs=audio_codecs, files=files, duration=encoded)

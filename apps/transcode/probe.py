@@ -1,0 +1,198 @@
+"""What a media file holds, read with PyAV (FFmpeg's libraries); no ffprobe binary needed.
+
+The boundary to PyAV and nothing else: callers get a MediaInfo or a NotMedia error whose message
+a creator can act on.
+"""
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+
+# How many packets to look at when deciding whether the frame rate varies.
+VFR_SAMPLE_PACKETS = 300
+VFR_TOLERANCE = 0.1
+# Containers a creator's video may come in. Playlists (hls, dash), concat lists, image
+# sequences and the like are refused: they make FFmpeg open other files or URLs, which would
+# let an upload read the server's files (other contents' segments) or its network.
+VIDEO_DEMUXERS = frozenset(
+    {
+        "mov",
+        "mp4",
+        "m4a",
+        "3gp",
+        "3g2",
+        "mj2",
+        "matroska",
+        "webm",
+        "avi",
+        "mpegts",
+        "mpeg",
+        "flv",
+        "asf",
+        "mxf",
+        "ogg",
+        "h264",
+        "hevc",
+        "m4v",
+        "dv",
+        "nut",
+        "ivf",
+        "yuv4mpegpipe",
+    }
+)
+# Past this many pixels we do not decode a frame (to read the rotation): it would be refused.
+MAX_PIXELS = 7680 * 4320
+# FFmpeg protocols a probe may use: a file, or our S3 object over HTTP(S).
+PROBE_PROTOCOLS = "file,http,https,tcp,tls,crypto,data"
+
+
+class NotMedia(Exception):
+    """The file cannot be used as a video; the message says why, for the creator."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    container: str
+    duration: float | None
+    video_codec: str | None
+    audio_codec: str | None
+    video_duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    rotation: int = 0
+    frame_rate: Fraction | None = None
+    average_frame_rate: Fraction | None = None
+    variable_frame_rate: bool = False
+    pixel_format: str | None = None
+    bit_depth: int | None = None
+    sample_aspect_ratio: Fraction | None = None
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    @property
+    def demuxer(self) -> str:
+        """FFmpeg's name for the container, as ``-f`` takes it ("mov,mp4,…" -> "mov")."""
+        return self.container.split(",", 1)[0]
+
+    @property
+    def output_frame_rate_source(self) -> Fraction | None:
+        """The rate a constant-rate output should follow: the average for a variable-rate
+        source (its nominal rate is often a maximum it rarely reaches), else the nominal."""
+        if self.variable_frame_rate and self.average_frame_rate:
+            return Fraction(round(self.average_frame_rate)) or self.frame_rate
+        return self.frame_rate
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown: rotation applied, non-square pixels made square."""
+        width, height = self.width or 0, self.height or 0
+        sar = self.sample_aspect_ratio or Fraction(1)
+        if sar > 0 and sar != 1:
+            width = round(width * sar)
+        if abs(self.rotation) % 180 == 90:
+            width, height = height, width
+        return width, height
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-safe dict, for job records and the admin."""
+        return {
+            key: (str(value) if isinstance(value, Fraction) else value)
+            for key, value in asdict(self).items()
+        }
+
+
+def probe(source: str | BinaryIO) -> MediaInfo:
+    """Open ``source`` (a path, URL or seekable binary file) and describe its streams."""
+    options = {"protocol_whitelist": PROBE_PROTOCOLS} if isinstance(source, str) else {}
+    try:
+        with av.open(source, mode="r", timeout=30, options=options) as container:
+            names = set(container.format.name.split(","))
+            if not names & VIDEO_DEMUXERS:
+                raise NotMedia(
+                    f"This file is a {container.format.long_name or container.format.name}, "
+                    "not a video file. Upload an MP4, MOV, MKV or WebM file."
+                )
+            video = container.streams.video[0] if container.streams.video else None
+            audio = container.streams.audio[0] if container.streams.audio else None
+            duration = container.duration / av.time_base if container.duration else None
+            video_fields = _video_fields(container, video) if video else {}
+            return MediaInfo(
+                container=container.format.name,
+                duration=duration,
+                video_codec=video.codec_context.name if video else None,
+                audio_codec=audio.codec_context.name if audio else None,
+                audio_channels=audio.codec_context.channels if audio else None,
+                audio_sample_rate=audio.codec_context.sample_rate if audio else None,
+                **video_fields,
+            )
+    except av.FFmpegError as error:
+        raise NotMedia(
+            "This file is not a video we can read (FFmpeg: "
+            f"{error.strerror or type(error).__name__}). Upload an MP4, MOV, MKV or WebM file."
+        ) from error
+
+
+def _video_fields(container, video) -> dict[str, Any]:
+    context = video.codec_context
+    huge = (context.width or 0) * (context.height or 0) > MAX_PIXELS
+    pixel_format = context.format.name if context.format else context.pix_fmt
+    bit_depth = (
+        max((c.bits for c in context.format.components), default=None) if context.format else None
+    )
+    return {
+        "width": context.width,
+        "height": context.height,
+        "pixel_format": pixel_format,
+        "bit_depth": bit_depth,
+        "frame_rate": video.base_rate or video.guessed_rate,
+        "average_frame_rate": video.average_rate,
+        "sample_aspect_ratio": video.sample_aspect_ratio or None,
+        "rotation": 0 if huge else _rotation(container, video),
+        "variable_frame_rate": _is_variable(container, video),
+        "video_duration": float(video.duration * video.time_base) if video.duration else None,
+    }
+
+
+def _rotation(container, video) -> int:
+    """Degrees from the display matrix, which the decoder attaches to the first frame."""
+    container.seek(0)
+    try:
+        frame = next(container.decode(video), None)
+    except av.FFmpegError:
+        return 0
+    rotation = int(getattr(frame, "rotation", 0) or 0) if frame is not None else 0
+    return rotation % 360
+
+
+def _is_variable(container, video) -> bool:
+    """True when the first packets are spaced unevenly (phone footage, screen captures)."""
+    container.seek(0)
+    timestamps: list[int] = []
+    for packet in container.demux(video):
+        if packet.pts is not None:
+            timestamps.append(packet.pts)
+        if len(timestamps) >= VFR_SAMPLE_PACKETS:
+            break
+    timestamps.sort()
+    gaps = [b - a for a, b in zip(timestamps, timestamps[1:], strict=False) if b > a]
+    if len(gaps) < 2:
+        return False
+    return max(gaps) > min(gaps) * (1 + VFR_TOLERANCE)
+
+
+def require_video(info: MediaInfo) -> MediaInfo:
+    """``info`` if it describes a usable video; NotMedia otherwise."""
+    if not info.has_video:
+        kind = "an audio file" if info.has_audio else "a file without any video"
+        raise NotMedia(f"This is {kind}: StreamGate needs a video stream to publish.")
+    return info

@@ -1,0 +1,255 @@
+"""Running one claimed job through its stages: probe, encode, package, upload.
+
+The job beats a heart in the database (a conditional UPDATE that also proves the job is still
+ours: a missed beat means it was cancelled, deleted or taken over) from a watchdog thread, so
+that even an FFmpeg that stalls on its input is stopped within seconds of a cancellation.
+Progress goes to the content's websocket group, throttled.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from apps.content.models import ContentStatus
+from apps.content.realtime import content_broadcast
+from apps.content.services import content_progress_set, content_status_set
+from apps.content.storage import storage_exists, storage_source_location
+from apps.transcode import ffmpeg
+from apps.transcode.ladder import (
+    PlannedRung,
+    UnusableSource,
+    check_complete,
+    check_source,
+    output_frame_rate,
+    plan_ladder,
+    rungs_from_settings,
+)
+from apps.transcode.models import JobStage, JobState, TranscodeJob
+from apps.transcode.packaging import Package, package
+from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
+from apps.transcode.publishing import publish_outputs
+
+logger = logging.getLogger(__name__)
+
+# How the stages share the content's overall progress bar (start, end).
+STAGE_SPAN = {
+    JobStage.PROBE: (0, 2),
+    JobStage.ENCODE: (2, 90),
+    JobStage.PACKAGE: (90, 92),
+    JobStage.PUBLISH: (92, 100),
+}
+
+
+class Cancelled(Exception):
+    """The job was cancelled, deleted or taken over while it ran."""
+
+
+@dataclass
+class JobRun:
+    """A running job: its heart, its stage clock and its progress reports."""
+
+    job: TranscodeJob
+    worker: str
+    stage: str = JobStage.PROBE
+    stage_started: float = 0.0
+    beat_at: float = 0.0
+    sent_at: float = 0.0
+    beat_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self, stage: str) -> None:
+        self.finish_stage()
+        self.stage, self.stage_started = stage, time.monotonic()
+        self.alive(force=True, stage=stage, stage_seconds=self.job.stage_seconds)
+        self.progress(0.0, force=True)
+
+    def finish_stage(self) -> None:
+        if self.stage_started:
+            self.job.stage_seconds[self.stage] = round(time.monotonic() - self.stage_started, 3)
+
+    def alive(self, *, force: bool = False, **fields) -> None:
+        """Beat the heart; Cancelled when the job is no longer ours to run."""
+        with self.beat_lock:
+            now = time.monotonic()
+            if not force and now - self.beat_at < settings.TRANSCODE_HEARTBEAT_SECONDS:
+                return
+            beating = TranscodeJob.objects.filter(
+                pk=self.job.pk, state=JobState.RUNNING, worker=self.worker
+            ).update(heartbeat_at=timezone.now(), **fields)
+            if not beating:
+                raise Cancelled(str(self.job.pk))
+            self.beat_at = now
+
+    def progress(self, percent: float, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.sent_at < settings.TRANSCODE_PROGRESS_INTERVAL:
+            return
+        self.sent_at = now
+        start, end = STAGE_SPAN[self.stage]
+        content_progress_set(
+            content_id=self.job.content_id, progress=int(start + (end - start) * percent / 100)
+        )
+        content_broadcast(
+            content_id=self.job.content_id,
+            message={"type": "transcode", "stage": self.stage, "percent": round(percent, 1)},
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    packaged: Package
+    duration: float
+    realtime_factor: float | None
+
+
+def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
+    """Probe, encode, package and upload; the caller publishes. Raises NotMedia,
+    UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled or StorageUnavailable."""
+    job = run.job
+    content = job.content
+    content_status_set(content=content, status=ContentStatus.PROCESSING, progress=0)
+    run.enter(JobStage.PROBE)
+    source = storage_source_location(content.source_path, expires=source_seconds)
+    info = _blame_storage_first(content.source_path, lambda: require_video(probe(source)))
+    width, height = info.display_size
+    check_source(width=width, height=height, duration=info.duration)
+    rungs = plan_ladder(
+        display_width=width,
+        display_height=height,
+        rungs=rungs_from_settings(settings.TRANSCODE_LADDER),
+    )
+    plan = _plan(source, workdir, info, rungs)
+    args = ffmpeg.build_command(plan, binary=ffmpeg.ffmpeg_binary(settings.TRANSCODE_FFMPEG))
+    job.source_info = info.as_json()
+    job.ladder = [rung.__dict__ for rung in rungs]
+    job.command = ffmpeg.command_line(args, secret=source)
+    run.alive(force=True, source_info=job.source_info, ladder=job.ladder, command=job.command)
+    run.progress(100.0, force=True)
+
+    run.enter(JobStage.ENCODE)
+    (workdir / "storyboard").mkdir(parents=True)
+    result = _encode(run, args, plan.duration)
+    TranscodeJob.objects.filter(pk=job.pk).update(
+        exit_code=result.exit_code, stderr_tail=result.stderr_tail
+    )
+    if result.cancelled:
+        raise Cancelled(str(job.pk))
+    if not result.succeeded:
+        _blame_storage_first(content.source_path, lambda: _raise(ffmpeg.EncodeFailed(result)))
+
+    run.enter(JobStage.PACKAGE)
+    packaged = package(
+        workdir,
+        rungs=rungs,
+        frame_rate=plan.frame_rate,
+        has_audio=plan.has_audio,
+        audio_channels=plan.audio_channels,
+        duration=plan.duration,
+        storyboard=plan.storyboard,
+    )
+    expected = info.video_duration or info.duration
+    _blame_storage_first(
+        content.source_path, lambda: check_complete(expected=expected, encoded=packaged.duration)
+    )
+    run.progress(100.0, force=True)
+
+    run.enter(JobStage.PUBLISH)
+    publish_outputs(
+        workdir,
+        packaged.files,
+        prefix=job.output_prefix,
+        on_file=lambda done, total: (run.alive(), run.progress(100 * done / total)),
+    )
+    run.finish_stage()
+    return Outcome(
+        packaged=packaged,
+        duration=info.duration,
+        realtime_factor=round(plan.duration / result.seconds, 3) if result.seconds else None,
+    )
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def _blame_storage_first(path: str, attempt):
+    """Run ``attempt``; if it finds fault with the source, first make sure the source can still
+    be read: a storage outage must be retried, not reported to the creator as a bad file."""
+    try:
+        return attempt()
+    except (NotMedia, UnusableSource, ffmpeg.EncodeFailed):
+        storage_exists(path)  # raises StorageUnavailable when storage is the problem
+        raise
+
+
+def _encode(run: JobRun, args: list[str], duration: float) -> ffmpeg.RunResult:
+    """Run FFmpeg with a watchdog thread that beats the heart and stops FFmpeg on cancel."""
+    encoder = ffmpeg.Encoder(args).start()
+    finished = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not finished.wait(settings.TRANSCODE_HEARTBEAT_SECONDS):
+                try:
+                    run.alive(force=True)
+                except Cancelled:
+                    encoder.stop()
+                    return
+        finally:
+            connection.close()  # this thread's own database connection
+
+    watchdog = threading.Thread(target=watch, name=f"transcode-watchdog-{run.job.pk}", daemon=True)
+    watchdog.start()
+
+    def report(block: dict[str, str]) -> None:
+        percent = ffmpeg.progress_percent(block, duration)
+        if percent is not None:
+            run.progress(percent)
+
+    try:
+        return encoder.wait(report)
+    finally:
+        finished.set()
+        watchdog.join(timeout=10)
+
+
+def _plan(
+    source: str, workdir: Path, info: MediaInfo, rungs: list[PlannedRung]
+) -> ffmpeg.EncodePlan:
+    audio = settings.TRANSCODE_AUDIO
+    board = settings.TRANSCODE_STORYBOARD
+    width, height = info.display_size
+    aspect = Fraction(width, height)
+    return ffmpeg.EncodePlan(
+        source=source,
+        input_format=info.demuxer,
+        output_dir=workdir,
+        rungs=rungs,
+        frame_rate=output_frame_rate(
+            frame_rate=info.output_frame_rate_source, maximum=settings.TRANSCODE_MAX_FPS
+        ),
+        duration=info.duration,
+        has_audio=info.has_audio,
+        preset=settings.TRANSCODE_PRESET,
+        segment_seconds=settings.TRANSCODE_SEGMENT_SECONDS,
+        gop_seconds=settings.TRANSCODE_GOP_SECONDS,
+        audio_bitrate=audio["bitrate"],
+        audio_sample_rate=audio["sample_rate"],
+        audio_channels=audio["channels"],
+        poster_at=min(info.duration * 0.1, 5.0),
+        storyboard=ffmpeg.Storyboard(
+            interval=board["interval"],
+            width=board["width"],
+            height=max(2, round(board["width"] / aspect / 2) * 2),
+            columns=board["columns"],
+            rows=board["rows"],
+        ),
+        display_aspect=aspect,
+        threads=settings.TRANSCODE_THREADS,
+    )

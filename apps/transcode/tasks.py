@@ -1,0 +1,47 @@
+"""Transcode tasks (queue "transcode")."""
+
+import logging
+
+from celery import shared_task
+
+from apps.content.storage import StorageUnavailable
+from apps.transcode import services
+from apps.transcode.services import TRANSIENT
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="apps.transcode.tasks.transcode_job", max_retries=6)
+def transcode_job(self, job_id: str) -> str | None:
+    """Run one transcode job. Time limits come with each call, scaled to the video's length.
+
+    Safe to receive twice: only a queued job can be claimed, and a job whose worker died is
+    ended and replaced by its next attempt.
+    """
+    try:
+        job = services.transcode_run(job_id=job_id)
+    except TRANSIENT as error:
+        if self.request.retries >= self.max_retries:
+            services.transcode_give_up(
+                job_id=job_id, message="Storage was unavailable for too long; retry later."
+            )
+            raise
+        raise self.retry(exc=error, countdown=min(600, 15 * 2**self.request.retries)) from error
+    return job.state if job else None
+
+
+@shared_task(
+    name="apps.transcode.tasks.transcode_outputs_prune",
+    autoretry_for=(StorageUnavailable,),
+    retry_backoff=30,
+    max_retries=5,
+)
+def transcode_outputs_prune(content_id: str, keep_job_id: str) -> int:
+    """Delete outputs of a content's superseded and failed jobs."""
+    return services.transcode_outputs_prune(content_id=content_id, keep_job_id=keep_job_id)
+
+
+@shared_task(name="apps.transcode.tasks.transcode_reap")
+def transcode_reap() -> dict[str, int]:
+    """Beat: jobs whose worker died, jobs whose message was lost, contents without a job."""
+    return services.transcode_reap()
