@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from apps.chain.models import (
+    ChainContract,
+    ChainEvent,
+    GasSample,
+    IndexerCursor,
+    Pin,
+    Registration,
+)
+
+
+@admin.register(ChainContract)
+class ChainContractAdmin(admin.ModelAdmin):
+    list_display = ["kind", "chain", "address", "deployed_block", "created_at"]
+    list_filter = ["chain", "kind"]
+    search_fields = ["address", "deploy_tx"]
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    list_display = [
+        "content",
+        "chain",
+        "status",
+        "tx_hash",
+        "block_number",
+        "attempts",
+        "updated_at",
+    ]
+    list_filter = ["chain", "status"]
+    search_fields = ["content__title", "content__id", "tx_hash", "cid"]
+    raw_id_fields = ["content", "contract"]
+    readonly_fields = [f.name for f in Registration._meta.fields]
+
+
+@admin.register(IndexerCursor)
+class IndexerCursorAdmin(admin.ModelAdmin):
+    list_display = ["chain", "indexed_to", "head", "lock_expires_at", "updated_at"]
+    readonly_fields = ["chain", "indexed_to", "head", "lock_token", "lock_expires_at", "updated_at"]
+
+
+@admin.register(ChainEvent)
+class ChainEventAdmin(admin.ModelAdmin):
+    list_display = ["name", "chain", "block_number", "log_index", "address", "tx_hash"]
+    list_filter = ["chain", "name"]
+    search_fields = ["tx_hash", "address"]
+    readonly_fields = [f.name for f in ChainEvent._meta.fields]
+
+
+@admin.register(GasSample)
+class GasSampleAdmin(admin.ModelAdmin):
+    list_display = [
+        "chain",
+        "block_number",
+        "base_fee_per_gas",
+        "priority_fee_per_gas",
+        "created_at",
+    ]
+    list_filter = ["chain"]
+
+
+@admin.register(Pin)
+class PinAdmin(admin.ModelAdmin):
+    list_display = ["content", "cid", "status", "request_id", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["cid", "content__title", "request_id"]
+    raw_id_fields = ["content"]

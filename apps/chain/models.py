@@ -1,0 +1,204 @@
+"""On-chain state StreamGate keeps: deployed contracts, registrations, indexed events and blocks,
+gas samples, IPFS pins."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class ContractKind(models.TextChoices):
+    REGISTRY = "registry", "ContentRegistry"
+    NFT721 = "nft721", "TestNFT721"
+    NFT1155 = "nft1155", "TestNFT1155"
+
+
+class ChainContract(models.Model):
+    """A contract deployed by ``deploy_contracts`` (or recorded by hand)."""
+
+    chain = models.CharField(max_length=64, help_text="CAIP-2 chain id, e.g. eip155:1.")
+    kind = models.CharField(max_length=16, choices=ContractKind.choices)
+    address = models.CharField(max_length=42, help_text="EIP-55 checksummed.")
+    deployed_block = models.PositiveBigIntegerField(default=0)
+    deploy_tx = models.CharField(max_length=66, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chain", "kind", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "address"], name="contract_unique_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.address} on {self.chain}"
+
+
+class RegistrationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    WAITING_GAS = "waiting_gas", "Waiting for cheaper gas"
+    SUBMITTED = "submitted", "Submitted"
+    CONFIRMED = "confirmed", "Confirmed"
+    FAILED = "failed", "Failed"
+
+
+class Registration(models.Model):
+    """One content's registration on one chain's ContentRegistry."""
+
+    content = models.ForeignKey(
+        "content.Content", on_delete=models.CASCADE, related_name="registrations"
+    )
+    chain = models.CharField(max_length=64)
+    contract = models.ForeignKey(ChainContract, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=16, choices=RegistrationStatus.choices, default=RegistrationStatus.PENDING
+    )
+    cid = models.CharField(max_length=100, blank=True)
+    price = models.DecimalField(max_digits=78, decimal_places=0, default=0, help_text="In wei.")
+    gate_hash = models.CharField(max_length=66, blank=True)
+    creator = models.CharField(
+        max_length=42, blank=True, help_text="The creator address recorded on chain."
+    )
+    sender = models.CharField(max_length=42, blank=True)
+    nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    replaced_tx_hashes = models.JSONField(default=list, blank=True)
+    max_fee_per_gas = models.DecimalField(max_digits=40, decimal_places=0, null=True, blank=True)
+    max_priority_fee_per_gas = models.DecimalField(
+        max_digits=40, decimal_places=0, null=True, blank=True
+    )
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content", "chain"],
+                condition=~Q(status="failed"),
+                name="registration_one_live_per_chain",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id} on {self.chain} ({self.status})"
+
+
+class SignerNonce(models.Model):
+    """The next nonce we will use for a signer on a chain; locked while a transaction is built."""
+
+    chain = models.CharField(max_length=64)
+    address = models.CharField(max_length=42)
+    next_nonce = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "address"], name="nonce_unique_signer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} on {self.chain}: next nonce {self.next_nonce}"
+
+
+class IndexerCursor(models.Model):
+    """How far a chain is indexed, and who is indexing it now (a lease)."""
+
+    chain = models.CharField(max_length=64, unique=True)
+    indexed_to = models.BigIntegerField(default=-1, help_text="Last block fully indexed.")
+    head = models.BigIntegerField(default=0, help_text="Chain head at the last run.")
+    lock_token = models.CharField(max_length=32, blank=True)
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.chain} @ {self.indexed_to}"
+
+
+class IndexedBlock(models.Model):
+    """The hash we indexed a block under: a different hash later means a reorganisation."""
+
+    chain = models.CharField(max_length=64)
+    number = models.BigIntegerField()
+    hash = models.CharField(max_length=66)
+    parent_hash = models.CharField(max_length=66)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "number"], name="block_unique_number"),
+        ]
+        indexes = [models.Index(fields=["chain", "-number"], name="block_chain_number")]
+
+    def __str__(self) -> str:
+        return f"{self.chain}:{self.number} {self.hash}"
+
+
+class ChainEvent(models.Model):
+    """A decoded log of a contract we follow."""
+
+    chain = models.CharField(max_length=64)
+    block_number = models.BigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.PositiveIntegerField()
+    address = models.CharField(max_length=42)
+    name = models.CharField(max_length=64)
+    args = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chain", "block_number", "log_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "tx_hash", "log_index"], name="event_unique_log"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["chain", "block_number"], name="event_chain_block"),
+            models.Index(fields=["chain", "address", "name"], name="event_chain_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.chain}:{self.block_number}/{self.log_index}"
+
+
+class GasSample(models.Model):
+    chain = models.CharField(max_length=64)
+    block_number = models.BigIntegerField()
+    base_fee_per_gas = models.DecimalField(max_digits=40, decimal_places=0)
+    priority_fee_per_gas = models.DecimalField(max_digits=40, decimal_places=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["chain", "-created_at"], name="gas_chain_created")]
+
+    def __str__(self) -> str:
+        return f"{self.chain}:{self.block_number} base {self.base_fee_per_gas}"
+
+
+class PinStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PINNING = "pinning", "Pinning"
+    PINNED = "pinned", "Pinned"
+    FAILED = "failed", "Failed"
+
+
+class Pin(models.Model):
+    """A content's source pinned through an IPFS Pinning Service API."""
+
+    content = models.ForeignKey("content.Content", on_delete=models.CASCADE, related_name="pins")
+    cid = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=PinStatus.choices, default=PinStatus.QUEUED)
+    request_id = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.cid or 'CID pending'} ({self.status})"
