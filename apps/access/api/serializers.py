@@ -1,0 +1,98 @@
+"""Access API shapes. Input and output serializers are kept apart."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.access.models import ApiToken, WalletAccount
+
+
+class NonceOutputSerializer(serializers.Serializer):
+    nonce = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    domain = serializers.CharField(help_text="What the message's first line must name.")
+    uri = serializers.CharField(help_text="The URI the message must carry (this site).")
+
+
+class SiweVerifyInputSerializer(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=settings.SIGNIN_MESSAGE_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="The EIP-4361 message exactly as signed.",
+    )
+    signature = serializers.CharField(max_length=4200, help_text="0x-prefixed hex.")
+
+
+class SolanaVerifyInputSerializer(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=settings.SIGNIN_MESSAGE_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="The Sign In With Solana message exactly as signed (UTF-8).",
+    )
+    signature = serializers.CharField(max_length=100, help_text="base58 ed25519 signature.")
+    public_key = serializers.CharField(max_length=50, help_text="base58 public key.")
+
+
+class SignInOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="A bearer token for Authorization: Bearer.")
+    account = serializers.CharField(help_text="The wallet's CAIP-10 account id.")
+    expires_at = serializers.DateTimeField()
+
+
+class WalletOutputSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="caip10")
+
+    class Meta:
+        model = WalletAccount
+        fields = [
+            "id",
+            "account",
+            "namespace",
+            "chain",
+            "address",
+            "kind",
+            "created_at",
+            "last_sign_in_at",
+        ]
+
+
+class ApiTokenOutputSerializer(serializers.ModelSerializer):
+    wallet = serializers.CharField(source="wallet.caip10", allow_null=True, default=None)
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "source",
+            "wallet",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "current",
+        ]
+
+    def get_current(self, token: ApiToken) -> bool:
+        """Whether this request is authenticated by this token."""
+        auth = self.context.get("auth")
+        return isinstance(auth, ApiToken) and auth.pk == token.pk
+
+
+class MeOutputSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    is_creator = serializers.BooleanField()
+    is_staff = serializers.BooleanField()
+    wallets = WalletOutputSerializer(many=True)
+
+
+class PlaybackOutputSerializer(serializers.Serializer):
+    hls_url = serializers.URLField()
+    dash_url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+
+
+class ErrorOutputSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    reason = serializers.CharField(required=False)

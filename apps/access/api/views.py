@@ -1,0 +1,257 @@
+"""Access API: wallet sign-in, credentials, wallets and playback. Thin doors into services."""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from apps.access.api.serializers import (
+    ApiTokenOutputSerializer,
+    ErrorOutputSerializer,
+    MeOutputSerializer,
+    NonceOutputSerializer,
+    PlaybackOutputSerializer,
+    SignInOutputSerializer,
+    SiweVerifyInputSerializer,
+    SolanaVerifyInputSerializer,
+    WalletOutputSerializer,
+)
+from apps.access.models import ApiToken
+from apps.access.playback import playback_grant
+from apps.access.selectors import api_tokens_of, user_is_creator, wallets_of
+from apps.access.services import (
+    SignInResult,
+    api_token_revoke,
+    signin_ethereum,
+    signin_nonce_issue,
+    signin_solana,
+    wallet_unlink,
+)
+from apps.content.selectors import content_visible_to
+
+ERRORS = {
+    400: OpenApiResponse(description="Malformed request"),
+    401: OpenApiResponse(ErrorOutputSerializer, description="Refused, with a reason"),
+    429: OpenApiResponse(description="Too many sign-in attempts from this address"),
+    503: OpenApiResponse(ErrorOutputSerializer, description="A chain did not answer"),
+}
+
+
+def _client_secret(request: Request) -> str:
+    return request.COOKIES.get(settings.SIGNIN_COOKIE, "")
+
+
+class _SignInView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "signin"
+
+
+class NonceView(_SignInView):
+    """A nonce for one sign-in, bound to this client by an HttpOnly cookie."""
+
+    namespace = ""
+
+    @extend_schema(request=None, responses={201: NonceOutputSerializer, 429: ERRORS[429]})
+    def post(self, request: Request) -> Response:
+        client_secret = _client_secret(request) or secrets.token_urlsafe(32)
+        nonce = signin_nonce_issue(namespace=self.namespace, client_secret=client_secret)
+        public = settings.STREAMGATE_PUBLIC_URL
+        body = NonceOutputSerializer(
+            {
+                "nonce": nonce.value,
+                "expires_at": nonce.expires_at,
+                "domain": public.split("://", 1)[1],
+                "uri": public,
+            }
+        ).data
+        response = Response(body, status=status.HTTP_201_CREATED)
+        response.set_cookie(
+            settings.SIGNIN_COOKIE,
+            client_secret,
+            max_age=2 * settings.SIGNIN_NONCE_TTL,
+            path="/api/v1/auth/",
+            secure=public.startswith("https://"),
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+
+class SiweNonceView(NonceView):
+    namespace = "eip155"
+
+
+class SolanaNonceView(NonceView):
+    namespace = "solana"
+
+
+def _signed_in(request: Request, result: SignInResult) -> Response:
+    # Browsers also get a session, so that pages and the websocket know the viewer.
+    login(request._request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    body = SignInOutputSerializer(
+        {
+            "token": result.clear_token,
+            "account": result.account,
+            "expires_at": result.token.expires_at,
+        }
+    ).data
+    response = Response(body)
+    response.delete_cookie(settings.SIGNIN_COOKIE, path="/api/v1/auth/")
+    return response
+
+
+class SiweVerifyView(_SignInView):
+    @extend_schema(
+        summary="Sign in with Ethereum (EIP-4361); signed in already: link the wallet",
+        request=SiweVerifyInputSerializer,
+        responses={200: SignInOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = SiweVerifyInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = signin_ethereum(
+            **data.validated_data,
+            client_secret=_client_secret(request),
+            user=request.user if request.user.is_authenticated else None,
+        )
+        return _signed_in(request, result)
+
+
+class SolanaVerifyView(_SignInView):
+    @extend_schema(
+        summary="Sign in with Solana; signed in already: link the wallet",
+        request=SolanaVerifyInputSerializer,
+        responses={200: SignInOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = SolanaVerifyInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = signin_solana(
+            **data.validated_data,
+            client_secret=_client_secret(request),
+            user=request.user if request.user.is_authenticated else None,
+        )
+        return _signed_in(request, result)
+
+
+class LogoutView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Revoke the bearer token of this request and end the session",
+        request=None,
+        responses={204: None},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            api_token_revoke(token=request.auth)
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="The signed-in user and their wallets", responses=MeOutputSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response(
+            MeOutputSerializer(
+                {
+                    "username": user.get_username(),
+                    "is_creator": user_is_creator(user),
+                    "is_staff": user.is_staff,
+                    "wallets": wallets_of(user),
+                }
+            ).data
+        )
+
+
+class WalletListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Your linked wallets (link more by signing in while signed in)",
+        responses=WalletOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        return Response(WalletOutputSerializer(wallets_of(request.user), many=True).data)
+
+
+class WalletDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Unlink a wallet (and revoke the tokens its sign-ins issued)",
+        responses={204: None, 404: None, 409: ErrorOutputSerializer},
+    )
+    def delete(self, request: Request, wallet_id: int) -> Response:
+        wallet = wallets_of(request.user).filter(pk=wallet_id).first()
+        if wallet is None:
+            raise NotFound("No such wallet among yours.")
+        wallet_unlink(wallet=wallet)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Your API tokens", responses=ApiTokenOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        tokens = api_tokens_of(request.user)
+        return Response(
+            ApiTokenOutputSerializer(tokens, many=True, context={"auth": request.auth}).data
+        )
+
+
+class TokenDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(summary="Revoke one of your tokens", responses={204: None, 404: None})
+    def delete(self, request: Request, token_id: int) -> Response:
+        token = api_tokens_of(request.user).filter(pk=token_id).first()
+        if token is None:
+            raise NotFound("No such token among yours.")
+        api_token_revoke(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlaybackView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Signed, short-lived HLS and DASH URLs, if the caller may watch",
+        request=None,
+        responses={
+            200: PlaybackOutputSerializer,
+            401: OpenApiResponse(ErrorOutputSerializer, description="Gated: sign in first"),
+            403: OpenApiResponse(ErrorOutputSerializer, description="The gate denies"),
+            404: None,
+            409: OpenApiResponse(ErrorOutputSerializer, description="Not ready"),
+            503: ERRORS[503],
+        },
+    )
+    def post(self, request: Request, content_id) -> Response:
+        content = content_visible_to(request.user).filter(pk=content_id).first()
+        if content is None:
+            raise NotFound("No such content.")
+        playback = playback_grant(user=request.user, content=content)
+        body = PlaybackOutputSerializer(
+            {
+                "hls_url": request.build_absolute_uri(playback.hls_path),
+                "dash_url": request.build_absolute_uri(playback.dash_path),
+                "expires_at": playback.expires_at,
+            }
+        ).data
+        response = Response(body)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccessConfig(AppConfig):
+    name = "apps.access"
+    label = "access"
+    verbose_name = "Access: identities, tokens and gates"
+
+    def ready(self) -> None:
+        from apps.access import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from apps.access.receivers import on_nft_transfer
+        from apps.chain.signals import nft_transfer_seen
+
+        nft_transfer_seen.connect(on_nft_transfer, dispatch_uid="access.on_nft_transfer")

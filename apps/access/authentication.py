@@ -1,0 +1,38 @@
+"""DRF authentication by ``Authorization: Bearer <token>``."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from apps.access.models import ApiToken
+from apps.access.selectors import api_token_authenticate
+from apps.access.services import api_token_touch
+
+KEYWORD = "Bearer"
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """Authenticates API tokens created by ``create_api_token`` (stored as sha256 hashes)."""
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiToken] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode("latin-1").lower() != KEYWORD.lower():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: use 'Bearer <token>'."
+            )
+        try:
+            clear = header[1].decode("ascii")
+        except UnicodeDecodeError as error:
+            raise exceptions.AuthenticationFailed(
+                "The token contains invalid characters."
+            ) from error
+        token = api_token_authenticate(clear)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        api_token_touch(token=token)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{KEYWORD} realm="api"'

@@ -1,0 +1,39 @@
+"""HTTP Range requests (RFC 9110 §14): which bytes of a file to send (pure)."""
+
+import re
+
+_SINGLE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(Exception):
+    """The range starts past the end of the file (answered 416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive (start, end) the Range ``header`` asks of a ``size``-byte file, or None to
+    send the whole file (no header, a malformed one, or several ranges: RFC 9110 lets a
+    server ignore a Range it does not support)."""
+    if not header:
+        return None
+    match = _SINGLE.match(header.strip().replace(" ", ""))
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        suffix = int(last)
+        if suffix == 0:
+            raise RangeNotSatisfiable
+        return (max(0, size - suffix), size - 1) if size else _unsatisfiable()
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None  # invalid: ignore the header
+    if start >= size:
+        raise RangeNotSatisfiable
+    return start, end
+
+
+def _unsatisfiable():
+    raise RangeNotSatisfiable

@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand
+
+from apps.access.services import api_token_create, user_get_or_create
+
+
+class Command(BaseCommand):
+    help = "Print a new bearer token for USER, creating the user if missing."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--creator", action="store_true", help="Allow the user to upload.")
+        parser.add_argument("--name", default="", help="A label for the token.")
+
+    def handle(self, *args, username: str, creator: bool, name: str, **options):
+        user, created = user_get_or_create(username=username, creator=creator)
+        _, clear = api_token_create(user=user, name=name or "create_api_token")
+        if created:
+            self.stderr.write(f"Created user {username}{' (creator)' if creator else ''}.")
+        self.stdout.write(clear)

@@ -1,0 +1,113 @@
+"""Identities and credentials: API bearer tokens (stored hashed), wallet accounts linked to
+users, sign-in nonces, and the creators group."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+CREATORS_GROUP = "creators"
+
+
+class TokenSource(models.TextChoices):
+    COMMAND = "command", "create_api_token"
+    SIWE = "siwe", "Sign-In with Ethereum"
+    SOLANA = "solana", "Sign in with Solana"
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only its sha256 is stored; the clear value is shown once, at creation."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(
+        max_length=12, help_text="The token's first characters, to tell tokens apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    source = models.CharField(
+        max_length=16, choices=TokenSource.choices, default=TokenSource.COMMAND
+    )
+    wallet = models.ForeignKey(
+        "WalletAccount",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tokens",
+        help_text="The wallet whose sign-in issued this token.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="apitoken_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class WalletKind(models.TextChoices):
+    KEY = "key", "Key-held account (EOA / ed25519)"
+    CONTRACT = "contract", "Contract wallet (ERC-1271)"
+
+
+class WalletAccount(models.Model):
+    """A wallet proven by a signed sign-in message, linked to one user.
+
+    A key-held EVM address is the same account on every EVM chain, so it is stored once whatever
+    chain the message named (``address_key`` is unique); a contract wallet speaks for its address
+    only on the chain where ERC-1271 verified it, so it is keyed by chain as well.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallets"
+    )
+    namespace = models.CharField(max_length=16, help_text="CAIP-2 namespace: eip155 or solana.")
+    chain = models.CharField(max_length=64, help_text="CAIP-2 chain the sign-in message named.")
+    address = models.CharField(max_length=64, help_text="EIP-55 (eip155) or base58 (solana).")
+    kind = models.CharField(max_length=16, choices=WalletKind.choices, default=WalletKind.KEY)
+    address_key = models.CharField(
+        max_length=140,
+        unique=True,
+        help_text="What makes the account unique: namespace and address (and chain for "
+        "contract wallets).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["user", "created_at"]
+
+    def __str__(self) -> str:
+        return self.caip10
+
+    @property
+    def caip10(self) -> str:
+        return f"{self.chain}:{self.address}"
+
+
+class SignInNonce(models.Model):
+    """A nonce we issued for one sign-in, bound to the client that asked for it."""
+
+    value = models.CharField(max_length=64, unique=True)
+    namespace = models.CharField(max_length=16)
+    client_hash = models.CharField(
+        max_length=64, help_text="sha256 of the sign-in cookie of the client that asked."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="signinnonce_expires")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(namespace__in=["eip155", "solana"]), name="signinnonce_namespace"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} nonce {self.value[:6]}…"

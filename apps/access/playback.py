@@ -1,0 +1,223 @@
+"""Who may watch a content, and the signed stream URLs that let them.
+
+``gate_evaluate`` answers from the cache first and stops there when the cached answers decide
+the gate; otherwise it asks the chains for the unknown conditions concurrently (each call with
+its own timeout, the whole evaluation with a deadline) and stops as soon as the answers so far
+decide. An answer that never came is unknown, and an undecided gate is a 503, never a yes.
+"""
+
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.access.exceptions import AccessDenied, ChainUnavailable, SignInRequired
+from apps.access.gates import (
+    Condition,
+    Explanation,
+    GateInvalid,
+    Wallet,
+    gate_conditions,
+    gate_explain,
+    gate_validate,
+)
+from apps.access.ownership import Answer, answer_fetch, answers_cached
+from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
+from apps.access.selectors import viewer_wallets
+from apps.content.models import Content, ContentStatus
+from streamgate.exceptions import Conflict
+
+logger = logging.getLogger(__name__)
+
+# Shared by all requests: RPC calls a decided gate no longer needs finish in the background
+# (and fill the cache) instead of holding the viewer's response.
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gate-rpc")
+
+
+@dataclass
+class GateEvaluation:
+    result: bool | None
+    explanation: Explanation
+    answers: dict[Condition, Answer] = field(default_factory=dict)
+
+    @property
+    def unavailable(self) -> list[str]:
+        return sorted({a.note for a in self.answers.values() if a.source == "error" and a.note})
+
+
+def gate_evaluate(
+    *, gate: dict, wallets: list[Wallet], deadline: float | None = None
+) -> GateEvaluation:
+    """Decide ``gate`` (a normal form) for ``wallets``: cache first, then the chains."""
+    conditions = gate_conditions(gate)
+    answers = answers_cached(conditions, wallets) if conditions else {}
+    evaluation = _explained(gate, answers, wallets)
+    pending = [c for c in conditions if answers[c].held is None]
+    if evaluation.result is not None or not pending:
+        return evaluation
+    deadline = time.monotonic() + (deadline or settings.GATE_EVALUATION_TIMEOUT)
+    futures = {_pool.submit(answer_fetch, c, wallets): c for c in pending}
+    while futures and evaluation.result is None:
+        done, _ = wait(
+            futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED
+        )
+        if not done:
+            break
+        for future in done:
+            answers[futures.pop(future)] = future.result()
+        evaluation = _explained(gate, answers, wallets)
+    for condition in futures.values():
+        answers[condition] = Answer(None, "error", f"{condition.chain} did not answer in time")
+    return _explained(gate, answers, wallets)
+
+
+def _explained(
+    gate: dict, answers: dict[Condition, Answer], wallets: list[Wallet]
+) -> GateEvaluation:
+    held = {condition: answer.held for condition, answer in answers.items()}
+    notes = {c: a.source if not a.note else f"{a.source}: {a.note}" for c, a in answers.items()}
+    explanation = gate_explain(gate, held, wallets, notes)
+    return GateEvaluation(explanation.result, explanation, dict(answers))
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    allowed: bool | None  # None: a chain did not answer
+    reason: str  # open | owner | staff | gate_met | gate_denied | no_wallet | sign_in_required
+    #              | gate_invalid | chain_unavailable
+    detail: str
+    evaluation: GateEvaluation | None = None
+
+    @property
+    def tree(self) -> dict | None:
+        """The rule-by-rule explanation, for the admin's "check access" page."""
+        return self.evaluation.explanation.as_dict() if self.evaluation else None
+
+
+def access_decide(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> AccessDecision:
+    """Whether ``user`` may watch ``content`` (whatever its status), and why."""
+    if content.gate is None:
+        return AccessDecision(True, "open", "Anyone may watch this content.")
+    if user.is_authenticated and content.owner_id == user.pk:
+        return AccessDecision(True, "owner", "You own this content.")
+    if user.is_authenticated and user.is_staff:
+        return AccessDecision(True, "staff", "Staff may watch any content.")
+    if not user.is_authenticated:
+        return AccessDecision(
+            False, "sign_in_required", "This content is gated: sign in with a wallet first."
+        )
+    return gate_decision(gate=content.gate, wallets=viewer_wallets(user), content=content)
+
+
+def gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> AccessDecision:
+    """The gate's answer for ``wallets``, with a reason a viewer can act on."""
+    try:
+        gate = gate_validate(gate)
+    except GateInvalid as error:  # saved before validation existed; nobody gets in
+        logger.error("content has an invalid gate", extra={"content": str(content.id)})
+        return AccessDecision(False, "gate_invalid", f"The content's gate is invalid: {error}")
+    evaluation = gate_evaluate(gate=gate, wallets=wallets)
+    if evaluation.result is True:
+        return AccessDecision(True, "gate_met", "Your wallets meet the gate.", evaluation)
+    if evaluation.result is None:
+        return AccessDecision(
+            None,
+            "chain_unavailable",
+            "Could not check ownership right now: " + "; ".join(evaluation.unavailable),
+            evaluation,
+        )
+    if not wallets:
+        return AccessDecision(
+            False, "no_wallet", "Link a wallet to your account to watch gated content.", evaluation
+        )
+    needs = evaluation.explanation.unmet()
+    detail = "Your wallets do not meet the gate" + (f": {'; '.join(needs)}" if needs else ".")
+    return AccessDecision(False, "gate_denied", detail, evaluation)
+
+
+def access_explain(
+    *,
+    content: Content,
+    user: AbstractBaseUser | None = None,
+    wallets: list[Wallet] | None = None,
+) -> AccessDecision:
+    """For staff: the decision for ``user``, or for a wallet address nobody has linked yet."""
+    if wallets is None:
+        return access_decide(user=user, content=content)
+    if content.gate is None:
+        return AccessDecision(True, "open", "Anyone may watch this content.")
+    return gate_decision(gate=content.gate, wallets=wallets, content=content)
+
+
+# --- playback ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Playback:
+    hls_path: str
+    dash_path: str
+    expires_at: datetime
+    token: str
+
+
+DERIVED_KEY_ID = "k0"
+
+
+def playback_keys() -> dict[str, bytes]:
+    """The HMAC keys by id: PLAYBACK_KEYS from settings, else one derived from SECRET_KEY."""
+    if settings.PLAYBACK_KEYS:
+        return {kid: secret.encode() for kid, secret in settings.PLAYBACK_KEYS.items()}
+    derived = hmac.new(settings.SECRET_KEY.encode(), b"streamgate.playback", hashlib.sha256)
+    return {DERIVED_KEY_ID: derived.digest()}
+
+
+def playback_key_id() -> str:
+    """The key new tokens are signed with: PLAYBACK_KEY_ID, or the only key there is."""
+    keys = playback_keys()
+    kid = settings.PLAYBACK_KEY_ID or (DERIVED_KEY_ID if not settings.PLAYBACK_KEYS else "")
+    if kid not in keys:
+        raise ImproperlyConfigured("PLAYBACK_KEY_ID must name one of PLAYBACK_KEYS.")
+    return kid
+
+
+def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> Playback:
+    """Signed stream URLs for ``content`` if ``user`` may watch it now; raises Conflict (not
+    ready), SignInRequired, AccessDenied or ChainUnavailable."""
+    if content.status != ContentStatus.READY or content.published_job_id is None:
+        raise Conflict(f"The content is {content.status}, not ready to play.", reason="not_ready")
+    decision = access_decide(user=user, content=content)
+    if decision.reason == "sign_in_required":
+        raise SignInRequired(decision.detail, reason=decision.reason)
+    if decision.allowed is None:
+        raise ChainUnavailable(decision.detail, reason=decision.reason, retry_after=10)
+    if not decision.allowed:
+        raise AccessDenied(decision.detail, reason=decision.reason)
+    now = time.time()
+    lifetime = min(
+        max(settings.PLAYBACK_TOKEN_TTL, (content.duration or 0) + settings.PLAYBACK_TOKEN_TTL),
+        settings.PLAYBACK_TOKEN_MAX_TTL,
+    )
+    keys = playback_keys()
+    kid = playback_key_id()
+    grant = PlaybackGrant(
+        content_id=str(content.id),
+        job_id=uuid.UUID(str(content.published_job_id)).hex,
+        subject=subject_of(user.pk if content.gate is not None else None, key=keys[kid]),
+        expires=int(now + lifetime),
+    )
+    token = token_sign(grant, kid=kid, key=keys[kid])
+    base = f"/stream/{token}/{content.id}/"
+    return Playback(
+        hls_path=base + "master.m3u8",
+        dash_path=base + "manifest.mpd",
+        expires_at=datetime.fromtimestamp(grant.expires, tz=UTC),
+        token=token,
+    )
