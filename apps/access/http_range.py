@@ -2,7 +2,8 @@
 
 import re
 
-_SINGLE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only, at most 19 (past any file size; longer positions are ignored as malformed).
+_SINGLE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 
 
 class RangeNotSatisfiable(Exception):

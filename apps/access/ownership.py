@@ -266,7 +266,8 @@ def _evm_held(condition: Condition, accounts: list[str]) -> dict[str, bool]:
         owners = [a for a in checksummed for _ in ids]
         try:
             balances = contract.functions.balanceOfBatch(owners, ids * len(checksummed)).call()
-        except BadFunctionCallOutput:  # no contract at that address: nobody holds it
+        except BadFunctionCallOutput:  # no contract there (nobody holds it) or a bad node
+            _no_contract(web3, condition)
             return dict.fromkeys(accounts, False)
         per_account = [balances[i * len(ids) : (i + 1) * len(ids)] for i in range(len(accounts))]
         return {
@@ -280,15 +281,28 @@ def _evm_held(condition: Condition, accounts: list[str]) -> dict[str, bool]:
             try:
                 held[account] = contract.functions.balanceOf(address).call() > 0
             except BadFunctionCallOutput:
+                _no_contract(web3, condition)
                 held[account] = False
         return held
     owners = set()
     for token_id in condition.token_ids:
         try:
             owners.add(contract.functions.ownerOf(int(token_id)).call().lower())
-        except (*_reverts(), BadFunctionCallOutput):  # no such token (or no contract)
+        except _reverts():  # no such token
+            continue
+        except BadFunctionCallOutput:
+            _no_contract(web3, condition)
             continue
     return {account: account.lower() in owners for account in accounts}
+
+
+def _no_contract(web3, condition: Condition) -> None:
+    """Called when a call's answer could not be decoded: fine (nobody holds anything) if no
+    contract is deployed at the address; otherwise the node answered garbage (an unsynced or
+    broken node returns empty data), which must stay an unknown answer, never a "no" that a
+    ``not`` rule would turn into a yes."""
+    if web3.eth.get_code(condition.contract):
+        raise OwnershipUnavailable(f"{condition.chain} returned undecodable data")
 
 
 async def _metaplex_held(condition: Condition, accounts: list[str]) -> dict[str, bool]:

@@ -341,7 +341,9 @@ def wallet_unlink(*, wallet: WalletAccount) -> None:
     """Remove a wallet from its user and revoke the tokens its sign-ins issued. A user who has
     no password keeps at least one wallet, or could never sign in again."""
     user = wallet.user
-    if not user.has_usable_password() and user.wallets.count() <= 1:
+    # Lock the user's wallets: two concurrent unlinks must not both see "one left besides me".
+    linked = list(WalletAccount.objects.select_for_update().filter(user=user).values_list("pk"))
+    if not user.has_usable_password() and len(linked) <= 1:
         raise Conflict(
             "This is the account's only way to sign in; link another wallet first.",
             reason="last_wallet",

@@ -85,7 +85,12 @@ def _check_origin(*, domain: str, scheme: str | None, uri: str, policy: SignInPo
         raise SignInRejected(
             "scheme_mismatch", f"The message's scheme is {scheme or 'https'}, not {policy.scheme}."
         )
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. "https://[x": not a URL at all
+        raise SignInRejected(
+            "uri_mismatch", f"The message's URI must be on {policy.origin}."
+        ) from None
     if f"{parts.scheme}://{parts.netloc}".lower() != policy.origin.lower():
         raise SignInRejected("uri_mismatch", f"The message's URI must be on {policy.origin}.")
 
@@ -107,7 +112,7 @@ def _check_times(
         )
     if expiration is not None and now >= expiration:
         raise SignInRejected("expired", "The message has expired.")
-    if not_before is not None and now < not_before - policy.clock_skew:
+    if not_before is not None and now + policy.clock_skew < not_before:
         raise SignInRejected("not_yet_valid", "The message is not valid yet (Not Before).")
 
 

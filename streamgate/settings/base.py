@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.access.middleware.WalletSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -204,6 +205,8 @@ STREAMING_BODY_PATHS = [r"^/api/v1/uploads/"]
 STREAMING_BODY_IDLE_TIMEOUT = env.float("STREAMING_BODY_IDLE_TIMEOUT", default=60.0)
 GIB = 1024**3
 TUS_MAX_SIZE = env.int("TUS_MAX_SIZE", default=20 * GIB)
+# The web UI uploads in PATCHes of this size (reverse proxies often cap request bodies).
+WEB_UPLOAD_CHUNK_SIZE = env.int("WEB_UPLOAD_CHUNK_SIZE", default=64 * 1024 * 1024)
 TUS_USER_QUOTA = env.int("TUS_USER_QUOTA", default=200 * GIB)
 TUS_EXPIRATION_SECONDS = env.int("TUS_EXPIRATION_SECONDS", default=24 * 3600)
 TUS_METADATA_MAX_BYTES = 4096

@@ -78,6 +78,21 @@ def test_wallets_are_listed_and_unlinked(signin_client):
     assert client.delete("/api/v1/auth/wallets/999999/").status_code == 404
 
 
+def test_a_session_ends_when_its_sign_in_wallet_is_unlinked(signin_client):
+    """A browser session opened by Bob's wallet does not outlive Bob's unlinking."""
+    token = signin_client.siwe_sign_in(ALICE).json()["token"]
+    browser = SignInClient()
+    browser.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert browser.siwe_sign_in(BOB).status_code == 200  # links Bob; the session is Bob's
+    browser.credentials()  # from now on the session alone
+    assert browser.get("/api/v1/auth/me/").status_code == 200
+    bob = WalletAccount.objects.get(address=BOB.address)
+    assert bearer(token).delete(f"/api/v1/auth/wallets/{bob.pk}/").status_code == 204
+    assert browser.get("/api/v1/auth/me/").status_code in (401, 403)
+    # Alice's own session (from her wallet, still linked) goes on.
+    assert signin_client.get("/api/v1/auth/me/").status_code == 200
+
+
 def test_the_wallet_and_token_endpoints_need_a_caller(api_client):
     for url in ("/api/v1/auth/me/", "/api/v1/auth/wallets/", "/api/v1/auth/tokens/"):
         assert api_client.get(url).status_code == 401

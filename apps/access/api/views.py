@@ -24,6 +24,7 @@ from apps.access.api.serializers import (
     SolanaVerifyInputSerializer,
     WalletOutputSerializer,
 )
+from apps.access.middleware import SESSION_WALLET
 from apps.access.models import ApiToken
 from apps.access.playback import playback_grant
 from apps.access.selectors import api_tokens_of, user_is_creator, wallets_of
@@ -97,6 +98,7 @@ class SolanaNonceView(NonceView):
 def _signed_in(request: Request, result: SignInResult) -> Response:
     # Browsers also get a session, so that pages and the websocket know the viewer.
     login(request._request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+    request._request.session[SESSION_WALLET] = result.wallet.pk
     body = SignInOutputSerializer(
         {
             "token": result.clear_token,
