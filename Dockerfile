@@ -1,4 +1,14 @@
 # One image for web, workers, beat and flower (see compose.yaml).
+
+# The web UI's browser packages from npm (what `make` copies into static/dist/).
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error \
+    && mkdir dist \
+    && cp node_modules/tus-js-client/dist/tus.min.js node_modules/hls.js/dist/hls.min.js \
+          node_modules/js-sha3/build/sha3.min.js dist/
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,8 +21,10 @@ COPY requirements/ requirements/
 RUN pip install --no-cache-dir -r requirements/prod.txt
 
 COPY . .
+COPY --from=assets /src/dist/ static/dist/
 RUN useradd --create-home --uid 1000 streamgate \
-    && DJANGO_SECRET_KEY=build-only-collectstatic python manage.py collectstatic --noinput \
+    && DJANGO_SECRET_KEY=build-only-collectstatic STREAMGATE_PUBLIC_URL=https://build.invalid \
+       python manage.py collectstatic --noinput \
     && chown -R streamgate:streamgate /app/var
 USER streamgate
 

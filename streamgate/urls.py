@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.access import views as access_views
 from apps.access.stream import stream_file
+from apps.content import views as pages
 from streamgate.health import healthz, readyz
 
 api_v1 = [
@@ -14,7 +15,14 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", pages.catalog, name="home"),
+    path("watch/<uuid:content_id>/", pages.watch, name="watch"),
+    path("posters/<uuid:content_id>.jpg", pages.poster, name="poster"),
+    path("studio/", pages.studio, name="studio"),
+    path("studio/upload/", pages.upload, name="upload"),
+    path("studio/<uuid:content_id>/", pages.edit, name="edit"),
+    path("signin/", access_views.SignInView.as_view(), name="signin"),
+    path("signout/", access_views.sign_out, name="signout"),
     path("api/v1/", include(api_v1)),
     path("stream/<str:token>/<uuid:content_id>/<path:name>", stream_file, name="stream-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.access.context_processors.viewer",
             ],
         },
     },
@@ -108,7 +109,10 @@ MEDIA_URL = "/media/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it, even before collectstatic
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Our CSS and JS, and static/dist/ (npm packages copied there by `make`).
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve static files from their sources too, so uvicorn needs no collectstatic on a laptop.
+WHITENOISE_USE_FINDERS = True
 
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 S3_BUCKET = env.str("S3_BUCKET", default="")
@@ -128,7 +132,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/signin/"
+LOGIN_REDIRECT_URL = "/studio/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

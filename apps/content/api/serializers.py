@@ -1,6 +1,5 @@
 """Content API shapes. Input and output serializers are kept apart."""
 
-from django.core.files.storage import default_storage
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -66,7 +65,11 @@ class ContentOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_thumbnail_url(self, content: Content) -> str | None:
-        return default_storage.url(content.poster) if content.poster else None
+        if not content.poster:
+            return None
+        path = f"/posters/{content.id}.jpg"
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, content: Content) -> str | None:

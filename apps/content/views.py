@@ -1,0 +1,107 @@
+"""The web UI's pages: catalog, watch, studio, upload and edit. They render the page shell and
+what the server knows; the interactive parts call the JSON API from static/js/."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
+
+from apps.access.selectors import user_is_creator
+from apps.access.stream import storage_response
+from apps.chain.chains import configured_evm_chains
+from apps.content.models import ContentStatus
+from apps.content.selectors import content_get_manageable, content_list, content_visible_to
+
+
+def _creator_required(request: HttpRequest) -> None:
+    if not user_is_creator(request.user):
+        raise PermissionDenied("Only creators can publish content.")
+
+
+@require_safe
+@ensure_csrf_cookie
+def catalog(request: HttpRequest) -> HttpResponse:
+    contents = content_list(user=request.user, status=ContentStatus.READY)[:60]
+    return render(request, "home.html", {"nav": "catalog", "contents": contents})
+
+
+@require_safe
+@ensure_csrf_cookie
+def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
+    content = content_visible_to(request.user).filter(pk=content_id).first()
+    if content is None:
+        raise Http404("No such content.")
+    config = {
+        "id": str(content.id),
+        "status": content.status,
+        "signedIn": request.user.is_authenticated,
+        "signIn": f"/signin/?next=/watch/{content.id}/",
+    }
+    embed = request.GET.get("embed") == "1"
+    response = render(
+        request,
+        "watch.html",
+        {"nav": "catalog", "content": content, "watch_config": config, "embed": embed},
+    )
+    if embed:  # the player alone, for the creator's <iframe> on other sites
+        response.xframe_options_exempt = True
+    return response
+
+
+@require_safe
+def poster(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
+    """The published poster of a content its viewer may see (catalog images are public)."""
+    content = content_visible_to(request.user).filter(pk=content_id).first()
+    if content is None or not content.poster:
+        raise Http404("No poster.")
+    response = storage_response(request, content.poster, "poster.jpg")
+    if response.status_code == 200:  # from disk; an S3 redirect keeps its no-store
+        response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@login_required
+@require_safe
+@ensure_csrf_cookie
+def studio(request: HttpRequest) -> HttpResponse:
+    _creator_required(request)
+    contents = content_list(user=request.user, owner="me")[:200]
+    return render(request, "studio.html", {"nav": "studio", "contents": contents})
+
+
+@login_required
+@require_safe
+@ensure_csrf_cookie
+def upload(request: HttpRequest) -> HttpResponse:
+    _creator_required(request)
+    return render(
+        request,
+        "upload.html",
+        {"nav": "upload", "upload_config": {"chunkSize": settings.WEB_UPLOAD_CHUNK_SIZE}},
+    )
+
+
+@login_required
+@require_safe
+@ensure_csrf_cookie
+def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
+    content = content_get_manageable(user=request.user, content_id=content_id)
+    if content is None:
+        raise Http404("No such content.")
+    chains = [chain.caip2 for chain in configured_evm_chains()]
+    return render(
+        request,
+        "edit.html",
+        {
+            "nav": "studio",
+            "content": content,
+            "chains": chains,
+            "public_url": settings.STREAMGATE_PUBLIC_URL,
+            "edit_config": {"id": str(content.id), "gate": content.gate, "chains": chains},
+        },
+    )

@@ -1,0 +1,71 @@
+// Shared helpers of StreamGate's pages: the CSRF token, JSON API calls, small DOM helpers.
+"use strict";
+const SG = (() => {
+  function cookie(name) {
+    const found = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
+    return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+  }
+  function csrf() {
+    return cookie("csrftoken");
+  }
+  // fetch a JSON API with the session and its CSRF token; never throws for HTTP errors.
+  async function api(method, url, body) {
+    const options = { method, credentials: "same-origin", headers: { "X-CSRFToken": csrf(), Accept: "application/json" } };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (error) {
+      return { status: 0, data: { detail: "The server could not be reached. Check your connection and try again." } };
+    }
+    let data = null;
+    const text = await response.text();
+    try { data = text ? JSON.parse(text) : null; } catch (error) { data = { detail: text.slice(0, 200) }; }
+    return { status: response.status, data, headers: response.headers };
+  }
+  // The first human-readable message of an API error body.
+  function message(data, fallback) {
+    if (!data) return fallback || "Something went wrong.";
+    if (typeof data === "string") return data;
+    if (data.detail) return String(data.detail);
+    for (const [field, value] of Object.entries(data)) {
+      const text = Array.isArray(value) ? value.join(" ") : (value && value.detail) || JSON.stringify(value);
+      return `${field}: ${text}`;
+    }
+    return fallback || "Something went wrong.";
+  }
+  function notice(element, text, kind) {
+    element.innerHTML = "";
+    if (!text) return;
+    const box = document.createElement("div");
+    box.className = "notice" + (kind ? " " + kind : "");
+    box.setAttribute("role", kind === "error" ? "alert" : "status");
+    box.textContent = text;
+    element.appendChild(box);
+  }
+  // A websocket to a content's progress group; reconnects with backoff until closed for good.
+  function follow(contentId, onMessage) {
+    let delay = 500;
+    let stopped = false;
+    let socket;
+    function open() {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      socket = new WebSocket(`${scheme}://${location.host}/ws/contents/${contentId}/`);
+      socket.onmessage = (event) => { delay = 500; onMessage(JSON.parse(event.data)); };
+      socket.onclose = (event) => {
+        if (stopped || event.code === 4401 || event.code === 4404) return;
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    open();
+    return { close() { stopped = true; socket.close(); } };
+  }
+  function safeNext(next) {
+    return typeof next === "string" && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  }
+  return { api, csrf, message, notice, follow, safeNext };
+})();

@@ -1,0 +1,162 @@
+// The content page of the studio: details, the gate editor (validated by the API, whose errors
+// name the rule's bad node), retry, delete, embed snippet and on-chain registration.
+"use strict";
+(() => {
+  const config = JSON.parse(document.getElementById("edit-config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const url = `/api/v1/contents/${config.id}/`;
+  const messages = $("messages");
+  const KINDS = {
+    erc721: "holds an ERC-721 token",
+    erc1155: "holds an ERC-1155 balance",
+    metaplex: "holds a Solana NFT of a collection",
+    allowlist: "is one of these accounts",
+  };
+  const defaultChain = config.chains[0] || "eip155:1";
+
+  function field(label, name, value, placeholder) {
+    const id = `f${Math.random().toString(36).slice(2)}`;
+    const wrap = document.createElement("div");
+    wrap.innerHTML = `<label for="${id}"></label><input type="text" id="${id}">`;
+    wrap.querySelector("label").textContent = label;
+    const input = wrap.querySelector("input");
+    input.name = name;
+    input.value = value || "";
+    input.placeholder = placeholder || "";
+    return wrap;
+  }
+  function conditionNode(kind, spec) {
+    spec = spec || {};
+    const node = document.createElement("div");
+    node.className = "gate-node";
+    node.dataset.kind = kind;
+    const head = document.createElement("div");
+    head.className = "row";
+    head.innerHTML = `<strong>The viewer ${KINDS[kind]}</strong>`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "btn danger";
+    remove.textContent = "Remove";
+    remove.style.flex = "0";
+    remove.addEventListener("click", () => { node.remove(); sync(); });
+    head.appendChild(remove);
+    node.appendChild(head);
+    const row = document.createElement("div");
+    row.className = "row";
+    const ids = Array.isArray(spec.token_id) ? spec.token_id.join(", ") : spec.token_id || "";
+    if (kind === "erc721" || kind === "erc1155") {
+      row.append(field("Chain (CAIP-2)", "chain", spec.chain || defaultChain, "eip155:1"));
+      row.append(field("Contract", "contract", spec.contract, "0x…"));
+      row.append(field(kind === "erc721" ? "Token ids (empty: any)" : "Token ids", "token_id", ids, "7, 8"));
+      if (kind === "erc1155") row.append(field("Minimum balance", "min_balance", spec.min_balance || "1"));
+    } else if (kind === "metaplex") {
+      row.append(field("Chain", "chain", spec.chain || "solana:mainnet"));
+      row.append(field("Collection mint", "collection", spec.collection, "base58"));
+    } else {
+      row.append(field("Accounts (CAIP-10, comma-separated)", "accounts", (spec.accounts || []).join(", "), "eip155:1:0x…"));
+    }
+    node.appendChild(row);
+    node.addEventListener("input", sync);
+    return node;
+  }
+  function readNode(node) {
+    const value = (name) => (node.querySelector(`[name=${name}]`) || {}).value?.trim() || "";
+    const list = (name) => value(name).split(",").map((part) => part.trim()).filter(Boolean);
+    const kind = node.dataset.kind;
+    if (kind === "erc721" || kind === "erc1155") {
+      const ids = list("token_id");
+      const spec = { chain: value("chain"), contract: value("contract"), token_id: ids.length === 0 ? null : ids.length === 1 ? ids[0] : ids };
+      if (kind === "erc1155") spec.min_balance = value("min_balance") || "1";
+      return { [kind]: spec };
+    }
+    if (kind === "metaplex") return { metaplex: { chain: value("chain"), collection: value("collection") } };
+    return { allowlist: { accounts: list("accounts") } };
+  }
+  function built() {
+    const combinator = $("combinator").value;
+    if (combinator === "none") return null;
+    return { [combinator]: [...$("conditions").children].map(readNode) };
+  }
+  function sync() {
+    $("gate-json").value = JSON.stringify(built(), null, 2);
+  }
+  function load(gate) {
+    $("conditions").innerHTML = "";
+    $("gate-json").value = JSON.stringify(gate, null, 2);
+    if (!gate) { $("combinator").value = "none"; return; }
+    const combinator = Object.keys(gate)[0];
+    const items = gate[combinator];
+    const simple = (combinator === "any" || combinator === "all") && items.every((item) => KINDS[Object.keys(item)[0]]);
+    if (!simple) {
+      $("advanced").open = true;
+      $("combinator").value = "none";
+      $("combinator").disabled = true;
+      SG.notice($("gate-errors"), "This rule uses nesting: edit it as JSON below.");
+      return;
+    }
+    $("combinator").value = combinator;
+    items.forEach((item) => { const kind = Object.keys(item)[0]; $("conditions").appendChild(conditionNode(kind, item[kind])); });
+  }
+
+  $("add-condition").addEventListener("click", () => {
+    const kind = $("new-kind").value;
+    if ($("combinator").value === "none") $("combinator").value = "any";
+    $("conditions").appendChild(conditionNode(kind));
+    sync();
+  });
+  $("combinator").addEventListener("change", sync);
+  $("save-gate").addEventListener("click", async () => {
+    let gate;
+    try { gate = JSON.parse($("gate-json").value || "null"); } catch (error) {
+      SG.notice($("gate-errors"), `The rule is not valid JSON: ${error.message}`, "error");
+      return;
+    }
+    const saved = await SG.api("PATCH", url, { gate });
+    if (saved.status === 200) {
+      load(saved.data.gate);
+      SG.notice($("gate-errors"), "Rule saved.", "ok");
+    } else if (saved.status === 400 && saved.data && saved.data.gate) {
+      const problem = saved.data.gate;
+      const text = problem.path ? `${problem.path}: ${problem.detail}` : SG.message(saved.data);
+      SG.notice($("gate-errors"), `The rule was not saved. ${text}`, "error");
+    } else {
+      SG.notice($("gate-errors"), SG.message(saved.data, "The rule was not saved."), "error");
+    }
+  });
+  $("details").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const saved = await SG.api("PATCH", url, { title: $("title").value, description: $("description").value });
+    SG.notice(messages, saved.status === 200 ? "Details saved." : SG.message(saved.data), saved.status === 200 ? "ok" : "error");
+  });
+  $("delete").addEventListener("click", async () => {
+    if (!confirm("Delete this video and all its files? This cannot be undone.")) return;
+    const deleted = await SG.api("DELETE", url);
+    if (deleted.status === 204) location.assign("/studio/");
+    else SG.notice(messages, SG.message(deleted.data), "error");
+  });
+  if ($("retry")) $("retry").addEventListener("click", async () => {
+    const retried = await SG.api("POST", url + "retry/");
+    if (retried.status === 202) location.reload();
+    else SG.notice(messages, SG.message(retried.data), "error");
+  });
+  $("copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText($("snippet").textContent);
+      SG.notice(messages, "Snippet copied.", "ok");
+    } catch (error) {
+      SG.notice(messages, "Copy failed: select the snippet and copy it by hand.", "error");
+    }
+  });
+  if ($("register")) $("register").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const sent = await SG.api("POST", url + "register/", { chain: $("chain").value, price: $("price").value || "0" });
+    SG.notice(messages, sent.status === 202 ? "Registration sent; its status updates here." : SG.message(sent.data), sent.status === 202 ? "ok" : "error");
+  });
+  load(config.gate);
+  const status = $("status");
+  if (!["ready", "failed", "draft"].includes(status.textContent.trim())) {
+    SG.follow(config.id, (message) => {
+      if (message.type === "status") { status.textContent = message.status; status.className = "badge " + message.status; }
+    });
+  }
+})();

@@ -1,0 +1,138 @@
+// The watch page: ask for signed playback URLs, explain any refusal, then play with hls.js (or
+// native HLS), a quality menu, and storyboard previews on the seek bar (the WebVTT sprite track).
+"use strict";
+(() => {
+  const config = JSON.parse(document.getElementById("watch-config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const video = $("video");
+  const state = $("state");
+  let hls = null;
+
+  function showState(html) {
+    state.hidden = false;
+    state.innerHTML = html;
+    video.hidden = true;
+    $("controls").hidden = true;
+  }
+  const escape = (text) => String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  const clock = (seconds) => {
+    const s = Math.max(0, Math.floor(seconds || 0));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  };
+
+  async function grant() {
+    if (config.status !== "ready") return;
+    const answer = await SG.api("POST", `/api/v1/contents/${config.id}/playback/`);
+    if (answer.status === 200) return play(answer.data);
+    const detail = escape(SG.message(answer.data, "This video cannot be played."));
+    if (answer.status === 401) {
+      showState(`<p><strong>Sign in to watch.</strong></p><p>${detail}</p><p><a class="btn" href="${config.signIn}">Sign in with your wallet</a></p>`);
+    } else if (answer.status === 403) {
+      const reason = answer.data && answer.data.reason;
+      const lead = reason === "no_wallet" ? "Link a wallet to watch." : "This video is for holders only.";
+      showState(`<p><strong>${lead}</strong></p><p data-testid="requirement">${detail}</p><p><a class="btn secondary" href="${config.signIn}">Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button></p>`);
+      $("check-again").addEventListener("click", grant);
+    } else if (answer.status === 409) {
+      showState(`<p>This video is still processing. ${detail}</p>`);
+    } else if (answer.status === 503) {
+      const wait = parseInt((answer.headers && answer.headers.get("Retry-After")) || "10", 10);
+      showState(`<p><strong>We could not check your wallet right now.</strong></p><p>${detail}</p><p class="muted">Trying again in ${wait} s…</p>`);
+      setTimeout(grant, wait * 1000);
+    } else {
+      showState(`<p>${detail}</p>`);
+    }
+  }
+
+  function play(urls) {
+    state.hidden = true;
+    video.hidden = false;
+    $("controls").hidden = false;
+    const base = urls.hls_url.replace(/master\.m3u8$/, "");
+    if (window.Hls && Hls.isSupported()) {
+      hls = new Hls({ capLevelToPlayerSize: true });
+      hls.loadSource(urls.hls_url);
+      hls.attachMedia(video);
+      hls.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
+        const menu = $("quality");
+        data.levels
+          .map((level, index) => ({ level, index }))
+          .sort((a, b) => b.level.height - a.level.height)
+          .forEach(({ level, index }) => {
+            const option = document.createElement("option");
+            option.value = String(index);
+            option.textContent = `${level.height}p`;
+            menu.appendChild(option);
+          });
+      });
+      hls.on(Hls.Events.ERROR, (event, data) => {
+        if (!data.fatal) return;
+        if (data.response && data.response.code === 403) {
+          grant(); // the link expired: ask for a fresh one
+        } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+          hls.startLoad();
+        } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+          hls.recoverMediaError();
+        } else {
+          showState(`<p>Playback failed: ${escape(data.details)}</p>`);
+        }
+      });
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = urls.hls_url; // Safari: native HLS, its own quality selection
+      $("quality").hidden = true;
+    } else {
+      showState("<p>This browser cannot play HLS video.</p>");
+      return;
+    }
+    storyboard(base);
+  }
+
+  $("quality").addEventListener("change", (event) => { if (hls) hls.currentLevel = parseInt(event.target.value, 10); });
+  $("play").addEventListener("click", () => (video.paused ? video.play() : video.pause()));
+  video.addEventListener("play", () => { $("play").textContent = "❚❚ Pause"; $("play").setAttribute("aria-label", "Pause"); });
+  video.addEventListener("pause", () => { $("play").textContent = "▶ Play"; $("play").setAttribute("aria-label", "Play"); });
+  $("mute").addEventListener("click", () => { video.muted = !video.muted; $("mute").textContent = video.muted ? "Unmute" : "Mute"; });
+  $("fullscreen").addEventListener("click", () => ($("player").requestFullscreen ? $("player").requestFullscreen() : null));
+  video.addEventListener("loadedmetadata", () => { $("seek").max = String(video.duration || 0); });
+  video.addEventListener("timeupdate", () => {
+    if (!seeking) $("seek").value = String(video.currentTime);
+    $("time").textContent = `${clock(video.currentTime)} / ${clock(video.duration)}`;
+  });
+  let seeking = false;
+  $("seek").addEventListener("input", () => { seeking = true; });
+  $("seek").addEventListener("change", () => { video.currentTime = parseFloat($("seek").value); seeking = false; });
+
+  // Storyboard previews: cues "start --> end" + "storyboard/sprite-001.jpg#xywh=x,y,w,h".
+  async function storyboard(base) {
+    let text;
+    try {
+      const response = await fetch(base + "storyboard.vtt", { credentials: "omit" });
+      if (!response.ok) return;
+      text = await response.text();
+    } catch (error) { return; }
+    const seconds = (stamp) => stamp.split(":").reduce((total, part) => total * 60 + parseFloat(part), 0);
+    const cues = [];
+    for (const block of text.split(/\n\n+/)) {
+      const match = block.match(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/);
+      if (match) cues.push({ start: seconds(match[1]), end: seconds(match[2]), image: base + match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
+    }
+    if (!cues.length) return;
+    const seek = $("seek");
+    const preview = $("preview");
+    seek.addEventListener("mousemove", (event) => {
+      const box = seek.getBoundingClientRect();
+      const ratio = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+      const at = ratio * (video.duration || cues[cues.length - 1].end);
+      const cue = cues.find((c) => at >= c.start && at < c.end) || cues[cues.length - 1];
+      preview.style.display = "block";
+      preview.style.left = `${ratio * 100}%`;
+      preview.style.width = `${cue.w}px`;
+      preview.style.height = `${cue.h}px`;
+      preview.style.backgroundImage = `url("${cue.image}")`;
+      preview.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+      preview.dataset.time = String(Math.floor(at));
+    });
+    seek.addEventListener("mouseleave", () => { preview.style.display = "none"; });
+  }
+
+  grant();
+})();

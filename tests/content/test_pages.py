@@ -1,0 +1,103 @@
+"""The web UI's pages as the server renders them: who sees what, error pages in our design,
+posters, the embeddable player, and sign-in/sign-out."""
+
+import pytest
+from django.test import Client
+
+from apps.content.models import ContentStatus
+from tests.factories import ContentFactory, CreatorFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_catalog_lists_ready_content_only():
+    ContentFactory(title="Shown", status=ContentStatus.READY)
+    ContentFactory(title="Hidden draft", status=ContentStatus.DRAFT)
+    page = Client().get("/").content.decode()
+    assert "Shown" in page
+    assert "Hidden draft" not in page
+
+
+def test_studio_pages_are_for_creators():
+    assert Client().get("/studio/")["Location"].startswith("/signin/?next=/studio/")
+    viewer = signed_in(UserFactory())
+    for url in ("/studio/", "/studio/upload/"):
+        refused = viewer.get(url)
+        assert refused.status_code == 403
+        assert "Not allowed" in refused.content.decode()  # our 403 page
+    creator = CreatorFactory()
+    mine = ContentFactory(owner=creator, title="Mine")
+    theirs = ContentFactory(title="Theirs")
+    client = signed_in(creator)
+    studio = client.get("/studio/").content.decode()
+    assert "Mine" in studio
+    assert "Theirs" not in studio
+    assert client.get(f"/studio/{mine.id}/").status_code == 200
+    missing = client.get(f"/studio/{theirs.id}/")
+    assert missing.status_code == 404
+    assert "Not found" in missing.content.decode()  # our 404 page
+
+
+def test_watch_shows_state_and_hides_others_drafts():
+    draft = ContentFactory(status=ContentStatus.PROCESSING, progress=40)
+    assert Client().get(f"/watch/{draft.id}/").status_code == 404
+    page = signed_in(draft.owner).get(f"/watch/{draft.id}/").content.decode()
+    assert "still processing (processing, 40%)" in page
+    failed = ContentFactory(status=ContentStatus.FAILED, error="No video stream.")
+    page = signed_in(failed.owner).get(f"/watch/{failed.id}/").content.decode()
+    assert "Processing failed: No video stream." in page
+
+
+def test_the_embedded_player_may_be_framed_and_the_site_may_not():
+    content = ContentFactory(status=ContentStatus.READY)
+    page = Client().get(f"/watch/{content.id}/")
+    assert page["X-Frame-Options"] == "DENY"
+    embedded = Client().get(f"/watch/{content.id}/?embed=1")
+    assert "X-Frame-Options" not in embedded
+    assert 'class="topbar"' not in embedded.content.decode()
+
+
+def test_posters_of_visible_content_only(media_root):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    ready = ContentFactory(status=ContentStatus.READY, poster="renditions/x/poster.jpg")
+    default_storage.save("renditions/x/poster.jpg", ContentFile(b"\xff\xd8jpeg"))
+    response = Client().get(f"/posters/{ready.id}.jpg")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response.content == b"\xff\xd8jpeg"
+    draft = ContentFactory(status=ContentStatus.DRAFT, poster="renditions/x/poster.jpg")
+    assert Client().get(f"/posters/{draft.id}.jpg").status_code == 404
+    bare = ContentFactory(status=ContentStatus.READY)
+    assert Client().get(f"/posters/{bare.id}.jpg").status_code == 404
+
+
+def test_password_sign_in_and_sign_out():
+    CreatorFactory(username="writer")
+    client = Client()
+    wrong = client.post("/signin/", {"username": "writer", "password": "nope", "next": "/studio/"})
+    assert wrong.status_code == 200
+    assert "do not match" in wrong.content.decode()
+    right = client.post(
+        "/signin/", {"username": "writer", "password": "pass-word-123", "next": "/studio/"}
+    )
+    assert right["Location"] == "/studio/"
+    elsewhere = client.post("/signout/", {"next": "https://evil.example/"})
+    assert elsewhere["Location"] == "/"
+    assert client.get("/studio/").status_code == 302  # signed out
+    assert Client().get("/signout/").status_code == 405
+
+
+def test_server_errors_get_our_page_without_a_request_context():
+    from django.template.loader import render_to_string
+
+    page = render_to_string("500.html")  # Django renders it with no context at all
+    assert "Something went wrong" in page
+    assert "/static/css/app.css" in page

@@ -1,0 +1,152 @@
+"""A creator in a real browser against the whole embedded stack (uvicorn, a Celery worker,
+SQLite, the filesystem broker and channel layer): sign in, drop a video, watch the upload and
+then the processing arrive live over the websocket; and resume an upload after a reload."""
+
+import base64
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.media import make_padded_video, make_video
+from tests.support.processes import ROOT, celery_worker, embedded_env, web_server
+from tests.web.conftest import screenshot
+
+PASSWORD = "correct horse battery staple"
+
+
+def manage(env, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The embedded stack with a creator 'maker'; small PATCHes so progress is visible."""
+    folder = tmp_path_factory.mktemp("web-stack")
+    env = embedded_env(
+        folder / "var",
+        DJANGO_DEBUG="0",
+        WEB_UPLOAD_CHUNK_SIZE=str(256 * 1024),
+        TRANSCODE_PRESET="ultrafast",
+        LOG_LEVEL="WARNING",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "create_api_token", "maker", "--creator")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model;"
+        f"u = get_user_model().objects.get(username='maker'); u.set_password({PASSWORD!r});"
+        "u.save()",
+    )
+    logs = folder / "logs"
+    logs.mkdir()
+    with web_server(env, logs / "web.log") as base:
+        env["STREAMGATE_PUBLIC_URL"] = base
+        with celery_worker(env, logs / "worker.log", queues="uploads,transcode,default"):
+            yield base
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(f"{base}/signin/?next=/studio/")
+    page.get_by_label("Username").fill("maker")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{base}/studio/")
+
+
+RECORD_PROGRESS = """() => {
+  window.__marker = "no reload";
+  window.__progress = [];
+  const bar = document.getElementById("upload-bar");
+  new MutationObserver(() => window.__progress.push(Number(bar.getAttribute("aria-valuenow"))))
+    .observe(bar, { attributes: true, attributeFilter: ["aria-valuenow"] });
+}"""
+
+DROP = """([name, data]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+  const zone = document.getElementById("dropzone");
+  for (const type of ["dragover", "drop"]) {
+    const options = { dataTransfer: transfer, bubbles: true, cancelable: true };
+    zone.dispatchEvent(new DragEvent(type, options));
+  }
+}"""
+
+
+def test_drop_a_video_and_see_it_processed_live(stack, page, tmp_path):
+    clip = make_video(tmp_path / "holiday.mp4", seconds=4, size="640x360")
+    sign_in(page, stack)
+    page.goto(f"{stack}/studio/upload/")
+    page.get_by_label("Title").fill("Holiday")
+    page.evaluate(RECORD_PROGRESS)
+    page.evaluate(DROP, ["holiday.mp4", base64.b64encode(clip.read_bytes()).decode()])
+
+    assert not page.get_by_role("link", name="Open").is_visible()  # not before it is ready
+    page.wait_for_function("document.getElementById('upload-text').textContent === '100%'")
+    progress = page.evaluate("window.__progress")
+    assert len({value for value in progress if 0 < value < 100}) >= 2, progress  # it moved
+    screenshot(page, "upload")
+    status = page.get_by_test_id("status")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=status]').textContent === 'ready'", timeout=120_000
+    )
+    assert status.text_content() == "ready"
+    assert page.get_by_test_id("transcode-text").text_content() == "done"
+    assert page.evaluate("window.__marker") == "no reload"  # all of it arrived live
+    assert page.get_by_role("link", name="Open").is_visible()
+
+    page.goto(f"{stack}/studio/")
+    row = page.locator("tr", has_text="Holiday")
+    assert row.locator(".badge").text_content() == "ready"
+    screenshot(page, "studio")
+
+
+def test_an_upload_resumes_after_a_reload(stack, page, tmp_path):
+    big = make_padded_video(tmp_path / "long-take.mp4", total_bytes=6 * 1024 * 1024)
+    sign_in(page, stack)
+
+    def slow_patches(route):
+        if route.request.method == "PATCH":
+            time.sleep(0.15)  # a slow uplink, so that the reload lands mid-upload
+        route.continue_()
+
+    page.route("**/api/v1/uploads/**", slow_patches)
+    page.goto(f"{stack}/studio/upload/")
+    page.set_input_files("#file", str(big))
+    page.wait_for_function("parseInt(document.getElementById('upload-text').textContent) >= 20")
+    page.reload()
+
+    offsets: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            offsets.append(int(request.headers["upload-offset"]))
+            if request.method == "PATCH"
+            else None
+        ),
+    )
+    page.set_input_files("#file", str(big))  # the same file, picked again
+    page.get_by_text("Resuming your earlier upload").wait_for()
+    page.wait_for_function(
+        "document.getElementById('upload-text').textContent === '100%'", timeout=60_000
+    )
+    assert offsets[0] >= 0.2 * big.stat().st_size  # it went on from the server's offset
+    page.wait_for_function(
+        "['queued', 'processing', 'ready'].includes("
+        "document.querySelector('[data-testid=status]').textContent)",
+        timeout=60_000,
+    )
