@@ -101,6 +101,13 @@ def test_a_wallet_signs_in_and_plays_once_it_holds_the_pass(
     )
     qualities = page.get_by_test_id("quality").locator("option").all_text_contents()
     assert qualities == ["Auto", "480p", "360p"]
+    # Storyboard previews: hovering the seek bar shows the sprite cell of that moment.
+    seek = page.locator("#seek").bounding_box()
+    page.mouse.move(seek["x"] + seek["width"] * 0.5, seek["y"] + seek["height"] / 2)
+    preview = page.locator("#preview")
+    preview.wait_for(state="visible")
+    assert "storyboard/sprite-" in preview.evaluate("e => e.style.backgroundImage")
+    assert preview.evaluate("e => e.dataset.time") in ("2", "3")  # the middle of 6 s
     screenshot(page, "watch")
 
 
