@@ -15,7 +15,12 @@ from apps.access.selectors import user_is_creator
 from apps.access.stream import storage_response
 from apps.chain.chains import configured_evm_chains
 from apps.content.models import ContentStatus
-from apps.content.selectors import content_get_manageable, content_list, content_visible_to
+from apps.content.selectors import (
+    content_can_manage,
+    content_get_manageable,
+    content_list,
+    content_visible_to,
+)
 
 
 def _creator_required(request: HttpRequest) -> None:
@@ -36,13 +41,14 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
     content = content_visible_to(request.user).filter(pk=content_id).first()
     if content is None:
         raise Http404("No such content.")
+    embed = request.GET.get("embed") == "1"
     config = {
         "id": str(content.id),
         "status": content.status,
-        "signedIn": request.user.is_authenticated,
+        "canManage": content_can_manage(user=request.user, content=content),
+        "embed": embed,
         "signIn": f"/signin/?next=/watch/{content.id}/",
     }
-    embed = request.GET.get("embed") == "1"
     response = render(
         request,
         "watch.html",

@@ -52,6 +52,7 @@ const SG = (() => {
     let stopped = false;
     let socket;
     function open() {
+      if (stopped) return;
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       socket = new WebSocket(`${scheme}://${location.host}/ws/contents/${contentId}/`);
       socket.onmessage = (event) => { delay = 500; onMessage(JSON.parse(event.data)); };
@@ -65,7 +66,8 @@ const SG = (() => {
     return { close() { stopped = true; socket.close(); } };
   }
   function safeNext(next) {
-    return typeof next === "string" && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+    if (typeof next !== "string" || !next.startsWith("/") || next.includes("\\")) return "/";
+    return new URL(next, location.origin).origin === location.origin ? next : "/";
   }
   return { api, csrf, message, notice, follow, safeNext };
 })();

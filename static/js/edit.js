@@ -82,6 +82,8 @@
   }
   function load(gate) {
     $("conditions").innerHTML = "";
+    $("combinator").disabled = false;
+    $("add-condition").disabled = false;
     $("gate-json").value = JSON.stringify(gate, null, 2);
     if (!gate) { $("combinator").value = "none"; return; }
     const combinator = Object.keys(gate)[0];
@@ -91,6 +93,7 @@
       $("advanced").open = true;
       $("combinator").value = "none";
       $("combinator").disabled = true;
+      $("add-condition").disabled = true; // the builder would overwrite the nested rule
       SG.notice($("gate-errors"), "This rule uses nesting: edit it as JSON below.");
       return;
     }
@@ -156,7 +159,10 @@
   const status = $("status");
   if (!["ready", "failed", "draft"].includes(status.textContent.trim())) {
     SG.follow(config.id, (message) => {
-      if (message.type === "status") { status.textContent = message.status; status.className = "badge " + message.status; }
+      if (message.type !== "status") return;
+      status.textContent = message.status;
+      status.className = "badge " + message.status;
+      if (message.status === "ready" || message.status === "failed") location.reload(); // its actions change
     });
   }
 })();

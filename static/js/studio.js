@@ -18,6 +18,12 @@
         progress.hidden = FINAL.has(message.status);
         if (message.status === "ready" || message.status === "failed") {
           follower.close();
+          if (message.status === "failed") {
+            const error = document.createElement("div");
+            error.className = "muted";
+            error.textContent = message.error || "Processing failed.";
+            row.querySelector("td:nth-child(2)").appendChild(error);
+          }
           if (message.status === "ready" && !row.querySelector("a.watch")) {
             const link = document.createElement("a");
             link.className = "watch";

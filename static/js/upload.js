@@ -49,6 +49,7 @@
         bar("upload-bar", (sent / total) * 100, `${Math.floor((sent / total) * 100)}%`);
       },
       onSuccess() {
+        upload = null; // another file may follow
         bar("upload-bar", 100, "100%");
         $("pause").hidden = true;
         $("resume").hidden = true;
@@ -105,7 +106,15 @@
     SG.notice(messages, "");
     upload.start();
   });
-  $("file").addEventListener("change", (event) => { if (event.target.files[0]) start(event.target.files[0]); });
+  async function begin(file) {
+    try {
+      await start(file);
+    } catch (error) {
+      upload = null;
+      SG.notice(messages, `The upload could not start: ${error.message || error}`, "error");
+    }
+  }
+  $("file").addEventListener("change", (event) => { if (event.target.files[0]) begin(event.target.files[0]); });
   const zone = $("dropzone");
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
@@ -113,7 +122,7 @@
     event.preventDefault();
     zone.classList.remove("over");
     const file = event.dataTransfer.files[0];
-    if (file) start(file);
+    if (file) begin(file);
   });
   window.addEventListener("beforeunload", () => { if (socket) socket.close(); });
 })();

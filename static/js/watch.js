@@ -20,17 +20,21 @@
     return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   };
 
+  const target = config.embed ? ' target="_top"' : "";  // sign in outside an <iframe>
+  let storyboardBase = null;
+  let storyboardLoaded = false;
+
   async function grant() {
     if (config.status !== "ready") return;
     const answer = await SG.api("POST", `/api/v1/contents/${config.id}/playback/`);
     if (answer.status === 200) return play(answer.data);
     const detail = escape(SG.message(answer.data, "This video cannot be played."));
     if (answer.status === 401) {
-      showState(`<p><strong>Sign in to watch.</strong></p><p>${detail}</p><p><a class="btn" href="${config.signIn}">Sign in with your wallet</a></p>`);
+      showState(`<p><strong>Sign in to watch.</strong></p><p>${detail}</p><p><a class="btn" href="${config.signIn}"${target}>Sign in with your wallet</a></p>`);
     } else if (answer.status === 403) {
       const reason = answer.data && answer.data.reason;
       const lead = reason === "no_wallet" ? "Link a wallet to watch." : "This video is for holders only.";
-      showState(`<p><strong>${lead}</strong></p><p data-testid="requirement">${detail}</p><p><a class="btn secondary" href="${config.signIn}">Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button></p>`);
+      showState(`<p><strong>${lead}</strong></p><p data-testid="requirement">${detail}</p><p><a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button></p>`);
       $("check-again").addEventListener("click", grant);
     } else if (answer.status === 409) {
       showState(`<p>This video is still processing. ${detail}</p>`);
@@ -48,12 +52,14 @@
     video.hidden = false;
     $("controls").hidden = false;
     const base = urls.hls_url.replace(/master\.m3u8$/, "");
+    if (hls) hls.destroy(); // a fresh link after the old one expired
+    const menu = $("quality");
+    menu.length = 1; // "Auto"
     if (window.Hls && Hls.isSupported()) {
       hls = new Hls({ capLevelToPlayerSize: true });
       hls.loadSource(urls.hls_url);
       hls.attachMedia(video);
       hls.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
-        const menu = $("quality");
         data.levels
           .map((level, index) => ({ level, index }))
           .sort((a, b) => b.level.height - a.level.height)
@@ -83,7 +89,11 @@
       showState("<p>This browser cannot play HLS video.</p>");
       return;
     }
-    storyboard(base);
+    storyboardBase = base;
+    if (!storyboardLoaded) {
+      storyboardLoaded = true;
+      storyboard();
+    }
   }
 
   $("quality").addEventListener("change", (event) => { if (hls) hls.currentLevel = parseInt(event.target.value, 10); });
@@ -102,10 +112,11 @@
   $("seek").addEventListener("change", () => { video.currentTime = parseFloat($("seek").value); seeking = false; });
 
   // Storyboard previews: cues "start --> end" + "storyboard/sprite-001.jpg#xywh=x,y,w,h".
-  async function storyboard(base) {
+  // Cue images resolve against the current link's folder (it changes when a link is renewed).
+  async function storyboard() {
     let text;
     try {
-      const response = await fetch(base + "storyboard.vtt", { credentials: "omit" });
+      const response = await fetch(storyboardBase + "storyboard.vtt", { credentials: "omit" });
       if (!response.ok) return;
       text = await response.text();
     } catch (error) { return; }
@@ -113,7 +124,7 @@
     const cues = [];
     for (const block of text.split(/\n\n+/)) {
       const match = block.match(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/);
-      if (match) cues.push({ start: seconds(match[1]), end: seconds(match[2]), image: base + match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
+      if (match) cues.push({ start: seconds(match[1]), end: seconds(match[2]), image: match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
     }
     if (!cues.length) return;
     const seek = $("seek");
@@ -127,12 +138,27 @@
       preview.style.left = `${ratio * 100}%`;
       preview.style.width = `${cue.w}px`;
       preview.style.height = `${cue.h}px`;
-      preview.style.backgroundImage = `url("${cue.image}")`;
+      preview.style.backgroundImage = `url("${storyboardBase}${cue.image}")`;
       preview.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
       preview.dataset.time = String(Math.floor(at));
     });
     seek.addEventListener("mouseleave", () => { preview.style.display = "none"; });
   }
 
-  grant();
+  if (config.status === "ready") {
+    grant();
+  } else if (config.canManage && config.status !== "failed") {
+    // The owner waits here: play as soon as processing ends, without a reload.
+    const follower = SG.follow(config.id, (message) => {
+      if (message.type !== "status") return;
+      if (message.status === "ready") {
+        follower.close();
+        config.status = "ready";
+        grant();
+      } else if (message.status === "failed") {
+        follower.close();
+        showState(`<p>Processing failed: ${escape(message.error || "unknown error")}</p>`);
+      }
+    });
+  }
 })();

@@ -55,5 +55,6 @@ def page(browser):
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.wait_for_timeout(400)  # let the progress bars' CSS transitions finish
     page.screenshot(path=str(path), full_page=True)
     return path

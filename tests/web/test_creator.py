@@ -99,7 +99,6 @@ def test_drop_a_video_and_see_it_processed_live(stack, page, tmp_path):
     page.wait_for_function("document.getElementById('upload-text').textContent === '100%'")
     progress = page.evaluate("window.__progress")
     assert len({value for value in progress if 0 < value < 100}) >= 2, progress  # it moved
-    screenshot(page, "upload")
     status = page.get_by_test_id("status")
     page.wait_for_function(
         "document.querySelector('[data-testid=status]').textContent === 'ready'", timeout=120_000
@@ -108,6 +107,7 @@ def test_drop_a_video_and_see_it_processed_live(stack, page, tmp_path):
     assert page.get_by_test_id("transcode-text").text_content() == "done"
     assert page.evaluate("window.__marker") == "no reload"  # all of it arrived live
     assert page.get_by_role("link", name="Open").is_visible()
+    screenshot(page, "upload")
 
     page.goto(f"{stack}/studio/")
     row = page.locator("tr", has_text="Holiday")
