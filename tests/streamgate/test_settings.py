@@ -180,3 +180,24 @@ def test_storages_config_for_aws_and_compatible_servers(endpoint, tmp_path):
     # Without keys, boto3 finds credentials itself (instance roles); none are invented.
     assert "access_key" not in options
     assert ("endpoint_url" in options) == bool(endpoint)
+
+
+def test_the_deployment_checks_pass_on_production_settings(tmp_path):
+    """What `make check` runs: `manage.py check --deploy`, warnings counted as failures."""
+    env = embedded_env(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="streamgate.settings.production",
+        DJANGO_SECRET_KEY="k3y-" + "x1y2z3" * 10,
+        STREAMGATE_PUBLIC_URL="https://video.example.com",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout

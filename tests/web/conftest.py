@@ -5,6 +5,7 @@ missing and cannot be installed, these tests skip and say why. Screenshots of th
 test-results/screenshots/ (README shows copies from docs/screenshots/)."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,32 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.set_default_timeout(30_000)
-    page = context.new_page()
     errors: list[str] = []
+    violations: list[str] = []
+    # Every page must pass the Content-Security-Policy: report each violation back here.
+    context.expose_function("sgCspViolation", lambda text: violations.append(text))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) =>"
+        " window.sgCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI}"
+        " (${e.sourceFile || 'no source'})`));"
+    )
+    page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+def wait_until(page, expression: str, timeout: float = 30) -> None:
+    """Poll ``expression`` in the page until it is truthy. (Playwright's wait_for_function
+    compiles its predicate with eval, which our Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 def screenshot(page, name: str) -> Path:

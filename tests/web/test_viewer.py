@@ -14,7 +14,7 @@ from apps.content.services import content_update
 from tests.support.evm import send
 from tests.support.media import make_video
 from tests.transcode.conftest import TEST_LADDER, encode
-from tests.web.conftest import screenshot
+from tests.web.conftest import screenshot, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,9 +96,7 @@ def test_a_wallet_signs_in_and_plays_once_it_holds_the_pass(
 
     page.locator("#video").wait_for(state="visible")
     page.get_by_role("button", name="Play").click()
-    page.wait_for_function(
-        "document.getElementById('video').currentTime > 1", timeout=30_000, polling=200
-    )
+    wait_until(page, "document.getElementById('video').currentTime > 1", 30)
     qualities = page.get_by_test_id("quality").locator("option").all_text_contents()
     assert qualities == ["Auto", "480p", "360p"]
     # Storyboard previews: hovering the seek bar shows the sprite cell of that moment.

@@ -229,6 +229,8 @@ class TokenDetailView(APIView):
 
 class PlaybackView(APIView):
     permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "playback"
 
     @extend_schema(
         summary="Signed, short-lived HLS and DASH URLs, if the caller may watch",
@@ -239,6 +241,7 @@ class PlaybackView(APIView):
             403: OpenApiResponse(ErrorOutputSerializer, description="The gate denies"),
             404: None,
             409: OpenApiResponse(ErrorOutputSerializer, description="Not ready"),
+            429: ERRORS[429],
             503: ERRORS[503],
         },
     )
