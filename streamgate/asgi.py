@@ -3,6 +3,7 @@
 import os
 
 import django
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.local")
 
@@ -24,3 +25,8 @@ application = ProtocolTypeRouter(
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+if settings.SENTRY_DSN:  # errors in websocket consumers too, not only in HTTP views
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    application = SentryAsgiMiddleware(application)

@@ -9,3 +9,5 @@ SECRET_KEY = SECRET_KEY or "django-insecure-local-development-key-not-for-produc
 CORS_ALLOWED_ORIGINS = env.list(
     "CORS_ALLOWED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
 )
+# Readable logs on a laptop; JSON (the default elsewhere) with LOG_FORMAT=json.
+LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="plain")  # noqa: F405
