@@ -23,6 +23,7 @@ RUN pip install --no-cache-dir -r requirements/prod.txt
 COPY . .
 COPY --from=assets /src/dist/ static/dist/
 RUN useradd --create-home --uid 1000 streamgate \
+    && mkdir -p /app/var/prometheus \
     && DJANGO_SECRET_KEY=build-only-collectstatic STREAMGATE_PUBLIC_URL=https://build.invalid \
        python manage.py collectstatic --noinput \
     && chown -R streamgate:streamgate /app/var

@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
+FLOWER_PORT ?= 5555
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format bench clean contracts
+.PHONY: run test lint format bench clean contracts check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,12 +42,18 @@ static/dist/.built: package.json package-lock.json
 contracts: contracts/node_modules/.installed
 	cd contracts && node compile.mjs
 
-## run: install, migrate, print the demo login, then serve web + worker + beat (Ctrl-C stops all)
+## run: install, migrate, print the demo and Flower logins, then serve web + worker + beat + flower
 run: $(VENV)/.base-installed static/dist/.built
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py demo_account
+	@mkdir -p var && test -s var/flower-login || \
+		$(BIN)/python -c 'import secrets; print("ops:" + secrets.token_urlsafe(12))' > var/flower-login
 	@echo "StreamGate on http://127.0.0.1:$(PORT)/  (API docs /api/docs/, admin /admin/)"
-	WEB_PORT=$(PORT) $(BIN)/honcho --procfile Procfile start
+	@echo "Flower on http://127.0.0.1:$(FLOWER_PORT)/  (login $$(cat var/flower-login))"
+	@rm -rf var/prometheus && mkdir -p var/prometheus
+	WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
+		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
+		$(BIN)/honcho --procfile Procfile start
 
 ## test: dev dependencies, PostgreSQL + Redis up, lint, the whole suite
 test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
@@ -59,6 +66,13 @@ test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.buil
 ## bench: every benchmark under tests/benchmarks/, printing ratios against their baselines
 bench: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
 	@for script in tests/benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## check: Django's deployment checks on the production settings (warnings fail)
+check: $(VENV)/.base-installed
+	DJANGO_SETTINGS_MODULE=streamgate.settings.production \
+	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')}" \
+	STREAMGATE_PUBLIC_URL="$${STREAMGATE_PUBLIC_URL:-https://streamgate.example}" \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -30,6 +30,10 @@ app.conf.task_routes = {
 }
 app.autodiscover_tasks()
 
+# Request ids travel from the web process into the tasks it sends (signal handlers).
+import streamgate.metrics  # noqa: E402  (task failures)
+import streamgate.observability  # noqa: E402, F401
+
 
 class EnqueueOnCommit:
     """A callback that sends one task when the surrounding transaction commits.

@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.access import views as access_views
 from apps.access.stream import stream_file
 from apps.content import views as pages
 from streamgate.health import healthz, readyz
+from streamgate.metrics import metrics_view
 
 api_v1 = [
     path("", include("apps.content.api.urls")),
@@ -29,6 +29,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

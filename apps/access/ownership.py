@@ -24,6 +24,7 @@ from eth_utils import to_checksum_address
 
 from apps.access.gates import Condition, Wallet
 from apps.chain.chains import ChainNotConfigured, rpc_url, web3_for
+from streamgate.metrics import RPC_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
     except ChainNotConfigured:
         return Answer(None, "error", f"no RPC endpoint for {condition.chain}")
     generations = _generations_for(condition, accounts)
+    started = time.perf_counter()
     try:
         if condition.kind == "metaplex":
             held = asyncio.run(_metaplex_held(condition, accounts))
@@ -234,11 +236,15 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
         # BaseException: solders panics (pyo3's PanicException) on some malformed node answers.
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
+        RPC_SECONDS.labels(chain=condition.chain, outcome="error").observe(
+            time.perf_counter() - started
+        )
         logger.warning(
             "ownership check failed",
             extra={"chain": condition.chain, "contract": condition.contract, "error": repr(error)},
         )
         return Answer(None, "error", f"{condition.chain} did not answer ({type(error).__name__})")
+    RPC_SECONDS.labels(chain=condition.chain, outcome="ok").observe(time.perf_counter() - started)
     _store(condition, generations, held)
     return Answer(any(held.values()), "rpc")
 

@@ -34,6 +34,7 @@ from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
 from apps.access.selectors import viewer_wallets
 from apps.content.models import Content, ContentStatus
 from streamgate.exceptions import Conflict
+from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ def gate_evaluate(
     answers = answers_cached(conditions, wallets) if conditions else {}
     evaluation = _explained(gate, answers, wallets)
     pending = [c for c in conditions if answers[c].held is None]
+    hits = sum(
+        1 for answer in answers.values() if answer.source == "cache" and answer.held is not None
+    )
+    if hits:
+        GATE_CACHE.labels(outcome="hit").inc(hits)
     if evaluation.result is not None or not pending:
         return evaluation
     deadline = time.monotonic() + (deadline or settings.GATE_EVALUATION_TIMEOUT)
+    GATE_CACHE.labels(outcome="miss").inc(len(pending))
     futures = {_pool.submit(answer_fetch, c, wallets): c for c in pending}
     while futures and evaluation.result is None:
         done, _ = wait(
@@ -119,6 +126,13 @@ def access_decide(*, user: AbstractBaseUser | AnonymousUser, content: Content) -
 
 def gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> AccessDecision:
     """The gate's answer for ``wallets``, with a reason a viewer can act on."""
+    decision = _gate_decision(gate=gate, wallets=wallets, content=content)
+    result = {True: "allow", False: "deny", None: "error"}[decision.allowed]
+    GATE_DECISIONS.labels(result=result).inc()
+    return decision
+
+
+def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> AccessDecision:
     try:
         gate = gate_validate(gate)
     except GateInvalid as error:  # saved before validation existed; nobody gets in

@@ -26,7 +26,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from eth_utils import event_abi_to_log_topic
-from prometheus_client import Gauge
 from web3 import Web3
 from web3.exceptions import BlockNotFound, Web3RPCError
 
@@ -42,15 +41,14 @@ from apps.chain.models import (
 )
 from apps.chain.signals import nft_transfer_seen
 from apps.content.models import Content
+from streamgate import metrics
 
 logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
 KEEP_BLOCK_HASHES = 512  # how far back a reorganisation can be traced
 
-INDEXER_LAG = Gauge(
-    "streamgate_chain_indexer_lag_blocks", "Chain head minus the last indexed block.", ["chain"]
-)
+INDEXER_LAG = metrics.INDEXER_LAG
 
 # How nodes say "that range is too wide for me" (Alchemy, Infura, QuickNode, Geth, Erigon…).
 # Rate limits ("exceeded its compute units", "too many requests") are not among them: those

@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.content.realtime import content_group
 from apps.content.selectors import content_get_manageable, content_status_message
+from streamgate.metrics import WEBSOCKETS
 
 # Close codes in the 4000-4999 range are ours (RFC 6455 leaves them to applications).
 CLOSE_NOT_SIGNED_IN = 4401
@@ -49,8 +50,13 @@ class ContentProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         await self.send_json(content_status_message(current))
+        WEBSOCKETS.inc()
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            WEBSOCKETS.dec()
+            self.counted = False
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

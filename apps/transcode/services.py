@@ -29,6 +29,7 @@ from apps.transcode.probe import NotMedia
 from apps.transcode.runner import Cancelled, JobRun, Outcome, execute
 from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
 from streamgate.exceptions import Conflict
+from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +262,9 @@ def _publish(job: TranscodeJob, outcome: Outcome) -> None:
         )
         content_status_set(content=content, status=ContentStatus.READY, progress=100)
         enqueue_on_commit(transcode_outputs_prune, str(content.id), str(job.id))
+    if outcome.realtime_factor:
+        TRANSCODE_REALTIME.observe(outcome.realtime_factor)
+        TRANSCODE_SECONDS.observe(outcome.duration / outcome.realtime_factor)
     logger.info(
         "transcode published",
         extra={"job_id": str(job.id), "realtime_factor": outcome.realtime_factor},

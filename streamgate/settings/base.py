@@ -6,6 +6,7 @@ layer). ``DATABASE_URL``, ``REDIS_URL`` and ``S3_*`` switch to PostgreSQL, Redis
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "streamgate.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -66,6 +68,8 @@ MIDDLEWARE = [
     "apps.access.middleware.WalletSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "streamgate.security.SecurityHeadersMiddleware",
+    "streamgate.security.AdminLoginThrottleMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -154,7 +158,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Per client address; sign-in verification parses and checks signatures, nonces fill a table.
-    "DEFAULT_THROTTLE_RATES": {"signin": env.str("SIGNIN_RATE", default="60/min")},
+    # Playback issues signed URLs after a gate decision; upload creation makes rows and files.
+    "DEFAULT_THROTTLE_RATES": {
+        "signin": env.str("SIGNIN_RATE", default="60/min"),
+        "playback": env.str("PLAYBACK_RATE", default="120/min"),
+        "uploads": env.str("UPLOAD_CREATE_RATE", default="60/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "StreamGate API",
@@ -316,6 +325,20 @@ PLAYBACK_TOKEN_MAX_TTL = env.int("PLAYBACK_TOKEN_MAX_TTL", default=6 * 3600)
 # X-Accel-Redirect to <prefix><storage path> and let nginx send the bytes.
 STREAM_ACCEL_REDIRECT = env.str("STREAM_ACCEL_REDIRECT", default="")
 STREAM_PRESIGN_SECONDS = env.int("STREAM_PRESIGN_SECONDS", default=120)
+# Where players fetch media besides this site: the S3 endpoint of presigned URLs (CSP).
+STREAM_MEDIA_ORIGINS = env.list(
+    "STREAM_MEDIA_ORIGINS",
+    default=(
+        [urlsplit(S3_ENDPOINT_URL)._replace(path="", query="", fragment="").geturl()]
+        if S3_ENDPOINT_URL
+        else (["https://*.amazonaws.com"] if S3_BUCKET else [])
+    ),
+)
+# Who may frame the embeddable player (CSP frame-ancestors); "*" is any site.
+EMBED_FRAME_ANCESTORS = env.str("EMBED_FRAME_ANCESTORS", default="*")
+SECURE_REFERRER_POLICY = "same-origin"
+ADMIN_LOGIN_FAILURES = env.int("ADMIN_LOGIN_FAILURES", default=10)
+ADMIN_LOGIN_WINDOW = env.int("ADMIN_LOGIN_WINDOW", default=900)
 STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
@@ -332,6 +355,8 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers log through LOGGING above (JSON, request ids), not Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_TASK_TRACK_STARTED = True
@@ -353,11 +378,22 @@ STREAMGATE_RELEASE = env.str("STREAMGATE_RELEASE", default="streamgate@dev")
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # json | plain
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "streamgate.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "streamgate.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -1,11 +1,14 @@
 """Real Celery workers consuming real messages through Redis (and the embedded broker)."""
 
+import json
+import os
 import subprocess
 import sys
 import time
 
 import pytest
 import redis
+from celery import Celery
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -14,7 +17,15 @@ from apps.content.services import content_delete
 from streamgate.celery import app
 from tests.factories import ContentFactory
 from tests.support import celery_tasks
-from tests.support.processes import ROOT, celery_worker, embedded_env
+from tests.support.processes import (
+    ROOT,
+    celery_worker,
+    embedded_env,
+    free_port,
+    spawned,
+    stop,
+    wait_for_port,
+)
 
 PROBES = {
     "uploads": celery_tasks.uploads_probe,
@@ -125,3 +136,73 @@ def test_embedded_broker_carries_tasks_between_processes(tmp_path, logs_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1"
     assert not (media / "sources" / "abc").exists()
+
+
+def test_a_request_id_travels_into_the_tasks_it_sends(tmp_path, logs_dir):
+    from streamgate.observability import request_id_bound
+    from tests.support.celery_tasks import request_id_probe
+
+    env = worker_env(tmp_path)
+    env["LOG_FORMAT"] = "json"
+    with celery_worker(
+        env, logs_dir / "worker.log", queues="default", include="tests.support.celery_tasks"
+    ):
+        with request_id_bound("req-7f3a"):
+            result = request_id_probe.delay()
+        assert result.get(timeout=30) == "req-7f3a"
+        assert request_id_probe.delay().get(timeout=30) is None  # sent outside any request
+    lines = [
+        json.loads(line)
+        for line in (logs_dir / "worker.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    probe = [line for line in lines if line["message"] == "probe ran"]
+    assert probe[0]["request_id"] == "req-7f3a"
+    assert probe[0]["probe"] == "yes"
+    assert probe[1]["request_id"] == "-"
+
+
+def persistent_redis(folder, port: int, log):
+    """redis-server as production runs it: append-only file, fsync on every write."""
+    args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)]
+    return spawned(args, env=dict(os.environ), log=log)
+
+
+def test_tasks_survive_a_redis_restart_and_the_worker_reconnects(tmp_path, logs_dir):
+    from tests.support.celery_tasks import chain_probe, default_probe
+
+    port = free_port()
+    folder = tmp_path / "redis-data"
+    folder.mkdir()
+    env = embedded_env(tmp_path / "var", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    producer = Celery("producer", broker=env["REDIS_URL"], backend=env["REDIS_URL"])
+    with persistent_redis(folder, port, logs_dir / "redis.log") as redis_process:
+        wait_for_port(port, timeout=10, process=redis_process, log=logs_dir / "redis.log")
+        with celery_worker(
+            env, logs_dir / "worker.log", queues="default", include="tests.support.celery_tasks"
+        ):
+            assert send(producer, default_probe, 1).get(timeout=30)["args"] == [1]
+            # Work nobody consumes yet, waiting in Redis when it restarts.
+            waiting = [send(producer, chain_probe, n) for n in range(3)]
+            stop(redis_process)
+            with persistent_redis(folder, port, logs_dir / "redis-2.log") as again:
+                wait_for_port(port, timeout=10, process=again, log=logs_dir / "redis-2.log")
+                # The worker reconnects by itself and takes new work.
+                assert send(producer, default_probe, 2).get(timeout=60)["args"] == [2]
+                with celery_worker(
+                    env,
+                    logs_dir / "worker-chain.log",
+                    queues="chain",
+                    include="tests.support.celery_tasks",
+                ):
+                    assert [r.get(timeout=60)["args"] for r in waiting] == [[0], [1], [2]]
+
+
+def send(producer, task, n):
+    """Send ``task`` through ``producer`` (this Redis), routed as StreamGate routes it."""
+    from streamgate.celery import app
+
+    route = app.amqp.router.route({}, task.name)
+    queue = route["queue"].name
+    return producer.send_task(task.name, args=[n], queue=queue, routing_key=queue)

@@ -32,3 +32,19 @@ def chain_probe(self, payload):
 @shared_task(bind=True, name="apps.content.tasks.routing_probe")
 def default_probe(self, payload):
     return _delivery(self.request)
+
+
+@shared_task(bind=True, name="apps.content.tasks.request_id_probe")
+def request_id_probe(self):
+    """Logs a line and returns the request id the task runs under."""
+    import logging
+
+    from streamgate.observability import current_request_id
+
+    logging.getLogger("tests.probe").info("probe ran", extra={"probe": "yes"})
+    return current_request_id()
+
+
+@shared_task(name="apps.content.tasks.failing_probe")
+def failing_probe():
+    raise RuntimeError("this task fails on purpose")

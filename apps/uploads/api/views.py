@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.parsers import BaseParser, DataAndFiles
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.uploads.exceptions import (
@@ -37,6 +38,7 @@ from apps.uploads.services import (
     upload_terminate,
 )
 from streamgate.exceptions import DomainError
+from streamgate.metrics import UPLOAD_BYTES, UPLOADS_ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +136,25 @@ class TusView(APIView):
                 f"Send the bytes as Content-Type: {OFFSET_CONTENT_TYPE}.", reason="content_type"
             )
         length = _header(request, "Content-Length")
-        return upload_append(
-            upload=upload,
-            offset=offset,
-            body=_body(request._request),
-            content_length=_protocol(parse_non_negative, "Content-Length", length)
-            if length
-            else None,
-            checksum=_protocol(parse_checksum, _header(request, "Upload-Checksum")),
-        )
+        UPLOADS_ACTIVE.inc()
+        try:
+            appended = upload_append(
+                upload=upload,
+                offset=offset,
+                body=_body(request._request),
+                content_length=_protocol(parse_non_negative, "Content-Length", length)
+                if length
+                else None,
+                checksum=_protocol(parse_checksum, _header(request, "Upload-Checksum")),
+            )
+        except DomainError:
+            upload.refresh_from_db(fields=["offset"])
+            UPLOAD_BYTES.inc(max(0, upload.offset - offset))  # what was kept
+            raise
+        finally:
+            UPLOADS_ACTIVE.dec()
+        UPLOAD_BYTES.inc(max(0, appended.offset - offset))
+        return appended
 
 
 TUS_HEADERS_DOC = [
@@ -152,6 +164,12 @@ TUS_HEADERS_DOC = [
 
 class UploadCollectionView(TusView):
     """``/api/v1/uploads/``: discover the server (OPTIONS) and create uploads (POST)."""
+
+    throttle_scope = "uploads"
+
+    def get_throttles(self):
+        # Creating uploads is limited per creator; discovery (OPTIONS) is not.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         summary="Create a tus upload (creation, creation-with-upload)",
@@ -171,6 +189,7 @@ class UploadCollectionView(TusView):
             400: OpenApiResponse(description="Malformed headers or metadata."),
             403: OpenApiResponse(description="Not a creator."),
             413: OpenApiResponse(description="Over Tus-Max-Size or your quota."),
+            429: OpenApiResponse(description="Too many uploads created; see Retry-After."),
         },
     )
     def post(self, request: Request) -> HttpResponse:

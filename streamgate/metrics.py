@@ -1,0 +1,127 @@
+"""StreamGate's Prometheus metrics, and the /metrics view.
+
+Counters and histograms are updated where things happen (web and worker processes). With
+PROMETHEUS_MULTIPROC_DIR set (``make run`` and compose set it), every process writes its
+samples there and /metrics adds them up, so the workers' task failures and transcode times
+show on the web process's page. Values that live in the database or the broker (jobs by
+state, queue depth) are read when /metrics is scraped.
+"""
+
+import logging
+import os
+
+import prometheus_client
+from celery.signals import task_failure
+from django.http import HttpRequest, HttpResponse
+from kombu.exceptions import OperationalError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_BYTES = Counter(
+    "streamgate_upload_bytes_total", "Bytes stored by tus PATCH and creation-with-upload."
+)
+UPLOADS_ACTIVE = Gauge(
+    "streamgate_uploads_active", "Upload requests writing right now.", multiprocess_mode="livesum"
+)
+TRANSCODE_SECONDS = Histogram(
+    "streamgate_transcode_duration_seconds",
+    "Wall time of successful transcode jobs.",
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200),
+)
+TRANSCODE_REALTIME = Histogram(
+    "streamgate_transcode_realtime_factor",
+    "Seconds of media encoded per second of wall time, per successful job.",
+    buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20),
+)
+TASK_FAILURES = Counter(
+    "streamgate_task_failures_total", "Celery tasks that raised, by task.", ["task"]
+)
+GATE_DECISIONS = Counter(
+    "streamgate_gate_decisions_total", "Gate decisions by result.", ["result"]
+)  # allow | deny | error
+GATE_CACHE = Counter(
+    "streamgate_gate_cache_lookups_total",
+    "Ownership questions answered from the cache (hit) or sent to a chain (miss).",
+    ["outcome"],
+)
+RPC_SECONDS = Histogram(
+    "streamgate_rpc_duration_seconds",
+    "Ownership RPC calls by chain and outcome (ok | error).",
+    ["chain", "outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INDEXER_LAG = Gauge(
+    "streamgate_chain_indexer_lag_blocks",
+    "Chain head minus the last indexed block.",
+    ["chain"],
+    multiprocess_mode="mostrecent",
+)
+WEBSOCKETS = Gauge(
+    "streamgate_websocket_connections",
+    "Open progress websockets.",
+    multiprocess_mode="livesum",
+)
+
+
+@task_failure.connect
+def _count_task_failure(sender=None, **_):
+    TASK_FAILURES.labels(task=getattr(sender, "name", "unknown")).inc()
+
+
+class StateCollector:
+    """Jobs by state and queue depths, read at scrape time."""
+
+    def collect(self):
+        from django.db.models import Count
+
+        from apps.transcode.models import JobState, TranscodeJob
+
+        jobs = GaugeMetricFamily(
+            "streamgate_transcode_jobs", "Transcode jobs by state.", labels=["state"]
+        )
+        counted = dict(TranscodeJob.objects.values_list("state").annotate(n=Count("id")).order_by())
+        for state in JobState.values:
+            jobs.add_metric([state], counted.get(state, 0))
+        yield jobs
+        depth = GaugeMetricFamily(
+            "streamgate_queue_depth", "Messages waiting per Celery queue.", labels=["queue"]
+        )
+        try:
+            for queue, waiting in queue_depths().items():
+                depth.add_metric([queue], waiting)
+        except (OSError, OperationalError) as error:  # a broker down must not break the page
+            logger.warning("queue depth unavailable", extra={"error": repr(error)})
+        yield depth
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each of our queues, from the broker (Redis or the filesystem)."""
+    from streamgate.celery import QUEUES, app
+
+    depths = {}
+    with app.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+        channel = connection.default_channel
+        for queue in QUEUES:
+            try:
+                depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:  # never declared yet: nothing waits in it
+                depths[queue] = 0
+    return depths
+
+
+_state_registry = CollectorRegistry()  # collected at scrape time only
+_state_registry.register(StateCollector())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = prometheus_client.REGISTRY
+    body = prometheus_client.generate_latest(registry)
+    body += prometheus_client.generate_latest(_state_registry)
+    return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
