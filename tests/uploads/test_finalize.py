@@ -263,3 +263,12 @@ def test_reaper_resends_lost_finalizations(tus, django_capture_on_commit_callbac
     assert [(c.task.name, c.args) for c in callbacks] == [
         ("apps.uploads.tasks.upload_finalize", (str(upload.id),))
     ]
+
+
+def test_the_file_is_sniffed_not_judged_by_its_name(tus, media_root, video_bytes, ready_signals):
+    """A real video named .txt is a video; (the converse, text named .mp4, is refused above)."""
+    upload = upload_of(tus.upload(video_bytes, chunk=len(video_bytes), filename="holiday.txt"))
+    assert run(upload_finalize, str(upload.id)) == "finalized"
+    upload.refresh_from_db()
+    assert upload.content.status == ContentStatus.QUEUED
+    assert upload.content.width == 320

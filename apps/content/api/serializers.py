@@ -1,6 +1,5 @@
 """Content API shapes. Input and output serializers are kept apart."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -63,7 +62,7 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_thumbnail_url(self, content: Content) -> str | None:
         if not content.poster:
             return None

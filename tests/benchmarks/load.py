@@ -1,0 +1,377 @@
+"""Load: a mixed workload against the running stack, websocket fan-out, and the latency curve.
+
+    python tests/benchmarks/load.py [--seconds 10] [--rate 200] [--sockets 500]
+
+Starts the stack as production runs it on one machine: uvicorn (one process) on PostgreSQL (a
+scratch database on 127.0.0.1:5432) and Redis (127.0.0.1:6379, database 3: cache, channel
+layer, broker), media on disk. Encodes a clip with `manage.py ingest` and creates 60 more
+contents, then:
+
+1. Mixed workload at a fixed arrival rate (``--rate`` requests/s, open loop, 64 connections):
+   40% catalog page (`GET /api/v1/contents/?status=ready`), 20% content detail, 10% playback
+   token issuance (`POST …/playback/`), 30% segment fetches through the signed stream URL.
+   Prints requests/s, p50/p95/p99 and errors per endpoint.
+   Goal: API reads p95 < 50 ms at 200 req/s, zero errors.
+2. ``--sockets`` websocket clients on one content's progress channel; 20 progress messages are
+   sent through the channel layer (as a worker would) and each client's delay from send to
+   receipt is recorded. Goal: p95 < 250 ms.
+3. The latency curve: 50 to 500 concurrent closed-loop clients (each waits 250 ms between
+   requests) on the read mix; p50/p95 per level, plotted to docs/load-curve.png.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import BIN, embedded_env, free_port, start_web, stop  # noqa: E402
+
+REDIS_URL = "redis://127.0.0.1:6379/3"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the stack ----------------------------------------------------------------------------------
+
+
+def create_database() -> str:
+    import psycopg
+
+    name = f"sg_load_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run(
+        [str(BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def prepare(var: Path, env: dict) -> dict:
+    """Migrate, a creator with a token, one encoded clip and 60 more contents."""
+    from tests.support.media import make_video
+
+    manage(env, "migrate", "--noinput", "-v", "0")
+    token = manage(env, "create_api_token", "loader", "--creator").strip()
+    clip = make_video(var / "clip.mp4", seconds=12, size="854x480", rate=30)
+    out = manage(env, "ingest", str(clip), "--title", "Load", "--owner", "loader")
+    hls = re.search(r"HLS:\s+(\S+)", out).group(1)
+    content_id = hls.split("/")[-2]
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from apps.content.models import Content, ContentStatus;"
+        "from django.contrib.auth import get_user_model;"
+        "owner = get_user_model().objects.get(username='loader');"
+        "Content.objects.bulk_create([Content(owner=owner, title=f'Film {i}',"
+        " status=ContentStatus.READY) for i in range(60)])",
+    )
+    return {"token": token, "content": content_id, "hls": "/" + hls.split("/", 3)[3]}
+
+
+# --- a small HTTP/1.1 client --------------------------------------------------------------------
+
+
+class Connection:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        for attempt in range(2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                self.writer.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )
+            lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+            lines += [f"{k}: {v}" for k, v in headers.items()]
+            if method == "POST":
+                lines.append("Content-Length: 0")
+            try:
+                self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.writer = None
+                if attempt:
+                    raise
+                continue
+            status = int(head.split(b" ", 2)[1])
+            length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            body = await self.reader.readexactly(int(length.group(1))) if length else b""
+            if re.search(rb"(?i)\r\nconnection:\s*close", head):
+                self.writer.close()
+                self.writer = None
+            return status, body
+        raise RuntimeError("unreachable")
+
+
+def segment_paths(port: int, master: str) -> list[str]:
+    import urllib.request
+
+    base = f"http://127.0.0.1:{port}"
+    text = urllib.request.urlopen(base + master).read().decode()
+    folder = master.rsplit("/", 1)[0] + "/"
+    playlist = next(line for line in text.splitlines() if line and not line.startswith("#"))
+    media = urllib.request.urlopen(base + folder + playlist).read().decode()
+    names = [line for line in media.splitlines() if line and not line.startswith("#")]
+    return [folder + name for name in names]
+
+
+def mix(ctx: dict) -> list[tuple[str, str, str]]:
+    """(label, method, path) choices in their proportions."""
+    catalog = ("catalog", "GET", "/api/v1/contents/?status=ready&page_size=20")
+    detail = ("detail", "GET", f"/api/v1/contents/{ctx['content']}/")
+    playback = ("playback", "POST", f"/api/v1/contents/{ctx['content']}/playback/")
+    segments = [("segment", "GET", path) for path in ctx["segments"]]
+    return [catalog] * 4 + [detail] * 2 + [playback] + [random.choice(segments) for _ in range(3)]
+
+
+async def open_loop(port: int, ctx: dict, rate: float, seconds: float, connections: int = 64):
+    """``rate`` requests/s spread over ``connections``; latency measured from the scheduled
+    start, so a server that falls behind shows it (no coordinated omission)."""
+    results: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    choices = mix(ctx)
+    headers = {"Authorization": f"Bearer {ctx['token']}"}
+    started = time.perf_counter() + 0.2
+    interval = connections / rate
+
+    async def client(index: int):
+        connection = Connection(port)
+        due = started + index * interval / connections
+        while due < started + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            label, method, path = random.choice(choices)
+            try:
+                status, _ = await connection.request(method, path, headers)
+                ok = status == 200
+            except (OSError, asyncio.IncompleteReadError):
+                ok = False
+            results.setdefault(label, []).append(time.perf_counter() - due)
+            if not ok:
+                errors[label] = errors.get(label, 0) + 1
+            due += interval
+
+    await asyncio.gather(*(client(i) for i in range(connections)))
+    return results, errors, time.perf_counter() - started
+
+
+async def closed_loop(port: int, ctx: dict, clients: int, seconds: float, think: float = 0.25):
+    latencies: list[float] = []
+    failures = 0
+    choices = [c for c in mix(ctx) if c[0] in ("catalog", "detail")]
+    headers = {"Authorization": f"Bearer {ctx['token']}"}
+    until = time.perf_counter() + seconds
+
+    async def client():
+        nonlocal failures
+        connection = Connection(port)
+        await asyncio.sleep(random.random() * think)
+        while time.perf_counter() < until:
+            _, method, path = random.choice(choices)
+            begun = time.perf_counter()
+            try:
+                status, _ = await connection.request(method, path, headers)
+                failures += status != 200
+            except (OSError, asyncio.IncompleteReadError):
+                failures += 1
+            latencies.append(time.perf_counter() - begun)
+            await asyncio.sleep(think)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, failures, time.perf_counter() - started
+
+
+# --- websockets ---------------------------------------------------------------------------------
+
+
+async def fan_out(port: int, ctx: dict, sockets: int, messages: int = 20) -> tuple[list, int]:
+    import websockets
+    from channels.layers import get_channel_layer
+
+    from apps.content.realtime import EVENT_TYPE, content_group
+
+    url = f"ws://127.0.0.1:{port}/ws/contents/{ctx['content']}/"
+    headers = {"Authorization": f"Bearer {ctx['token']}"}
+    origin = f"http://127.0.0.1:{port}"
+    delays: list[float] = []
+    received = [0]
+    ready = asyncio.Event()
+    connected = [0]
+
+    async def listener():
+        async with websockets.connect(
+            url, additional_headers=headers, origin=origin, open_timeout=60, max_queue=None
+        ) as ws:
+            json.loads(await ws.recv())  # the current status, first
+            connected[0] += 1
+            if connected[0] == sockets:
+                ready.set()
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("type") != "transcode":
+                    continue
+                delays.append(time.time() - message["sent_at"])
+                received[0] += 1
+                if message["percent"] >= messages - 1:
+                    return
+
+    tasks = []
+    for index in range(sockets):
+        tasks.append(asyncio.create_task(listener()))
+        if index % 50 == 49:
+            await asyncio.sleep(0.2)  # connect in waves, as browsers would
+    await asyncio.wait_for(ready.wait(), timeout=120)
+    layer = get_channel_layer()
+    group = content_group(ctx["content"])
+    for n in range(messages):
+        message = {"type": "transcode", "stage": "encode", "percent": n, "sent_at": time.time()}
+        await layer.group_send(group, {"type": EVENT_TYPE, "message": message})
+        await asyncio.sleep(0.25)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return delays, received[0]
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--sockets", type=int, default=500)
+    parser.add_argument("--levels", default="50,100,200,300,500")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "load-curve.png"))
+    args = parser.parse_args()
+
+    database = create_database()
+    folder = Path(tempfile.mkdtemp(prefix="sg-load-"))
+    port = free_port()
+    env = embedded_env(
+        folder,
+        DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
+        DATABASE_CONN_MAX_AGE="600",
+        REDIS_URL=REDIS_URL,
+        DJANGO_DEBUG="0",
+        LOG_LEVEL="WARNING",
+        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PLAYBACK_RATE="100000/min",
+    )
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    server = None
+    try:
+        ctx = prepare(folder, env)
+        server = start_web(env, folder / "web.log", port)
+        ctx["segments"] = segment_paths(port, ctx["hls"])
+        os.environ.update({k: v for k, v in env.items() if k not in ("PATH",)})
+        import django
+
+        django.setup()
+
+        asyncio.run(open_loop(port, ctx, rate=50, seconds=2))  # warm-up
+        results, errors, elapsed = asyncio.run(open_loop(port, ctx, args.rate, args.seconds))
+        total = sum(len(v) for v in results.values())
+        print(
+            f"mixed workload: {total / elapsed:.0f} req/s offered at {args.rate:.0f}/s "
+            f"for {args.seconds:g} s, 64 connections, one uvicorn process"
+        )
+        print(
+            f"{'endpoint':10} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        )
+        for label in ("catalog", "detail", "playback", "segment"):
+            values = results.get(label, [])
+            print(
+                f"{label:10} {len(values) / elapsed:7.1f} {pct(values, 0.5) * 1000:8.1f} "
+                f"{pct(values, 0.95) * 1000:8.1f} {pct(values, 0.99) * 1000:8.1f} "
+                f"{errors.get(label, 0):7d}"
+            )
+        reads = results.get("catalog", []) + results.get("detail", [])
+        print(
+            f"API reads p95 {pct(reads, 0.95) * 1000:.1f} ms (goal < 50 ms), "
+            f"errors {sum(errors.values())} (goal 0)"
+        )
+
+        delays, received = asyncio.run(fan_out(port, ctx, args.sockets))
+        print(
+            f"\nwebsocket fan-out: {args.sockets} clients x 20 messages, {received} received; "
+            f"delay p50 {pct(delays, 0.5) * 1000:.1f} ms, p95 {pct(delays, 0.95) * 1000:.1f} ms, "
+            f"p99 {pct(delays, 0.99) * 1000:.1f} ms (goal p95 < 250 ms)"
+        )
+
+        levels = [int(n) for n in args.levels.split(",")]
+        curve = []
+        print(f"\n{'clients':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
+        for clients in levels:
+            latencies, failures, spent = asyncio.run(closed_loop(port, ctx, clients, args.seconds))
+            curve.append((clients, pct(latencies, 0.5) * 1000, pct(latencies, 0.95) * 1000))
+            print(
+                f"{clients:8d} {len(latencies) / spent:7.0f} {curve[-1][1]:8.1f} "
+                f"{curve[-1][2]:8.1f} {failures:7d}"
+            )
+        plot(curve, args.plot)
+        print(f"\ncurve plotted to {args.plot}")
+    finally:
+        if server is not None:
+            stop(server)
+        drop_database(database)
+
+
+def plot(curve: list[tuple[int, float, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clients = [c for c, _, _ in curve]
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
+    axes.plot(clients, [p50 for _, p50, _ in curve], marker="o", label="p50")
+    axes.plot(clients, [p95 for _, _, p95 in curve], marker="o", label="p95")
+    axes.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 ms goal")
+    axes.set_xlabel("concurrent clients (each waits 250 ms between requests)")
+    axes.set_ylabel("API read latency (ms)")
+    axes.set_title("StreamGate API reads, one uvicorn process, 2 cores")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+
+
+if __name__ == "__main__":
+    main()
