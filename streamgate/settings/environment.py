@@ -94,13 +94,22 @@ def cache_config(redis_url: str, folder: Path) -> dict[str, Any]:
     }
 
 
+CHANNEL_LAYER_CONNECTIONS = 2000
+
+
 def channel_layer_config(redis_url: str, folder: Path) -> dict[str, Any]:
     """channels-redis when REDIS_URL is set, else the cross-process filesystem layer."""
     if redis_url:
         return {
             "default": {
                 "BACKEND": REDIS_CHANNEL_LAYER,
-                "CONFIG": {"hosts": [redis_url], "prefix": "sg-asgi", "capacity": 1000},
+                "CONFIG": {
+                    # redis-py 8 caps a pool at 100 connections and then fails at once; a
+                    # burst of websocket connects or disconnects each holds one briefly.
+                    "hosts": [{"address": redis_url, "max_connections": CHANNEL_LAYER_CONNECTIONS}],
+                    "prefix": "sg-asgi",
+                    "capacity": 1000,
+                },
             }
         }
     return {"default": {"BACKEND": FILESYSTEM_CHANNEL_LAYER, "CONFIG": {"root": str(folder)}}}

@@ -85,7 +85,9 @@ def test_services_when_the_environment_names_them(tmp_path):
     assert found["cache"] == "django_prometheus.cache.backends.redis.RedisCache"
     assert found["cache_location"] == "redis://127.0.0.1:6379/3"
     assert found["layer"] == "channels_redis.core.RedisChannelLayer"
-    assert found["layer_config"]["hosts"] == ["redis://127.0.0.1:6379/3"]
+    (host,) = found["layer_config"]["hosts"]
+    assert host["address"] == "redis://127.0.0.1:6379/3"
+    assert host["max_connections"] >= 1000  # websocket bursts, past redis-py's default 100
     assert found["broker"] == "redis://127.0.0.1:6379/3"
     assert found["results"] == "redis://127.0.0.1:6379/3"
     assert found["visibility_timeout"] >= 24 * 3600
