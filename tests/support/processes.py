@@ -94,7 +94,9 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
         process.wait(5)
 
 
-def start_web(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
+def start_web(
+    env: dict[str, str], log: Path, port: int, extra: list[str] | None = None
+) -> subprocess.Popen:
     """Start the web server (uvicorn, as `make run` does) on ``port`` and wait until it accepts
     connections; the caller stops it."""
     args = [
@@ -107,6 +109,7 @@ def start_web(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
         "--lifespan",
         "off",
         "--no-server-header",
+        *(extra or []),
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
