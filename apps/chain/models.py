@@ -4,6 +4,8 @@ gas samples, IPFS pins."""
 from django.db import models
 from django.db.models import Q
 
+from apps.content.cache import ChangeTrackingQuerySet
+
 
 class ContractKind(models.TextChoices):
     REGISTRY = "registry", "ContentRegistry"
@@ -20,6 +22,8 @@ class ChainContract(models.Model):
     deployed_block = models.PositiveBigIntegerField(default=0)
     deploy_tx = models.CharField(max_length=66, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["chain", "kind", "-created_at"]
@@ -72,6 +76,8 @@ class Registration(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -196,6 +202,8 @@ class Pin(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

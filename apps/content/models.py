@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.content.cache import ChangeTrackingQuerySet
+
 
 class ContentStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -56,6 +58,8 @@ class Content(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ChangeTrackingQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -86,6 +90,8 @@ class Rendition(models.Model):
     )
     codecs = models.CharField(max_length=100, help_text="RFC 6381 codecs string.")
     playlist = models.CharField(max_length=500, help_text="Storage path of the media playlist.")
+
+    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-height"]

@@ -17,6 +17,7 @@ from apps.content.api.serializers import (
     ContentUpdateInputSerializer,
     RegisterInputSerializer,
 )
+from apps.content.cache import page_get, page_key, page_set
 from apps.content.models import Content, ContentStatus
 from apps.content.selectors import content_can_manage, content_list, content_visible_to
 from apps.content.services import content_create, content_delete, content_update
@@ -84,10 +85,16 @@ class ContentViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         filters = ContentListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        key = page_key("list", request)
+        cached = page_get(key)
+        if cached is not None:
+            return Response(cached)
         contents = content_list(user=request.user, **filters.validated_data)
         page = self.paginate_queryset(contents)
         data = ContentOutputSerializer(page, many=True, context={"request": request}).data
-        return self.get_paginated_response(data)
+        response = self.get_paginated_response(data)
+        page_set(key, response.data)
+        return response
 
     def create(self, request: Request) -> Response:
         data = ContentCreateInputSerializer(data=request.data)
@@ -96,7 +103,13 @@ class ContentViewSet(viewsets.GenericViewSet):
         return self._output(content, status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return self._output(self._visible(pk))
+        key = page_key("detail", request)
+        cached = page_get(key)
+        if cached is not None:
+            return Response(cached)
+        response = self._output(self._visible(pk))
+        page_set(key, response.data)
+        return response
 
     def partial_update(self, request: Request, pk: str) -> Response:
         content = self._manageable(pk)
