@@ -116,6 +116,19 @@ def _check_times(
         raise SignInRejected("not_yet_valid", "The message is not valid yet (Not Before).")
 
 
+def _check_message_times(message: Any, policy: SignInPolicy, *, now: datetime) -> None:
+    """The time fields of a SIWE or SIWS message (both name them alike), checked."""
+    _check_times(
+        issued_at=_timestamp(message.issued_at, "Issued At"),
+        expiration=_timestamp(message.expiration_time, "Expiration Time")
+        if message.expiration_time
+        else None,
+        not_before=_timestamp(message.not_before, "Not Before") if message.not_before else None,
+        now=now,
+        policy=policy,
+    )
+
+
 def _timestamp(value: str, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
@@ -153,15 +166,7 @@ def siwe_parse(text: str, policy: SignInPolicy, *, now: datetime) -> Any:
         raise SignInRejected(
             "chain_not_allowed", f"Chain {message.chain_id} is not accepted for sign-in."
         )
-    _check_times(
-        issued_at=_timestamp(message.issued_at, "Issued At"),
-        expiration=_timestamp(message.expiration_time, "Expiration Time")
-        if message.expiration_time
-        else None,
-        not_before=_timestamp(message.not_before, "Not Before") if message.not_before else None,
-        now=now,
-        policy=policy,
-    )
+    _check_message_times(message, policy, now=now)
     return message
 
 
@@ -337,15 +342,7 @@ def siws_parse(text: str, policy: SignInPolicy, *, now: datetime) -> SiwsMessage
         raise SignInRejected(
             "chain_not_allowed", f"Chain {message.chain_id} is not accepted for sign-in."
         )
-    _check_times(
-        issued_at=_timestamp(message.issued_at, "Issued At"),
-        expiration=_timestamp(message.expiration_time, "Expiration Time")
-        if message.expiration_time
-        else None,
-        not_before=_timestamp(message.not_before, "Not Before") if message.not_before else None,
-        now=now,
-        policy=policy,
-    )
+    _check_message_times(message, policy, now=now)
     return message
 
 

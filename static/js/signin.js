@@ -19,6 +19,21 @@
     const scheme = new URL(nonce.uri).protocol.replace(/:$/, "");
     return scheme === "https" ? nonce.domain : `${scheme}://${nonce.domain}`;
   }
+  // EIP-4361 and Sign In With Solana share this layout (statement, then the fields).
+  function signInText(nonce, account, address, chainId) {
+    return [
+      `${origin(nonce)} wants you to sign in with your ${account} account:`,
+      address,
+      "",
+      "Sign in to StreamGate to watch what your wallet unlocks.",
+      "",
+      `URI: ${nonce.uri}`,
+      "Version: 1",
+      `Chain ID: ${chainId}`,
+      `Nonce: ${nonce.nonce}`,
+      `Issued At: ${isoNow()}`,
+    ].join("\n");
+  }
   function isoNow() {
     return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   }
@@ -74,18 +89,7 @@
       }
       const nonce = await SG.api("POST", "/api/v1/auth/siwe/nonce/");
       if (nonce.status !== 201) { show(SG.message(nonce.data, "Could not start signing in."), "error"); return; }
-      const message = [
-        `${origin(nonce.data)} wants you to sign in with your Ethereum account:`,
-        address,
-        "",
-        "Sign in to StreamGate to watch what your wallet unlocks.",
-        "",
-        `URI: ${nonce.data.uri}`,
-        "Version: 1",
-        `Chain ID: ${chainId}`,
-        `Nonce: ${nonce.data.nonce}`,
-        `Issued At: ${isoNow()}`,
-      ].join("\n");
+      const message = signInText(nonce.data, "Ethereum", address, chainId);
       show("Confirm the message in your wallet…");
       const signature = await provider.request({ method: "personal_sign", params: [message, accounts[0]] });
       await finish("siwe", { message, signature });
@@ -108,18 +112,7 @@
       const chain = config.solanaChains[0] || "solana:mainnet";
       const nonce = await SG.api("POST", "/api/v1/auth/solana/nonce/");
       if (nonce.status !== 201) { show(SG.message(nonce.data, "Could not start signing in."), "error"); return; }
-      const message = [
-        `${origin(nonce.data)} wants you to sign in with your Solana account:`,
-        address,
-        "",
-        "Sign in to StreamGate to watch what your wallet unlocks.",
-        "",
-        `URI: ${nonce.data.uri}`,
-        "Version: 1",
-        `Chain ID: ${chain.replace(/^solana:/, "")}`,
-        `Nonce: ${nonce.data.nonce}`,
-        `Issued At: ${isoNow()}`,
-      ].join("\n");
+      const message = signInText(nonce.data, "Solana", address, chain.replace(/^solana:/, ""));
       show("Confirm the message in your wallet…");
       const signed = await provider.signMessage(new TextEncoder().encode(message), "utf8");
       const signature = base58(signed.signature || signed);

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import BIN, embedded_env, free_port, start_web, stop  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    embedded_env,
+    free_port,
+    manage,
+    start_web,
+    stop,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 
@@ -65,17 +70,6 @@ def drop_database(name: str) -> None:
 
     with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run(
-        [str(BIN / "python"), "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def prepare(var: Path, env: dict) -> dict:

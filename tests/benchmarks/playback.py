@@ -23,7 +23,6 @@ import os
 import re
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.processes import BIN, embedded_env, free_port, start_web, stop  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    embedded_env,
+    free_port,
+    manage,
+    start_web,
+    stop,
+)
 
 
 def p95(values: list[float]) -> float:
@@ -48,23 +53,9 @@ def prepare(var: Path, env: dict[str, str]) -> str:
     from tests.support.media import make_video
 
     clip = make_video(var / "clip.mp4", seconds=24, size="1280x720", rate=30)
-    manage = [str(BIN / "python"), "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [*manage, "create_api_token", "bench", "--creator"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [*manage, "ingest", str(clip), "--title", "Bench", "--owner", "bench"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "create_api_token", "bench", "--creator")
+    out = manage(env, "ingest", str(clip), "--title", "Bench", "--owner", "bench")
     url = re.search(r"HLS:\s+(\S+)", out).group(1)
     return "/" + url.split("/", 3)[3]
 

@@ -1,8 +1,6 @@
 """A web process whose PostgreSQL connection is dropped under it reconnects on the next request
 (persistent connections are health-checked), instead of failing every request after."""
 
-import subprocess
-import sys
 import urllib.request
 import uuid
 
@@ -10,7 +8,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from tests.support.processes import ROOT, embedded_env, web_server
+from tests.support.processes import embedded_env, manage, web_server
 
 
 def admin_url() -> str:
@@ -42,9 +40,7 @@ def get(url: str) -> int:
 def test_a_dropped_connection_is_replaced_on_the_next_request(scratch_database, tmp_path, logs_dir):
     database_url = admin_url().rsplit("/", 1)[0] + f"/{scratch_database}"
     env = embedded_env(tmp_path, DATABASE_URL=database_url, DATABASE_CONN_MAX_AGE="600")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True
-    )
+    manage(env, "migrate", "--noinput")
     with web_server(env, logs_dir / "web.log") as base:
         assert get(f"{base}/api/v1/contents/") == 200  # opens a connection it keeps
         with psycopg.connect(admin_url(), autocommit=True) as admin:

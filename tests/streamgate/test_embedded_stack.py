@@ -5,28 +5,12 @@ worker and a status change from another process to a browser's websocket.
 """
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
 from websockets.sync.client import connect
 
-from tests.support.processes import ROOT, celery_worker, embedded_env, http_get, web_server
-
-
-def manage(env, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.support.processes import celery_worker, embedded_env, http_get, manage, web_server
 
 
 def api(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict | None]:

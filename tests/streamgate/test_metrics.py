@@ -4,8 +4,6 @@ that exist."""
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -18,7 +16,7 @@ from apps.access.gates import Wallet
 from apps.access.playback import gate_decision
 from apps.transcode.models import JobState, TranscodeJob
 from tests.factories import ContentFactory
-from tests.support.processes import ROOT, celery_worker, embedded_env, web_server
+from tests.support.processes import ROOT, celery_worker, embedded_env, manage, web_server
 
 pytestmark = pytest.mark.django_db
 DASHBOARD = ROOT / "deploy" / "grafana" / "streamgate-dashboard.json"
@@ -102,9 +100,7 @@ def test_worker_samples_reach_the_web_page(tmp_path, logs_dir):
     env = embedded_env(
         tmp_path / "var", REDIS_URL=settings.REDIS_URL, PROMETHEUS_MULTIPROC_DIR=str(folder)
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True
-    )
+    manage(env, "migrate", "--noinput")
     with (
         celery_worker(
             env, logs_dir / "worker.log", queues="default", include="tests.support.celery_tasks"

@@ -26,6 +26,22 @@ SERVICE_VARIABLES = (
 )
 
 
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run ``manage.py args`` in a child process with ``env``; its stdout, or an assertion
+    error that shows its stderr."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
+    return result.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,31 +3,15 @@ SQLite, the filesystem broker and channel layer): sign in, drop a video, watch t
 then the processing arrive live over the websocket; and resume an upload after a reload."""
 
 import base64
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.support.media import make_padded_video, make_video
-from tests.support.processes import ROOT, celery_worker, embedded_env, web_server
+from tests.support.processes import celery_worker, embedded_env, manage, web_server
 from tests.web.conftest import screenshot, wait_until
 
 PASSWORD = "correct horse battery staple"
-
-
-def manage(env, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import login, logout
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -111,38 +111,46 @@ def _signed_in(request: Request, result: SignInResult) -> Response:
     return response
 
 
-class SiweVerifyView(_SignInView):
-    @extend_schema(
+class VerifyView(_SignInView):
+    """Check a signed sign-in message; the caller gets a token (and a session). Signed in
+    already, the wallet is linked to the caller's account instead."""
+
+    input_serializer: type = SiweVerifyInputSerializer
+    verify = staticmethod(signin_ethereum)
+
+    def post(self, request: Request) -> Response:
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = self.verify(
+            **data.validated_data,
+            client_secret=_client_secret(request),
+            user=request.user if request.user.is_authenticated else None,
+        )
+        return _signed_in(request, result)
+
+
+@extend_schema_view(
+    post=extend_schema(
         summary="Sign in with Ethereum (EIP-4361); signed in already: link the wallet",
         request=SiweVerifyInputSerializer,
         responses={200: SignInOutputSerializer, **ERRORS},
     )
-    def post(self, request: Request) -> Response:
-        data = SiweVerifyInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = signin_ethereum(
-            **data.validated_data,
-            client_secret=_client_secret(request),
-            user=request.user if request.user.is_authenticated else None,
-        )
-        return _signed_in(request, result)
+)
+class SiweVerifyView(VerifyView):
+    input_serializer = SiweVerifyInputSerializer
+    verify = staticmethod(signin_ethereum)
 
 
-class SolanaVerifyView(_SignInView):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Sign in with Solana; signed in already: link the wallet",
         request=SolanaVerifyInputSerializer,
         responses={200: SignInOutputSerializer, **ERRORS},
     )
-    def post(self, request: Request) -> Response:
-        data = SolanaVerifyInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = signin_solana(
-            **data.validated_data,
-            client_secret=_client_secret(request),
-            user=request.user if request.user.is_authenticated else None,
-        )
-        return _signed_in(request, result)
+)
+class SolanaVerifyView(VerifyView):
+    input_serializer = SolanaVerifyInputSerializer
+    verify = staticmethod(signin_solana)
 
 
 class LogoutView(APIView):
