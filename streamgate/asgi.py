@@ -10,6 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.local")
 # Django must be set up before anything imports models.
 django.setup(set_prefix=False)
 
+from streamgate.edge import EdgeCache  # noqa: E402
 from streamgate.streaming import StreamingBodyASGIHandler  # noqa: E402
 
 django_asgi_app = StreamingBodyASGIHandler()
@@ -21,7 +22,7 @@ from apps.content.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": EdgeCache(django_asgi_app),
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -63,6 +63,11 @@ WEBSOCKETS = Gauge(
     "Open progress websockets.",
     multiprocess_mode="livesum",
 )
+EDGE_RESPONSES = Counter(
+    "streamgate_edge_responses_total",
+    "Content API reads the edge answered from its cache (hit) or passed to Django (miss).",
+    ["outcome"],
+)
 
 
 @task_failure.connect

@@ -35,13 +35,17 @@ def request_id_bound(value: str):
         _request_id.reset(token)
 
 
+def request_id_for(offered: str) -> str:
+    """The caller's id when it is a sane token, else a new one."""
+    return offered if _VALID.match(offered) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        value = offered if _VALID.match(offered) else uuid.uuid4().hex
+        value = request_id_for(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = value
         with request_id_bound(value):
             response = self.get_response(request)

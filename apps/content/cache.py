@@ -1,84 +1,107 @@
 """Cached JSON of the content API's reads (list and detail), invalidated by any change.
 
-Every change to a content or to what its JSON shows (renditions, registrations, contracts,
-pins) bumps one version number in the cache, through model signals and the QuerySet methods
-that skip them (update, delete, bulk_create, bulk_update). Pages are cached under the version,
-the caller's visibility (anonymous, or the user: visibility depends on who asks) and the exact
-URL, so a change makes every older page unreachable at once. The bump happens at once and
-again when the transaction commits: a reader that queried between the two cannot leave
-pre-commit data under the new version. A cache that fails is skipped, never an error.
+Pages are cached under version numbers (``streamgate.versions``), the caller and the exact
+URL, so a change makes every older page unreachable at once. Which versions a page depends on
+follows from who may see what:
+
+- ``content:api-version``: everything anyone may see. Any change to a content or to what its
+  JSON shows (renditions, registrations, contracts, pins) bumps it, through model signals and
+  the QuerySet methods that skip them (update, delete, bulk_create, bulk_update).
+- ``content:api-version:owner:<id>``: an unpublished content's progress, which only its owner
+  (and staff) can see. Uploads and encodes write progress several times a second; bumping the
+  first version for those would empty every viewer's cache all day long.
+- ``content:api-version:private``: bumped with any owner's, for staff, who see everything.
+
+Anonymous pages depend on the first; a user's on the first and their own; staff's on the first
+and the private one. A cache that fails is skipped, never an error.
 """
 
 import logging
 from typing import Any
 
 from django.core.cache import cache
-from django.db import models, transaction
+from django.db import models
 from rest_framework.request import Request
+
+from streamgate.versions import tracking_queryset, version_changed, versions_get
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "content:api-version"
+PRIVATE_VERSION_KEY = "content:api-version:private"
 PAGE_TTL = 60
+# Fields whose change on an unpublished content only its owner and staff can see.
+PRIVATE_FIELDS = frozenset({"progress"})
 
 
-def _bump() -> None:
-    try:
-        try:
-            cache.incr(VERSION_KEY)
-        except ValueError:  # no version yet
-            cache.add(VERSION_KEY, 1, timeout=None)
-    except Exception as error:  # noqa: BLE001 - a cache outage must not fail the write
-        logger.warning("content cache version not bumped", extra={"error": repr(error)})
+def owner_version_key(owner_id: int) -> str:
+    return f"{VERSION_KEY}:owner:{owner_id}"
 
 
 def content_api_changed() -> None:
     """Make every cached content page stale (now, and again when the transaction commits)."""
-    _bump()
-    transaction.on_commit(_bump)
+    version_changed(VERSION_KEY)
 
 
-class ChangeTrackingQuerySet(models.QuerySet):
-    """A QuerySet whose bulk writes, which send no signals, still invalidate cached pages."""
+def content_private_changed(owner_ids: set[int]) -> None:
+    """Make the pages of these owners (and of staff) stale, and no one else's."""
+    for owner_id in owner_ids:
+        version_changed(owner_version_key(owner_id))
+    version_changed(PRIVATE_VERSION_KEY)
 
+
+# A QuerySet whose bulk writes, which send no signals, still invalidate cached pages.
+ChangeTrackingQuerySet = tracking_queryset(content_api_changed)
+
+
+class ContentQuerySet(ChangeTrackingQuerySet):
     def update(self, **kwargs: Any) -> int:
-        changed = super().update(**kwargs)
+        if not kwargs or not set(kwargs) <= PRIVATE_FIELDS:
+            return super().update(**kwargs)
+        from apps.content.models import ContentStatus
+
+        rows = list(self.values_list("owner_id", "status"))
+        changed = models.QuerySet.update(self, **kwargs)  # untracked: the bumps follow
         if changed:
-            content_api_changed()
+            if any(status == ContentStatus.READY for _, status in rows):
+                content_api_changed()
+            private = {owner for owner, status in rows if status != ContentStatus.READY}
+            if private:
+                content_private_changed(private)
         return changed
 
-    def delete(self):
-        result = super().delete()
-        content_api_changed()
-        return result
 
-    def bulk_create(self, *args: Any, **kwargs: Any):
-        created = super().bulk_create(*args, **kwargs)
-        content_api_changed()
-        return created
-
-    def bulk_update(self, *args: Any, **kwargs: Any):
-        updated = super().bulk_update(*args, **kwargs)
-        content_api_changed()
-        return updated
-
-
-def page_key(kind: str, request: Request) -> str | None:
-    """The cache key of this request's page, or None when the cache cannot be read."""
+def page_versions(user) -> dict[str, int] | None:
+    """The versions a page for ``user`` depends on, to be read before the page's query; None
+    when the cache cannot be read (the page is then neither read from nor written to it)."""
+    names = [VERSION_KEY]
+    if user.is_authenticated:
+        names.append(PRIVATE_VERSION_KEY if user.is_staff else owner_version_key(user.pk))
     try:
-        version = cache.get(VERSION_KEY)
-        if version is None:
-            cache.add(VERSION_KEY, 1, timeout=None)
-            version = cache.get(VERSION_KEY, 1)
+        return versions_get(names)
     except Exception as error:  # noqa: BLE001 - read from the database instead
         logger.warning("content cache unavailable", extra={"error": repr(error)})
         return None
+
+
+def public_versions(versions: dict[str, int] | None) -> dict[str, int] | None:
+    """The part of ``versions`` a page anyone would get the same way depends on."""
+    return None if versions is None else {VERSION_KEY: versions[VERSION_KEY]}
+
+
+def page_key(
+    kind: str, request: Request, versions: dict[str, int] | None, *, public: bool
+) -> str | None:
+    """The cache key of this request's page under ``versions``: one for everyone when
+    ``public`` (the page cannot depend on who asks), else the caller's own."""
+    if versions is None:
+        return None
     user = request.user
-    scope = f"u{user.pk}" if user.is_authenticated else "anon"
+    scope = "public" if public or not user.is_authenticated else f"u{user.pk}"
+    stamp = ".".join(str(v) for v in versions.values())
     query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.items()))
-    return (
-        f"content:api:{version}:{kind}:{scope}:{request.build_absolute_uri(request.path)}?{query}"
-    )
+    url = f"{request.build_absolute_uri(request.path)}?{query}"
+    return f"content:api:{stamp}:{kind}:{scope}:{url}"
 
 
 def page_get(key: str | None) -> Any:

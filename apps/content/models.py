@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from apps.content.cache import ChangeTrackingQuerySet
+from apps.content.cache import ChangeTrackingQuerySet, ContentQuerySet
 
 
 class ContentStatus(models.TextChoices):
@@ -58,7 +58,7 @@ class Content(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ChangeTrackingQuerySet.as_manager()
+    objects = ContentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

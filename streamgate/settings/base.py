@@ -105,6 +105,8 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = cache_config(REDIS_URL, VAR_DIR / "cache")
+# The edge (streamgate/edge.py) replays cached content API reads from Redis before Django runs.
+EDGE_CACHE = env.bool("EDGE_CACHE", default=bool(REDIS_URL))
 
 CHANNEL_LAYERS = channel_layer_config(REDIS_URL, VAR_DIR / "channels")
 

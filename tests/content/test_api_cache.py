@@ -79,3 +79,33 @@ def test_a_cache_outage_falls_back_to_the_database(client_for, settings):
     owner = CreatorFactory()
     ContentFactory(owner=owner, title="Still here", status=ContentStatus.READY)
     assert titles(client_for(owner)) == ["Still here"]
+
+
+def test_pages_of_ready_contents_are_shared_by_every_caller(client_for, django_assert_num_queries):
+    content = ContentFactory(title="Public", status=ContentStatus.READY)
+    ContentFactory(owner=content.owner, title="Draft", status=ContentStatus.DRAFT)
+    first, second = client_for(UserFactory()), client_for(UserFactory())
+    second.get("/api/v1/contents/?owner=me")  # the token's first use is recorded: not counted
+    ready, detail = "/api/v1/contents/?status=ready", f"/api/v1/contents/{content.id}/"
+    assert [c["title"] for c in first.get(ready).json()["results"]] == ["Public"]
+    assert first.get(detail).json()["title"] == "Public"
+    with django_assert_num_queries(1):  # the bearer token only
+        assert [c["title"] for c in second.get(ready).json()["results"]] == ["Public"]
+    with django_assert_num_queries(1):
+        assert second.get(detail).json()["title"] == "Public"
+    # The owner's own list (drafts included) is theirs alone.
+    assert sorted(titles(client_for(content.owner))) == ["Draft", "Public"]
+
+
+def test_progress_of_a_draft_leaves_other_callers_pages_alone(client_for, api_client):
+    from apps.content.services import content_progress_set
+
+    owner = CreatorFactory()
+    draft = ContentFactory(owner=owner, title="Draft", status=ContentStatus.PROCESSING)
+    mine = client_for(owner)
+    detail = f"/api/v1/contents/{draft.id}/"
+    assert mine.get(detail).json()["progress"] == 0
+    version = cache.get("content:api-version")
+    content_progress_set(content_id=draft.id, progress=55)
+    assert cache.get("content:api-version") == version  # the public pages stand
+    assert mine.get(detail).json()["progress"] == 55

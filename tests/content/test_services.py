@@ -4,10 +4,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from apps.content import cache as content_cache
 from apps.content.models import ContentStatus
 from apps.content.realtime import content_group
 from apps.content.services import content_status_set, content_update
+from streamgate.versions import version_bump
 from tests.factories import ContentFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_status_change_is_broadcast_after_commit(django_capture_on_commit_callba
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         content_status_set(content=content, status=ContentStatus.FAILED, error="Not a video file.")
     # Nothing is sent before the commit (the other callback re-bumps the API cache's version).
-    (broadcast,) = [c for c in callbacks if c is not content_cache._bump]
+    (broadcast,) = [c for c in callbacks if getattr(c, "func", None) is not version_bump]
     broadcast()
 
     event = async_to_sync(asyncio.wait_for)(layer.receive(channel), 5)

@@ -17,11 +17,12 @@ from apps.content.api.serializers import (
     ContentUpdateInputSerializer,
     RegisterInputSerializer,
 )
-from apps.content.cache import page_get, page_key, page_set
+from apps.content.cache import page_get, page_key, page_set, page_versions, public_versions
 from apps.content.models import Content, ContentStatus
 from apps.content.selectors import content_can_manage, content_list, content_visible_to
 from apps.content.services import content_create, content_delete, content_update
 from apps.transcode.services import transcode_retry
+from streamgate.edge import edge_mark
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -82,19 +83,32 @@ class ContentViewSet(viewsets.GenericViewSet):
             ContentOutputSerializer(content, context={"request": self.request}).data, status=code
         )
 
+    def _replayable(self, response: Response, versions: dict[str, int] | None) -> Response:
+        """Reads depend only on the caller, the URL and the data (as of ``versions``, read
+        before the query): the edge may replay them while those versions stand."""
+        edge_mark(response, request=self.request, versions=versions)
+        return response
+
     def list(self, request: Request) -> Response:
         filters = ContentListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        key = page_key("list", request)
+        versions = page_versions(request.user)
+        wanted = filters.validated_data
+        # Ready contents are everyone's: such a page is the same whoever asks.
+        if wanted.get("status") == ContentStatus.READY and wanted.get("owner") != "me":
+            versions = public_versions(versions)
+            key = page_key("list", request, versions, public=True)
+        else:
+            key = page_key("list", request, versions, public=False)
         cached = page_get(key)
         if cached is not None:
-            return Response(cached)
-        contents = content_list(user=request.user, **filters.validated_data)
+            return self._replayable(Response(cached), versions)
+        contents = content_list(user=request.user, **wanted)
         page = self.paginate_queryset(contents)
         data = ContentOutputSerializer(page, many=True, context={"request": request}).data
         response = self.get_paginated_response(data)
         page_set(key, response.data)
-        return response
+        return self._replayable(response, versions)
 
     def create(self, request: Request) -> Response:
         data = ContentCreateInputSerializer(data=request.data)
@@ -103,13 +117,22 @@ class ContentViewSet(viewsets.GenericViewSet):
         return self._output(content, status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        key = page_key("detail", request)
-        cached = page_get(key)
-        if cached is not None:
-            return Response(cached)
-        response = self._output(self._visible(pk))
-        page_set(key, response.data)
-        return response
+        versions = page_versions(request.user)
+        public = public_versions(versions)
+        # A ready content's JSON is the same whoever asks; others' only for their owner/staff.
+        public_key = page_key("detail", request, public, public=True)
+        own_key = page_key("detail", request, versions, public=False)
+        for key, used in ((public_key, public), (own_key, versions)):
+            cached = page_get(key)
+            if cached is not None:
+                return self._replayable(Response(cached), used)
+        content = self._visible(pk)
+        response = self._output(content)
+        if content.status == ContentStatus.READY:
+            page_set(public_key, response.data)
+            return self._replayable(response, public)
+        page_set(own_key, response.data)
+        return self._replayable(response, versions)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         content = self._manageable(pk)

@@ -1,0 +1,77 @@
+"""Version numbers in the cache, for caches that must never serve what a write made stale.
+
+A cached answer is stored under (or together with) the version numbers it depends on; a change
+bumps the number, and every answer stored under the old one becomes unreachable at once. A
+change bumps at once and again when its transaction commits, so a reader that queried between
+the two cannot leave pre-commit data under the new version. A cache that fails is skipped,
+never an error: the write goes on.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from django.core.cache import cache
+from django.db import models, transaction
+
+logger = logging.getLogger(__name__)
+
+
+def version_bump(key: str) -> None:
+    try:
+        try:
+            cache.incr(key)
+        except ValueError:  # no version yet
+            cache.add(key, 1, timeout=None)
+    except Exception as error:  # noqa: BLE001 - a cache outage must not fail the write
+        logger.warning("cache version not bumped", extra={"key": key, "error": repr(error)})
+
+
+def version_changed(key: str) -> None:
+    """Make everything cached under ``key``'s current version stale (now, and on commit)."""
+    version_bump(key)
+    transaction.on_commit(partial(version_bump, key))
+
+
+def versions_get(keys: list[str]) -> dict[str, int]:
+    """The current versions of ``keys`` in one read (missing ones created)."""
+    found = cache.get_many(keys)
+    for key in keys:
+        if key not in found:
+            cache.add(key, 1, timeout=None)
+            found[key] = cache.get(key, 1)
+    return {key: found[key] for key in keys}
+
+
+def tracking_queryset(
+    on_change: Callable[[], None], *, quiet_fields: Iterable[str] = ()
+) -> type[models.QuerySet]:
+    """A QuerySet class whose bulk writes, which send no model signals, call ``on_change``;
+    an ``update`` of only ``quiet_fields`` (bookkeeping no cached answer shows) does not."""
+    quiet = frozenset(quiet_fields)
+
+    class ChangeTrackingQuerySet(models.QuerySet):
+        def update(self, **kwargs: Any) -> int:
+            changed = super().update(**kwargs)
+            if changed and not set(kwargs) <= quiet:
+                on_change()
+            return changed
+
+        def delete(self):
+            result = super().delete()
+            on_change()
+            return result
+
+        def bulk_create(self, *args: Any, **kwargs: Any):
+            created = super().bulk_create(*args, **kwargs)
+            on_change()
+            return created
+
+        def bulk_update(self, objs, fields, *args: Any, **kwargs: Any):
+            updated = super().bulk_update(objs, fields, *args, **kwargs)
+            if not set(fields) <= quiet:
+                on_change()
+            return updated
+
+    return ChangeTrackingQuerySet

@@ -1,0 +1,278 @@
+"""The edge replays content API reads from Redis, and never one that a write, a revoked token, an
+expired token, a deactivated user or another caller should not see.
+
+The application under test is the ASGI stack as uvicorn runs it (edge, Django's handler, every
+middleware) on the test PostgreSQL and Redis; requests go through channels' HttpCommunicator.
+"""
+
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from channels.testing import HttpCommunicator
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from apps.access.auth_version import AUTH_VERSION_KEY
+from apps.access.models import ApiToken
+from apps.access.services import api_token_create, api_token_revoke, api_token_touch
+from apps.content.models import Content, ContentStatus
+from apps.content.services import content_progress_set
+from streamgate.edge import EDGE_MARKER, EdgeCache
+from streamgate.streaming import StreamingBodyASGIHandler
+from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CATALOG = "/api/v1/contents/?status=ready"
+
+
+@pytest.fixture(autouse=True)
+def _empty_edge():
+    cache.delete_pattern("content:api*")  # the version and Django's own pages
+    cache.delete(AUTH_VERSION_KEY)
+    client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
+    for key in client.scan_iter("edge:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def edge(settings):
+    settings.EDGE_CACHE = True
+    settings.CORS_ALLOWED_ORIGINS = ["https://player.example"]
+    return EdgeCache(StreamingBodyASGIHandler())
+
+
+def hits() -> float:
+    return REGISTRY.get_sample_value("streamgate_edge_responses_total", {"outcome": "hit"}) or 0
+
+
+def get(app, path: str, token: str | None = None, **headers: str) -> dict:
+    sent = [(b"host", b"testserver")]
+    if token:
+        sent.append((b"authorization", f"Bearer {token}".encode()))
+    sent += [(name.replace("_", "-").lower().encode(), v.encode()) for name, v in headers.items()]
+
+    async def go():
+        communicator = HttpCommunicator(app, "GET", path, headers=sent)
+        response = await communicator.get_response(timeout=10)
+        await communicator.wait(timeout=10)  # the edge stores after the client has its answer
+        return response
+
+    response = async_to_sync(go)()
+    response["headers"] = {n.decode().lower(): v.decode() for n, v in response["headers"]}
+    return response
+
+
+def served_by_edge(app, path: str, token: str | None = None, **headers: str) -> dict:
+    before = hits()
+    response = get(app, path, token, **headers)
+    assert hits() == before + 1, "expected a replay"
+    return response
+
+
+def served_by_django(app, path: str, token: str | None = None, **headers: str) -> dict:
+    before = hits()
+    response = get(app, path, token, **headers)
+    assert hits() == before, "expected Django to answer"
+    return response
+
+
+def test_a_repeated_read_is_replayed_with_the_same_headers_and_its_own_request_id(edge):
+    creator = CreatorFactory()
+    ContentFactory(owner=creator, title="Film", status=ContentStatus.READY)
+    _, token = api_token_create(user=creator)
+
+    first = served_by_django(edge, CATALOG, token, x_request_id="first-request")
+    again = served_by_edge(edge, CATALOG, token, x_request_id="second-request")
+    assert first["status"] == again["status"] == 200
+    assert again["body"] == first["body"]
+    assert [r["title"] for r in _json(again)["results"]] == ["Film"]
+    assert first["headers"].pop("x-request-id") == "first-request"
+    assert again["headers"].pop("x-request-id") == "second-request"
+    assert again["headers"] == first["headers"]
+    assert EDGE_MARKER.lower() not in first["headers"]
+    third = served_by_edge(edge, CATALOG, token, x_request_id="not a sane id!")
+    assert len(third["headers"]["x-request-id"]) == 32  # a new one, not the caller's
+
+
+def test_a_write_shows_at_once(edge):
+    creator = CreatorFactory()
+    content = ContentFactory(owner=creator, title="Before", status=ContentStatus.READY)
+    detail = f"/api/v1/contents/{content.id}/"
+    get(edge, detail)
+    assert _json(served_by_edge(edge, detail))["title"] == "Before"
+
+    Content.objects.filter(pk=content.pk).update(title="After")
+    assert _json(served_by_django(edge, detail))["title"] == "After"
+    assert _json(served_by_edge(edge, detail))["title"] == "After"
+
+
+def test_progress_of_a_draft_empties_only_its_owners_and_staffs_pages(edge):
+    owner, other = CreatorFactory(), UserFactory()
+    ContentFactory(title="Public", status=ContentStatus.READY)
+    draft = ContentFactory(owner=owner, title="Encoding", status=ContentStatus.PROCESSING)
+    tokens = {who: api_token_create(user=who)[1] for who in (owner, other, StaffFactory())}
+    every = "/api/v1/contents/"
+    for token in [None, *tokens.values()]:
+        get(edge, every, token)
+        served_by_edge(edge, every, token)
+
+    content_progress_set(content_id=draft.id, progress=40)  # an encode's tick
+
+    served_by_edge(edge, every)
+    served_by_edge(edge, every, tokens[other])
+    for who in (owner, *[u for u in tokens if u.is_staff]):
+        page = _json(served_by_django(edge, every, tokens[who]))
+        assert {c["title"]: c["progress"] for c in page["results"]}["Encoding"] == 40
+
+
+def test_progress_of_a_published_content_empties_every_page(edge):
+    content = ContentFactory(status=ContentStatus.READY)
+    get(edge, CATALOG)
+    served_by_edge(edge, CATALOG)
+    content_progress_set(content_id=content.id, progress=7)
+    assert _json(served_by_django(edge, CATALOG))["results"][0]["progress"] == 7
+
+
+def test_a_revoked_token_is_refused_at_once(edge):
+    creator = CreatorFactory()
+    record, token = api_token_create(user=creator)
+    get(edge, CATALOG, token)
+    served_by_edge(edge, CATALOG, token)
+
+    api_token_revoke(token=record)
+    assert served_by_django(edge, CATALOG, token)["status"] == 401
+
+
+def test_a_deactivated_user_is_refused_at_once(edge):
+    user = UserFactory()
+    _, token = api_token_create(user=user)
+    get(edge, CATALOG, token)
+    served_by_edge(edge, CATALOG, token)
+
+    user.is_active = False
+    user.save()
+    assert served_by_django(edge, CATALOG, token)["status"] == 401
+
+
+def test_an_expired_token_is_refused_even_with_a_page_stored(edge):
+    _, token = api_token_create(
+        user=UserFactory(), expires_at=timezone.now() + timedelta(seconds=2)
+    )
+    get(edge, CATALOG, token)
+    served_by_edge(edge, CATALOG, token)
+    time.sleep(2.1)
+    assert served_by_django(edge, CATALOG, token)["status"] == 401
+
+
+def test_recording_a_tokens_use_or_a_new_token_keeps_pages(edge):
+    user = UserFactory()
+    record, token = api_token_create(user=user)
+    version = cache.get(AUTH_VERSION_KEY)
+    api_token_touch(token=record)
+    api_token_create(user=UserFactory())
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    assert cache.get(AUTH_VERSION_KEY) == version
+
+    ApiToken.objects.filter(pk=record.pk).update(name="renamed")
+    assert cache.get(AUTH_VERSION_KEY) != version  # anything else about a token does move it
+
+
+def test_callers_never_see_each_others_pages(edge):
+    owner = CreatorFactory()
+    ContentFactory(owner=owner, title="Draft", status=ContentStatus.DRAFT)
+    ContentFactory(owner=owner, title="Public", status=ContentStatus.READY)
+    _, owners = api_token_create(user=owner)
+    _, others = api_token_create(user=UserFactory())
+    every = "/api/v1/contents/"
+    for _ in range(2):
+        assert sorted(_titles(get(edge, every, owners))) == ["Draft", "Public"]
+        assert _titles(get(edge, every, others)) == ["Public"]
+        assert _titles(get(edge, every)) == ["Public"]
+    assert get(edge, every, "not-a-token")["status"] == 401
+    assert get(edge, every, "not-a-token")["status"] == 401
+
+
+def test_cors_answers_are_kept_per_origin(edge):
+    ContentFactory(status=ContentStatus.READY)
+    for _ in range(2):
+        allowed = get(edge, CATALOG, origin="https://player.example")
+        assert allowed["headers"]["access-control-allow-origin"] == "https://player.example"
+        other = get(edge, CATALOG, origin="https://elsewhere.example")
+        assert "access-control-allow-origin" not in other["headers"]
+    served_by_edge(edge, CATALOG, origin="https://player.example")
+
+
+def test_what_is_not_a_plain_cacheable_read_goes_to_django(edge):
+    creator = CreatorFactory()
+    _, token = api_token_create(user=creator)
+    missing = "/api/v1/contents/00000000-0000-4000-8000-000000000000/"
+    for _ in range(2):
+        assert served_by_django(edge, missing)["status"] == 404  # only 200s are kept
+        served_by_django(edge, CATALOG, token, cookie="sessionid=abc")  # browsers: Django
+        served_by_django(edge, "/api/v1/contents/?status=ready", None, authorization="Basic eA==")
+        served_by_django(edge, "/healthz")
+
+
+def test_django_marks_bearer_and_anonymous_reads_only(edge, client, client_for):
+    creator = CreatorFactory()
+    ContentFactory(owner=creator, status=ContentStatus.READY)
+    assert client.get(CATALOG).has_header(EDGE_MARKER)
+    assert client_for(creator).get(CATALOG).has_header(EDGE_MARKER)
+    client.force_login(creator)
+    assert not client.get(CATALOG).has_header(EDGE_MARKER)  # a session's answer
+
+
+def test_without_redis_the_edge_steps_aside(edge, settings):
+    ContentFactory(title="Film", status=ContentStatus.READY)
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    broken = EdgeCache(StreamingBodyASGIHandler())
+    for _ in range(2):
+        response = served_by_django(broken, CATALOG)
+        assert response["status"] == 200
+        assert _titles(response) == ["Film"]
+
+
+def test_the_edge_is_off_without_a_redis_cache(settings):
+    settings.EDGE_CACHE = False
+    app = EdgeCache(StreamingBodyASGIHandler())
+    ContentFactory(status=ContentStatus.READY)
+    for _ in range(2):
+        response = served_by_django(app, CATALOG)
+        assert EDGE_MARKER.lower() not in response["headers"]
+
+
+def _json(response: dict):
+    import json
+
+    return json.loads(response["body"])
+
+
+def _titles(response: dict) -> list[str]:
+    return [c["title"] for c in _json(response)["results"]]
+
+
+def test_only_responses_the_key_fully_describes_are_kept():
+    from streamgate.edge import _replayable
+
+    assert _replayable([(b"Vary", b"Cookie, Origin"), (b"Content-Type", b"application/json")])
+    assert _replayable([(b"vary", b"Accept, Authorization")])
+    assert not _replayable([(b"Vary", b"Accept-Encoding")])  # e.g. a compression middleware
+    assert not _replayable([(b"Vary", b"*")])
+    assert not _replayable([(b"Set-Cookie", b"csrftoken=x; Path=/")])
+
+
+def test_the_served_application_has_the_edge_in_front_of_django():
+    from streamgate.asgi import application
+
+    http = application.application_mapping["http"]
+    assert isinstance(http, EdgeCache)
+    assert isinstance(http.app, StreamingBodyASGIHandler)
