@@ -2,15 +2,17 @@
 
     python tests/benchmarks/load.py [--seconds 10] [--rate 200] [--sockets 500]
 
-Starts the stack as production runs it on one machine: uvicorn (one process) on PostgreSQL (a
-scratch database on 127.0.0.1:5432) and Redis (127.0.0.1:6379, database 3: cache, channel
-layer, broker), media on disk. Encodes a clip with `manage.py ingest` and creates 60 more
-contents, then:
+Starts the stack as production runs it on one machine: uvicorn (``--workers`` processes) on
+PostgreSQL (a scratch database on 127.0.0.1:5432) and Redis (127.0.0.1:6379, database 3: cache,
+edge, channel layer, broker), media on disk. Encodes a clip with `manage.py ingest`, creates 60
+more contents and ``--viewers`` viewers with a bearer token each, then:
 
-1. Mixed workload at a fixed arrival rate (``--rate`` requests/s, open loop, 64 connections):
-   40% catalog page (`GET /api/v1/contents/?status=ready`), 20% content detail, 10% playback
-   token issuance (`POST …/playback/`), 30% segment fetches through the signed stream URL.
-   Prints requests/s, p50/p95/p99 and errors per endpoint.
+1. Mixed workload at a fixed arrival rate (``--rate`` requests/s, open loop, 64 connections,
+   each a viewer's): 40% catalog page (`GET /api/v1/contents/?status=ready`), 20% content
+   detail, 10% playback token issuance (`POST …/playback/`), 30% segment fetches through the
+   signed stream URL. Meanwhile a creator's upload and encode run, writing their progress as
+   the worker does (4 and 2 times a second). Prints requests/s, p50/p95/p99 and errors per
+   endpoint, and how many API reads the edge answered.
    Goal: API reads p95 < 50 ms at 200 req/s, zero errors.
 2. ``--sockets`` websocket clients on one content's progress channel; 20 progress messages are
    sent through the channel layer (as a worker would) and each client's delay from send to
@@ -72,8 +74,9 @@ def drop_database(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def prepare(var: Path, env: dict) -> dict:
-    """Migrate, a creator with a token, one encoded clip and 60 more contents."""
+def prepare(var: Path, env: dict, viewers: int) -> dict:
+    """Migrate, a creator with a token, one encoded clip, 60 more contents, two of the creator's
+    in progress, and ``viewers`` viewers with a token each."""
     from tests.support.media import make_video
 
     manage(env, "migrate", "--noinput", "-v", "0")
@@ -82,7 +85,7 @@ def prepare(var: Path, env: dict) -> dict:
     out = manage(env, "ingest", str(clip), "--title", "Load", "--owner", "loader")
     hls = re.search(r"HLS:\s+(\S+)", out).group(1)
     content_id = hls.split("/")[-2]
-    manage(
+    out = manage(
         env,
         "shell",
         "-c",
@@ -90,9 +93,33 @@ def prepare(var: Path, env: dict) -> dict:
         "from django.contrib.auth import get_user_model;"
         "owner = get_user_model().objects.get(username='loader');"
         "Content.objects.bulk_create([Content(owner=owner, title=f'Film {i}',"
-        " status=ContentStatus.READY) for i in range(60)])",
+        " status=ContentStatus.READY) for i in range(60)]);"
+        "print('BUSY', *(Content.objects.create(owner=owner, title=f'Work {i}', status=s).id"
+        " for i, s in enumerate([ContentStatus.UPLOADING, ContentStatus.PROCESSING])))",
     )
-    return {"token": token, "content": content_id, "hls": "/" + hls.split("/", 3)[3]}
+    busy = last_line(out, "BUSY")
+    tokens = manage(
+        env,
+        "shell",
+        "-c",
+        "from apps.access.services import api_token_create, user_get_or_create;"
+        f"print('TOKENS', *(api_token_create(user=user_get_or_create(username=f'viewer{{i}}')"
+        f"[0])[1] for i in range({viewers})))",
+    )
+    tokens = last_line(tokens, "TOKENS")
+    return {
+        "token": token,
+        "viewers": tokens,
+        "busy": busy,
+        "content": content_id,
+        "hls": "/" + hls.split("/", 3)[3],
+    }
+
+
+def last_line(output: str, tag: str) -> list[str]:
+    """The words after ``tag`` on the line a shell command printed it (logs may precede it)."""
+    line = [line for line in output.splitlines() if line.startswith(tag + " ")][-1]
+    return line.split()[1:]
 
 
 # --- a small HTTP/1.1 client --------------------------------------------------------------------
@@ -159,12 +186,12 @@ async def open_loop(port: int, ctx: dict, rate: float, seconds: float, connectio
     results: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     choices = mix(ctx)
-    headers = {"Authorization": f"Bearer {ctx['token']}"}
     started = time.perf_counter() + 0.2
     interval = connections / rate
 
     async def client(index: int):
         connection = Connection(port)
+        headers = {"Authorization": f"Bearer {ctx['viewers'][index % len(ctx['viewers'])]}"}
         due = started + index * interval / connections
         while due < started + seconds:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -187,12 +214,12 @@ async def closed_loop(port: int, ctx: dict, clients: int, seconds: float, think:
     latencies: list[float] = []
     failures = 0
     choices = [c for c in mix(ctx) if c[0] in ("catalog", "detail")]
-    headers = {"Authorization": f"Bearer {ctx['token']}"}
     until = time.perf_counter() + seconds
 
-    async def client():
+    async def client(index: int):
         nonlocal failures
         connection = Connection(port)
+        headers = {"Authorization": f"Bearer {ctx['viewers'][index % len(ctx['viewers'])]}"}
         await asyncio.sleep(random.random() * think)
         while time.perf_counter() < until:
             _, method, path = random.choice(choices)
@@ -206,8 +233,55 @@ async def closed_loop(port: int, ctx: dict, clients: int, seconds: float, think:
             await asyncio.sleep(think)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return latencies, failures, time.perf_counter() - started
+
+
+class BusyCreator:
+    """A creator's upload and encode in progress: progress written as the worker writes it
+    (UPLOAD_PROGRESS_INTERVAL 0.25 s, TRANSCODE_PROGRESS_INTERVAL 0.5 s)."""
+
+    def __init__(self, contents: list[str]):
+        import threading
+
+        self.contents = contents
+        self.writes = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        from apps.content.services import content_progress_set
+
+        uploading, encoding = self.contents
+        tick = 0
+        while not self.stopped.wait(0.25):
+            tick += 1
+            content_progress_set(content_id=uploading, progress=tick % 100)
+            self.writes += 1
+            if tick % 2 == 0:
+                content_progress_set(content_id=encoding, progress=tick % 100)
+                self.writes += 1
+        connection.close()
+
+
+def edge_counts(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    counts = {"hit": 0.0, "miss": 0.0}
+    for outcome in counts:
+        found = re.search(rf'streamgate_edge_responses_total{{outcome="{outcome}"}} (\S+)', text)
+        counts[outcome] = float(found.group(1)) if found else 0.0
+    return counts
 
 
 # --- websockets ---------------------------------------------------------------------------------
@@ -277,6 +351,7 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=500)
     parser.add_argument("--levels", default="50,100,200,300,500")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--viewers", type=int, default=200, help="bearer tokens in use")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "load-curve.png"))
     args = parser.parse_args()
 
@@ -291,13 +366,15 @@ def main() -> None:
         LOG_LEVEL="WARNING",
         STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
         PLAYBACK_RATE="100000/min",
+        PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
     )
+    (folder / "prometheus").mkdir()
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     server = None
     try:
-        ctx = prepare(folder, env)
+        ctx = prepare(folder, env, args.viewers)
         server = start_web(env, folder / "web.log", port, ["--workers", str(args.workers)])
         ctx["segments"] = segment_paths(port, ctx["hls"])
         os.environ.update({k: v for k, v in env.items() if k not in ("PATH",)})
@@ -306,7 +383,11 @@ def main() -> None:
         django.setup()
 
         asyncio.run(open_loop(port, ctx, rate=50, seconds=2))  # warm-up
+        work = BusyCreator(ctx["busy"])
+        work.start()
+        edge_before = edge_counts(port)
         results, errors, elapsed = asyncio.run(open_loop(port, ctx, args.rate, args.seconds))
+        edge_after = edge_counts(port)
         total = sum(len(v) for v in results.values())
         print(
             f"mixed workload: {total / elapsed:.0f} req/s offered at {args.rate:.0f}/s "
@@ -326,6 +407,13 @@ def main() -> None:
         print(
             f"API reads p95 {pct(reads, 0.95) * 1000:.1f} ms (goal < 50 ms), "
             f"errors {sum(errors.values())} (goal 0)"
+        )
+        hits, misses = (edge_after[k] - edge_before[k] for k in ("hit", "miss"))
+        print(
+            f"edge answered {hits:.0f} of {hits + misses:.0f} API reads "
+            f"({100 * hits / max(1, hits + misses):.0f}%) across {len(ctx['viewers'])} viewers' "
+            f"tokens, while an upload and an encode wrote progress {work.writes / elapsed:.1f} "
+            "times a second"
         )
 
         delays, received, dropped = asyncio.run(fan_out(port, ctx, args.sockets))
@@ -348,6 +436,7 @@ def main() -> None:
             )
         plot(curve, args.plot)
         print(f"\ncurve plotted to {args.plot}")
+        work.stop()
     finally:
         if server is not None:
             stop(server)
