@@ -38,18 +38,21 @@ import time
 import weakref
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django_redis.cache import RedisCache
 
 from apps.access.auth_version import AUTH_VERSION_KEY
 from apps.access.models import ApiToken
 from apps.content.cache import PAGE_TTL
 from streamgate.metrics import EDGE_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_for
+from streamgate.versions import version_seed
 
 logger = logging.getLogger(__name__)
 
 ROUTE = re.compile(r"^/api/v1/contents/(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}/)?$")
 EDGE_MARKER = "X-StreamGate-Edge"
+SCOPE_FLAG = "streamgate.edge"  # set in the ASGI scope of the requests the edge may keep
 MAX_BODY = 512 * 1024
 _MARKER = EDGE_MARKER.lower().encode()
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
@@ -71,8 +74,10 @@ _NOT_STORED = {_MARKER, _REQUEST_ID, b"date", b"server"}
 def edge_mark(response, *, request, versions: dict[str, int] | None) -> None:
     """Let the edge replay ``response`` to identical requests while ``versions`` (cache version
     numbers the view read before its query) stand: called by views whose answer depends only
-    on the key's parts. Session-authenticated answers are never marked."""
-    if not settings.EDGE_CACHE or not versions:
+    on the key's parts. Only requests the edge asked about are marked (it removes the marker
+    before the response leaves), and session-authenticated answers never."""
+    django_request = getattr(request, "_request", request)
+    if not versions or not (getattr(django_request, "scope", None) or {}).get(SCOPE_FLAG):
         return
     auth = request.auth
     if request.user.is_authenticated and not isinstance(auth, ApiToken):
@@ -166,6 +171,9 @@ class EdgeCache:
     def __init__(self, app) -> None:
         self.app = app
         self.enabled = bool(settings.EDGE_CACHE)
+        if self.enabled and not isinstance(caches["default"], RedisCache):
+            logger.warning("EDGE_CACHE is on but the cache is not Redis: the edge is off")
+            self.enabled = False
         self._redis = _Redis() if self.enabled else None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -176,11 +184,11 @@ class EdgeCache:
         if key is None:
             await self.app(scope, receive, send)
             return
-        client = self._redis.client()
         try:
+            client = self._redis.client()
             auth, entry = await client.mget([self._redis.auth, key])
             if auth is None:  # first use: created as Django's cache would
-                await client.set(self._redis.auth, 1, nx=True)
+                await client.set(self._redis.auth, version_seed(), nx=True)
                 auth, entry = await client.get(self._redis.auth), None
             replay = entry is not None and await self._current(client, entry, auth)
         except Exception as error:  # noqa: BLE001 - Django answers without the edge
@@ -196,7 +204,7 @@ class EdgeCache:
             EDGE_RESPONSES.labels(outcome="hit").inc()
             return
         EDGE_RESPONSES.labels(outcome="miss").inc()
-        await self._answer_and_store(scope, receive, send, client, key, auth)
+        await self._answer_and_store({**scope, SCOPE_FLAG: True}, receive, send, client, key, auth)
 
     async def _current(self, client, entry: bytes, auth: bytes):
         """The entry's parts if it may be replayed now, else None."""

@@ -8,6 +8,7 @@ never an error: the write goes on.
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -18,12 +19,18 @@ from django.db import models, transaction
 logger = logging.getLogger(__name__)
 
 
+def version_seed() -> int:
+    """A new counter's first value: if one is lost (evicted, flushed) and created again, it
+    must not come back to numbers that entries stored under the old one still hold."""
+    return time.time_ns()
+
+
 def version_bump(key: str) -> None:
     try:
         try:
             cache.incr(key)
         except ValueError:  # no version yet
-            cache.add(key, 1, timeout=None)
+            cache.add(key, version_seed(), timeout=None)
     except Exception as error:  # noqa: BLE001 - a cache outage must not fail the write
         logger.warning("cache version not bumped", extra={"key": key, "error": repr(error)})
 
@@ -39,8 +46,9 @@ def versions_get(keys: list[str]) -> dict[str, int]:
     found = cache.get_many(keys)
     for key in keys:
         if key not in found:
-            cache.add(key, 1, timeout=None)
-            found[key] = cache.get(key, 1)
+            seed = version_seed()
+            cache.add(key, seed, timeout=None)
+            found[key] = cache.get(key, seed)
     return {key: found[key] for key in keys}
 
 

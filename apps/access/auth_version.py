@@ -4,7 +4,8 @@ Answers cached for a bearer token (the edge's API pages) are stored with this ve
 served only while it is unchanged. It moves when a token is revoked, expires differently or is
 deleted, and when a user changes (deactivated, made staff, renamed) or is deleted; creating a
 token or a user, recording a token's use and a login's time do not move it, as they make no
-cached answer wrong.
+cached answer wrong. A bulk ``User.objects.update(...)`` sends no signal: deactivate users with
+``save()`` (the admin does), or their tokens' cached answers live out their TTL (60 s).
 """
 
 from streamgate.versions import tracking_queryset, version_changed

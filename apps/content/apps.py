@@ -7,6 +7,7 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
         from apps.chain.models import ChainContract, Pin, Registration
@@ -20,3 +21,11 @@ class ContentConfig(AppConfig):
         for model in (Content, Rendition, Registration, Pin, ChainContract):
             post_save.connect(changed, sender=model, weak=False)
             post_delete.connect(changed, sender=model, weak=False)
+
+        def user_saved(*, created: bool, update_fields=None, **_):
+            # Contents show their owner's username (and can be listed by it); a login's time
+            # and a new user change nothing shown.
+            if not created and set(update_fields or ()) != {"last_login"}:
+                content_api_changed()
+
+        post_save.connect(user_saved, sender=get_user_model(), weak=False)

@@ -18,6 +18,7 @@ and the private one. A cache that fails is skipped, never an error.
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import models
@@ -60,15 +61,17 @@ class ContentQuerySet(ChangeTrackingQuerySet):
             return super().update(**kwargs)
         from apps.content.models import ContentStatus
 
-        rows = list(self.values_list("owner_id", "status"))
-        changed = models.QuerySet.update(self, **kwargs)  # untracked: the bumps follow
+        # Unpublished rows first, then published ones, each an UPDATE of its own (untracked:
+        # the bumps follow). A row published in between is updated by both, so both bump.
+        unpublished = self.exclude(status=ContentStatus.READY)
+        owners = set(unpublished.values_list("owner_id", flat=True))
+        changed = models.QuerySet.update(unpublished, **kwargs)
         if changed:
-            if any(status == ContentStatus.READY for _, status in rows):
-                content_api_changed()
-            private = {owner for owner, status in rows if status != ContentStatus.READY}
-            if private:
-                content_private_changed(private)
-        return changed
+            content_private_changed(owners)
+        published = models.QuerySet.update(self.filter(status=ContentStatus.READY), **kwargs)
+        if published:
+            content_api_changed()
+        return changed + published
 
 
 def page_versions(user) -> dict[str, int] | None:
@@ -98,8 +101,10 @@ def page_key(
         return None
     user = request.user
     scope = "public" if public or not user.is_authenticated else f"u{user.pk}"
-    stamp = ".".join(str(v) for v in versions.values())
-    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.items()))
+    # The versions by name: a user's own counter and staff's may hold the same number.
+    stamp = ",".join(f"{name}={value}" for name, value in versions.items())
+    # Encoded, so that no value can pass for another parameter (owner=a%26status%3Dready).
+    query = urlencode(sorted(request.query_params.lists()), doseq=True)
     url = f"{request.build_absolute_uri(request.path)}?{query}"
     return f"content:api:{stamp}:{kind}:{scope}:{url}"
 

@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -22,7 +23,7 @@ from apps.access.models import ApiToken
 from apps.access.services import api_token_create, api_token_revoke, api_token_touch
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_progress_set
-from streamgate.edge import EDGE_MARKER, EdgeCache
+from streamgate.edge import EDGE_MARKER, SCOPE_FLAG, EdgeCache
 from streamgate.streaming import StreamingBodyASGIHandler
 from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
 
@@ -51,14 +52,14 @@ def hits() -> float:
     return REGISTRY.get_sample_value("streamgate_edge_responses_total", {"outcome": "hit"}) or 0
 
 
-def get(app, path: str, token: str | None = None, **headers: str) -> dict:
+def get(app, path: str, token: str | None = None, method: str = "GET", **headers: str) -> dict:
     sent = [(b"host", b"testserver")]
     if token:
         sent.append((b"authorization", f"Bearer {token}".encode()))
     sent += [(name.replace("_", "-").lower().encode(), v.encode()) for name, v in headers.items()]
 
     async def go():
-        communicator = HttpCommunicator(app, "GET", path, headers=sent)
+        communicator = HttpCommunicator(app, method, path, headers=sent)
         response = await communicator.get_response(timeout=10)
         await communicator.wait(timeout=10)  # the edge stores after the client has its answer
         return response
@@ -220,13 +221,66 @@ def test_what_is_not_a_plain_cacheable_read_goes_to_django(edge):
         served_by_django(edge, "/healthz")
 
 
-def test_django_marks_bearer_and_anonymous_reads_only(edge, client, client_for):
+def test_django_marks_only_what_the_edge_asked_about_and_never_a_session(edge):
     creator = CreatorFactory()
     ContentFactory(owner=creator, status=ContentStatus.READY)
-    assert client.get(CATALOG).has_header(EDGE_MARKER)
-    assert client_for(creator).get(CATALOG).has_header(EDGE_MARKER)
-    client.force_login(creator)
-    assert not client.get(CATALOG).has_header(EDGE_MARKER)  # a session's answer
+    _, token = api_token_create(user=creator)
+    django = StreamingBodyASGIHandler()
+
+    async def asked(scope, receive, send):  # what the edge does on a miss
+        await django({**scope, SCOPE_FLAG: True}, receive, send)
+
+    assert EDGE_MARKER.lower() in get(asked, CATALOG)["headers"]
+    assert EDGE_MARKER.lower() in get(asked, CATALOG, token)["headers"]
+    assert EDGE_MARKER.lower() not in get(django, CATALOG, token)["headers"]  # not asked
+    session = Client()
+    session.force_login(creator)
+    cookie = f"sessionid={session.cookies['sessionid'].value}"
+    assert EDGE_MARKER.lower() not in get(asked, CATALOG, cookie=cookie)["headers"]
+
+
+def test_the_marker_never_reaches_a_client(edge):
+    creator = CreatorFactory()
+    ContentFactory(owner=creator, status=ContentStatus.READY)
+    _, token = api_token_create(user=creator)
+    for _ in range(2):
+        for response in (
+            get(edge, CATALOG),
+            get(edge, CATALOG, token),
+            get(edge, CATALOG, token, cookie="csrftoken=x"),
+            get(edge, CATALOG, token, method="HEAD"),
+        ):
+            assert response["status"] == 200
+            assert EDGE_MARKER.lower() not in response["headers"]
+
+
+def test_a_demoted_staff_member_stops_seeing_drafts(edge):
+    ContentFactory(title="Draft", status=ContentStatus.DRAFT)
+    ContentFactory(title="Public", status=ContentStatus.READY)
+    staff = StaffFactory()
+    _, token = api_token_create(user=staff)
+    every = "/api/v1/contents/"
+    assert sorted(_titles(get(edge, every, token))) == ["Draft", "Public"]
+    staff.is_staff = False
+    staff.save()
+    assert _titles(get(edge, every, token)) == ["Public"]
+
+
+def test_a_value_cannot_pass_for_another_parameter(edge):
+    owner = CreatorFactory(username="alice")
+    ContentFactory(owner=owner, title="Hers", status=ContentStatus.READY)
+    assert get(edge, "/api/v1/contents/?owner=alice%26status%3Dready")["status"] == 200
+    assert _titles(get(edge, "/api/v1/contents/?owner=alice&status=ready")) == ["Hers"]
+
+
+def test_a_renamed_owner_shows_at_once(edge):
+    owner = CreatorFactory(username="before")
+    content = ContentFactory(owner=owner, status=ContentStatus.READY)
+    detail = f"/api/v1/contents/{content.id}/"
+    assert _json(get(edge, detail))["owner"] == "before"
+    owner.username = "after"
+    owner.save()
+    assert _json(get(edge, detail))["owner"] == "after"
 
 
 def test_without_redis_the_edge_steps_aside(edge, settings):
@@ -241,12 +295,29 @@ def test_without_redis_the_edge_steps_aside(edge, settings):
         assert _titles(response) == ["Film"]
 
 
-def test_the_edge_is_off_without_a_redis_cache(settings):
+def test_the_edge_is_off_when_turned_off(settings):
     settings.EDGE_CACHE = False
     app = EdgeCache(StreamingBodyASGIHandler())
     ContentFactory(status=ContentStatus.READY)
     for _ in range(2):
         response = served_by_django(app, CATALOG)
+        assert EDGE_MARKER.lower() not in response["headers"]
+
+
+def test_the_edge_turns_itself_off_without_a_redis_cache(settings, tmp_path):
+    settings.EDGE_CACHE = True
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
+    }
+    app = EdgeCache(StreamingBodyASGIHandler())
+    assert not app.enabled
+    ContentFactory(status=ContentStatus.READY)
+    for _ in range(2):
+        response = served_by_django(app, CATALOG)
+        assert response["status"] == 200
         assert EDGE_MARKER.lower() not in response["headers"]
 
 
