@@ -1,6 +1,7 @@
 """Every write to identities and credentials: users, API tokens, wallets, sign-in nonces."""
 
 import hashlib
+import itertools
 import secrets
 import string
 from dataclasses import dataclass
@@ -326,14 +327,19 @@ def _viewer_create(claim: SignInClaim) -> AbstractBaseUser:
     """A new viewer named after the wallet (no password: wallets are how it signs in)."""
     model = get_user_model()
     base = claim.address.lower() if claim.namespace == "eip155" else claim.address
-    username, suffix = base, 1
-    while model.objects.filter(username=username).exists():
-        suffix += 1
-        username = f"{base}-{suffix}"
-    user = model(username=username)
-    user.set_unusable_password()
-    user.save()
-    return user
+    for suffix in itertools.count(1):
+        username = base if suffix == 1 else f"{base}-{suffix}"
+        if model.objects.filter(username=username).exists():
+            continue
+        user = model(username=username)
+        user.set_unusable_password()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:  # taken since we looked: a concurrent first sign-in, say
+            continue
+        return user
+    raise AssertionError("unreachable")
 
 
 @transaction.atomic

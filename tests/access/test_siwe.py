@@ -1,6 +1,7 @@
 """Sign-In with Ethereum through the API: every refusal is a 401 with a reason, never a 500."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -261,3 +262,53 @@ def test_the_sign_in_endpoints_are_throttled(signin_client, monkeypatch):
     codes = [signin_client.post("/api/v1/auth/siwe/nonce/").status_code for _ in range(4)]
     assert codes == [201, 201, 201, 429]
     cache.delete_pattern("throttle_*")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_viewer_name_taken_while_signing_in_gets_the_next_one():
+    """The name the sign-in picked is inserted by another transaction before it commits: the
+    sign-in waits on the unique index, then takes the next name (no 500)."""
+    import psycopg
+
+    client = SignInClient()
+    text = siwe_text(ALICE.address, client.nonce())
+    signature = sign(text)
+    name = ALICE.address.lower()
+    dsn = connection.settings_dict
+    other = psycopg.connect(
+        host=dsn["HOST"], port=dsn["PORT"], user=dsn["USER"], dbname=dsn["NAME"]
+    )
+    other.execute(
+        "INSERT INTO auth_user (username, password, is_superuser, first_name, last_name,"
+        " email, is_staff, is_active, date_joined) VALUES (%s, '!', false, '', '', '', false,"
+        " true, now())",
+        [name],
+    )
+    statuses: list[int] = []
+
+    def sign_in():
+        try:
+            statuses.append(client.siwe(text, signature).status_code)
+        finally:
+            connection.close()
+
+    racer = threading.Thread(target=sign_in)
+    racer.start()
+    with psycopg.connect(
+        host=dsn["HOST"], port=dsn["PORT"], user=dsn["USER"], dbname=dsn["NAME"]
+    ) as watcher:
+        for _ in range(200):  # until the sign-in waits on the other transaction's row
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                " AND wait_event_type = 'Lock'",
+                [dsn["NAME"]],
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+    assert waiting, "the sign-in never reached the insert"
+    other.commit()
+    other.close()
+    racer.join(10)
+    assert statuses == [200]
+    assert WalletAccount.objects.get().user.username == f"{name}-2"
