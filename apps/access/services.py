@@ -252,22 +252,25 @@ def _contract_wallet_provider(chain_id: int):
         raise SignatureCheckUnavailable(f"Could not reach chain {caip2}.") from error
 
 
-@transaction.atomic
 def _signed_in(
     claim: SignInClaim, *, client_secret: str, user: AbstractBaseUser | None, source: str
 ) -> SignInResult:
     now = timezone.now()
-    _nonce_consume(
-        value=claim.nonce, namespace=claim.namespace, client_secret=client_secret, now=now
-    )
-    wallet, created_user = _wallet_for(claim, user=user, now=now)
-    token, clear = api_token_create(
-        user=wallet.user,
-        name=f"sign-in {claim.caip10}"[:100],
-        expires_at=now + timedelta(seconds=settings.SIGNIN_TOKEN_TTL),
-        source=source,
-        wallet=wallet,
-    )
+    # The nonce is spent in its own transaction: a sign-in refused after this point (the
+    # wallet is someone else's, a concurrent first sign-in won) cannot be replayed.
+    with transaction.atomic():
+        _nonce_consume(
+            value=claim.nonce, namespace=claim.namespace, client_secret=client_secret, now=now
+        )
+    with transaction.atomic():
+        wallet, created_user = _wallet_for(claim, user=user, now=now)
+        token, clear = api_token_create(
+            user=wallet.user,
+            name=f"sign-in {claim.caip10}"[:100],
+            expires_at=now + timedelta(seconds=settings.SIGNIN_TOKEN_TTL),
+            source=source,
+            wallet=wallet,
+        )
     return SignInResult(
         user=wallet.user,
         wallet=wallet,

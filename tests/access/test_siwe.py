@@ -244,9 +244,11 @@ def test_signing_in_while_signed_in_links_the_wallet(signin_client, client_for):
     # The same wallet cannot then be linked to someone else.
     other = SignInClient()
     other.credentials(**client_for(CreatorFactory())._credentials)
-    response = other.siwe_sign_in(ALICE)
+    text = siwe_text(ALICE.address, other.nonce())
+    response = other.siwe(text, sign(text))
     assert response.status_code == 409
     assert response.json()["reason"] == "wallet_linked_elsewhere"
+    refused(other.siwe(text, sign(text)), "nonce_used")  # the refused message is spent
     # Signing in with it (not signed in) is signing in as the creator.
     response = SignInClient().siwe_sign_in(ALICE)
     assert api_token_authenticate(response.json()["token"]).user == creator
