@@ -168,3 +168,47 @@ def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page):
             }
         ]
     }
+
+
+SOLANA_SHIM = """
+window.phantom = { solana: {
+  isPhantom: true,
+  publicKey: { toBase58: () => ADDRESS },
+  async connect() { return { publicKey: this.publicKey }; },
+  async signMessage(bytes, display) {
+    const signature = await window.sgSolanaSign(Array.from(bytes), display);
+    return { signature: new Uint8Array(signature), publicKey: this.publicKey };
+  },
+} };
+"""
+
+
+def test_a_solana_wallet_signs_in(live_server, settings, page):
+    from solders.keypair import Keypair
+
+    from apps.access.models import WalletAccount
+
+    settings.STREAMGATE_PUBLIC_URL = live_server.url
+    keypair = Keypair.from_seed(bytes(range(32)))
+    address = str(keypair.pubkey())
+    signed: list[str] = []
+
+    def sign(data: list[int], display: str) -> list[int]:
+        signed.append(bytes(data).decode())
+        assert display == "utf8"
+        return list(bytes(keypair.sign_message(bytes(data))))
+
+    page.expose_function("sgSolanaSign", sign)
+    page.add_init_script(SOLANA_SHIM.replace("ADDRESS", repr(address)))
+    page.goto(f"{live_server.url}/signin/?next=/")
+    page.get_by_role("button", name="Sign in with Solana").click()
+    try:
+        page.wait_for_url(f"{live_server.url}/", timeout=10_000)
+    except Exception:
+        raise AssertionError(page.locator("#wallet-status").text_content()) from None
+    assert page.get_by_test_id("whoami").text_content().startswith(address[:10])
+    (message,) = signed
+    assert message.startswith(f"{live_server.url} wants you to sign in with your Solana account:")
+    assert address in message.splitlines()[1]
+    wallet = WalletAccount.objects.get()
+    assert (wallet.namespace, wallet.address) == ("solana", address)
