@@ -1,5 +1,6 @@
 """Every write to identities and credentials: users, API tokens, wallets, sign-in nonces."""
 
+import contextlib
 import hashlib
 import itertools
 import secrets
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -23,6 +25,7 @@ from apps.access.models import (
     WalletAccount,
     WalletKind,
 )
+from apps.access.selectors import token_cache_key
 from apps.access.signin import (
     SignatureCheckUnavailable,
     SignInClaim,
@@ -72,6 +75,10 @@ def api_token_touch(*, token: ApiToken) -> None:
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        # The cached copy has the old time: the next use reads the database (if the cache
+        # fails, that use writes once more: no harm).
+        with contextlib.suppress(Exception):
+            cache.delete(token_cache_key(token.key_hash))
 
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:

@@ -10,16 +10,23 @@ from apps.content.models import Content, ContentStatus
 
 
 def content_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Content]:
-    """Contents ``user`` may see: staff see all; others see ready content and their own."""
-    contents = Content.objects.select_related("owner").prefetch_related(
-        "renditions", "registrations__contract", "pins"
+    """Contents ``user`` may see, with what their JSON shows (owner, renditions, chain)."""
+    return (
+        content_visible_plain(user)
+        .select_related("owner")
+        .prefetch_related("renditions", "registrations__contract", "pins")
     )
+
+
+def content_visible_plain(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Content]:
+    """Contents ``user`` may see: staff see all; others see ready content and their own. No
+    related rows (playback needs only the content's own)."""
     if user.is_authenticated and user.is_staff:
-        return contents
+        return Content.objects.all()
     visible = Q(status=ContentStatus.READY)
     if user.is_authenticated:
         visible |= Q(owner=user)
-    return contents.filter(visible)
+    return Content.objects.filter(visible)
 
 
 def content_list(

@@ -1,4 +1,5 @@
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,8 +8,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.access.models import ApiToken
-from apps.access.selectors import user_is_creator
-from apps.access.services import api_token_create
+from apps.access.selectors import api_token_authenticate, user_is_creator
+from apps.access.services import api_token_create, api_token_revoke, api_token_touch
 from apps.access.tokens import token_hash
 from tests.factories import UserFactory
 
@@ -114,3 +115,58 @@ def test_demo_account_prints_a_stable_login(settings, tmp_path):
     password = (tmp_path / "demo-login").read_text().strip()
     assert password in first.getvalue()
     assert APIClient().login(username="demo", password=password)
+
+
+def test_a_token_answer_is_cached_until_anything_about_it_changes(
+    creator, django_assert_num_queries
+):
+    token, clear = api_token_create(user=creator)
+    client = bearer(f"Bearer {clear}")
+    assert client.get(ME_URL).status_code == 200  # looked up, first use recorded
+    assert api_token_authenticate(clear).user == creator  # looked up again, kept
+    with django_assert_num_queries(0):
+        assert api_token_authenticate(clear).user == creator
+    api_token_revoke(token=token)
+    assert api_token_authenticate(clear) is None
+    assert client.get(ME_URL).status_code == 401
+
+
+def test_a_cached_token_of_a_user_made_inactive_is_refused(creator):
+    _, clear = api_token_create(user=creator)
+    assert api_token_authenticate(clear) is not None
+    creator.is_active = False
+    creator.save()
+    assert api_token_authenticate(clear) is None
+
+
+def test_a_cached_token_that_expires_is_refused(creator):
+    token, clear = api_token_create(user=creator, expires_at=timezone.now() + timedelta(hours=1))
+    assert api_token_authenticate(clear) is not None
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert api_token_authenticate(clear) is None  # the update bumped the auth version
+    # A copy cached just before its expiry is refused once the time passes.
+    _, soon = api_token_create(user=creator, expires_at=timezone.now() + timedelta(seconds=1))
+    assert api_token_authenticate(soon) is not None
+    time.sleep(1.1)
+    assert api_token_authenticate(soon) is None
+
+
+def test_recording_use_drops_the_cached_copy(creator, django_assert_num_queries):
+    token, clear = api_token_create(user=creator)
+    api_token_authenticate(clear)
+    ApiToken.objects.filter(pk=token.pk).update(
+        last_used_at=timezone.now() - timedelta(minutes=5)
+    )  # quiet: not a change any cached answer depends on
+    with django_assert_num_queries(0):
+        stale = api_token_authenticate(clear)
+    api_token_touch(token=stale)
+    with django_assert_num_queries(1):
+        assert api_token_authenticate(clear).last_used_at > timezone.now() - timedelta(seconds=5)
+
+
+def test_without_the_cache_tokens_still_authenticate(creator, settings):
+    _, clear = api_token_create(user=creator)
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    assert api_token_authenticate(clear).user == creator

@@ -36,7 +36,7 @@ from apps.access.services import (
     signin_solana,
     wallet_unlink,
 )
-from apps.content.selectors import content_visible_to
+from apps.content.selectors import content_visible_plain
 
 ERRORS = {
     400: OpenApiResponse(description="Malformed request"),
@@ -254,7 +254,7 @@ class PlaybackView(APIView):
         },
     )
     def post(self, request: Request, content_id) -> Response:
-        content = content_visible_to(request.user).filter(pk=content_id).first()
+        content = content_visible_plain(request.user).filter(pk=content_id).first()
         if content is None:
             raise NotFound("No such content.")
         playback = playback_grant(user=request.user, content=content)
