@@ -38,15 +38,14 @@ import time
 import weakref
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django_redis.cache import RedisCache
+from django.core.cache import cache
 
 from apps.access.auth_version import AUTH_VERSION_KEY
 from apps.access.models import ApiToken
 from apps.content.cache import PAGE_TTL
 from streamgate.metrics import EDGE_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_for
-from streamgate.versions import version_seed
+from streamgate.versions import cache_is_redis, version_seed
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +170,7 @@ class EdgeCache:
     def __init__(self, app) -> None:
         self.app = app
         self.enabled = bool(settings.EDGE_CACHE)
-        if self.enabled and not isinstance(caches["default"], RedisCache):
+        if self.enabled and not cache_is_redis():
             logger.warning("EDGE_CACHE is on but the cache is not Redis: the edge is off")
             self.enabled = False
         self._redis = _Redis() if self.enabled else None

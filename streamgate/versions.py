@@ -13,10 +13,18 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import models, transaction
 
 logger = logging.getLogger(__name__)
+
+
+def cache_is_redis() -> bool:
+    """Whether the cache is Redis, whose INCR is atomic (the file cache's is a read and a write,
+    so two bumps at once can land on one number)."""
+    from django_redis.cache import RedisCache
+
+    return isinstance(caches["default"], RedisCache)
 
 
 def version_seed() -> int:

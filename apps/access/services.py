@@ -2,7 +2,6 @@
 
 import contextlib
 import hashlib
-import itertools
 import secrets
 import string
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.access.auth_version import token_cache_key
 from apps.access.exceptions import ChainUnavailable, SignInFailed, WalletTaken
 from apps.access.models import (
     CREATORS_GROUP,
@@ -25,7 +25,6 @@ from apps.access.models import (
     WalletAccount,
     WalletKind,
 )
-from apps.access.selectors import token_cache_key
 from apps.access.signin import (
     SignatureCheckUnavailable,
     SignInClaim,
@@ -265,7 +264,7 @@ def _signed_in(
     now = timezone.now()
     # The nonce is spent in its own transaction: a sign-in refused after this point (the
     # wallet is someone else's, a concurrent first sign-in won) cannot be replayed.
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # never a savepoint of some caller's transaction
         _nonce_consume(
             value=claim.nonce, namespace=claim.namespace, client_secret=client_secret, now=now
         )
@@ -337,7 +336,7 @@ def _viewer_create(claim: SignInClaim) -> AbstractBaseUser:
     """A new viewer named after the wallet (no password: wallets are how it signs in)."""
     model = get_user_model()
     base = claim.address.lower() if claim.namespace == "eip155" else claim.address
-    for suffix in itertools.count(1):
+    for suffix in range(1, 101):
         username = base if suffix == 1 else f"{base}-{suffix}"
         if model.objects.filter(username=username).exists():
             continue
@@ -349,7 +348,7 @@ def _viewer_create(claim: SignInClaim) -> AbstractBaseUser:
         except IntegrityError:  # taken since we looked: a concurrent first sign-in, say
             continue
         return user
-    raise AssertionError("unreachable")
+    raise SignInFailed("Could not name the new account; try again.", reason="retry")
 
 
 @transaction.atomic

@@ -170,3 +170,34 @@ def test_without_the_cache_tokens_still_authenticate(creator, settings):
         "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     }
     assert api_token_authenticate(clear).user == creator
+
+
+def test_a_cached_lookup_is_the_same_token_and_user_without_secrets(creator):
+    from django.core.cache import cache
+
+    from apps.access.auth_version import token_cache_key
+
+    creator.is_staff = True
+    creator.save()
+    token, clear = api_token_create(user=creator, expires_at=timezone.now() + timedelta(days=1))
+    fresh = api_token_authenticate(clear)
+    cached = api_token_authenticate(clear)
+    assert cached is not fresh
+    for name in ("pk", "key_hash", "expires_at", "revoked_at", "source", "user_id"):
+        assert getattr(cached, name) == getattr(fresh, name), name
+    for name in ("pk", "username", "is_active", "is_staff", "is_superuser"):
+        assert getattr(cached.user, name) == getattr(creator, name), name
+    assert creator.password not in repr(cache.get(token_cache_key(token.key_hash)))
+    assert cached.user.email == creator.email  # other fields load when asked for
+
+
+def test_revoking_deletes_the_tokens_cached_lookup_too(creator):
+    from django.core.cache import cache
+
+    from apps.access.auth_version import token_cache_key
+
+    token, clear = api_token_create(user=creator)
+    api_token_authenticate(clear)
+    assert cache.get(token_cache_key(token.key_hash)) is not None
+    api_token_revoke(token=token)  # also bumps the version; this holds if that bump were lost
+    assert cache.get(token_cache_key(token.key_hash)) is None
