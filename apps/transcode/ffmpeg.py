@@ -27,6 +27,7 @@ import ffmpeg
 import imageio_ffmpeg
 
 from apps.transcode.ladder import PlannedRung
+from apps.transcode.probe import input_options
 
 STDERR_TAIL_LINES = 60
 PR_SET_PDEATHSIG = 1
@@ -172,20 +173,19 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
 
 
 def _input_options(plan: EncodePlan) -> dict[str, str | int]:
-    options: dict[str, str | int] = {}
+    # The probed demuxer, forced, and the probe's whitelists: even a plan without a format
+    # (or with a wrong one) cannot make FFmpeg open a playlist and whatever it names.
+    options: dict[str, str | int] = {**input_options(plan.source)}
     if plan.input_format:
         options["f"] = plan.input_format
     if plan.source_is_url:
         # A presigned S3 URL: survive dropped connections, give up on a silent server.
         options.update(
-            protocol_whitelist="http,https,tcp,tls,crypto",
             reconnect=1,
             reconnect_on_network_error=1,
             reconnect_delay_max=10,
             rw_timeout=30_000_000,
         )
-    else:
-        options["protocol_whitelist"] = "file"
     return options
 
 

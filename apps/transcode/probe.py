@@ -2,20 +2,31 @@
 
 The boundary to PyAV and nothing else: callers get a MediaInfo or a NotMedia error whose message
 a creator can act on.
+
+An upload is untrusted input for FFmpeg. Playlists, manifests, concat lists, SDP files and image
+sequences are demuxers that open the files and URLs they name, so FFmpeg is only ever allowed the
+demuxers of VIDEO_DEMUXERS (checked by FFmpeg before a demuxer reads its header) and the one
+protocol its source needs. Every refusal reads the same (NOT_A_VIDEO): an error that told an open
+port from a closed one, or an existing file from a missing one, would be an oracle.
 """
 
+import logging
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
 
+logger = logging.getLogger(__name__)
+
 # How many packets to look at when deciding whether the frame rate varies.
 VFR_SAMPLE_PACKETS = 300
 VFR_TOLERANCE = 0.1
-# Containers a creator's video may come in. Playlists (hls, dash), concat lists, image
-# sequences and the like are refused: they make FFmpeg open other files or URLs, which would
-# let an upload read the server's files (other contents' segments) or its network.
+# Containers a creator's video may come in: none of their demuxers opens another resource (mov
+# would follow data references only with enable_drefs, which is off). Playlists (hls, dash),
+# concat lists, SDP, image sequences and the like are refused: they make FFmpeg open other files
+# or URLs, which would let an upload read the server's files (other contents' sources and
+# segments) or reach its network.
 VIDEO_DEMUXERS = frozenset(
     {
         "mov",
@@ -44,8 +55,16 @@ VIDEO_DEMUXERS = frozenset(
 )
 # Past this many pixels we do not decode a frame (to read the rotation): it would be refused.
 MAX_PIXELS = 7680 * 4320
-# FFmpeg protocols a probe may use: a file, or our S3 object over HTTP(S).
-PROBE_PROTOCOLS = "file,http,https,tcp,tls,crypto,data"
+# FFmpeg's ``format_whitelist``: an input probed as anything else fails to open.
+VIDEO_FORMAT_WHITELIST = ",".join(sorted(VIDEO_DEMUXERS))
+# The protocols a source needs: a stored file, or our S3 object through a presigned URL. A file
+# object needs none (PyAV reads it through its own I/O context); without a whitelist FFmpeg would
+# let a demuxer open anything, so it gets a name no protocol has.
+FILE_PROTOCOLS = "file"
+URL_PROTOCOLS = "http,https,tcp,tls"
+NO_PROTOCOLS = "none"
+# The one message for every input we refuse to open or cannot read.
+NOT_A_VIDEO = "This file is not a video we can read. Upload an MP4, MOV, MKV or WebM video."
 
 
 class NotMedia(Exception):
@@ -111,17 +130,26 @@ class MediaInfo:
         }
 
 
+def input_options(source: str | BinaryIO) -> dict[str, str]:
+    """FFmpeg input options that confine a probe or an encode to ``source`` itself: only the
+    video demuxers, and only the protocol the source needs (none for a file object)."""
+    if not isinstance(source, str):
+        protocols = NO_PROTOCOLS
+    elif source.startswith(("http://", "https://")):
+        protocols = URL_PROTOCOLS
+    else:
+        protocols = FILE_PROTOCOLS
+    return {"format_whitelist": VIDEO_FORMAT_WHITELIST, "protocol_whitelist": protocols}
+
+
 def probe(source: str | BinaryIO) -> MediaInfo:
-    """Open ``source`` (a path, URL or seekable binary file) and describe its streams."""
-    options = {"protocol_whitelist": PROBE_PROTOCOLS} if isinstance(source, str) else {}
+    """Open ``source`` (a local path, a presigned URL or a seekable binary file) and describe
+    its streams; NotMedia(NOT_A_VIDEO) for anything that is not one of our video containers."""
     try:
-        with av.open(source, mode="r", timeout=30, options=options) as container:
-            names = set(container.format.name.split(","))
-            if not names & VIDEO_DEMUXERS:
-                raise NotMedia(
-                    f"This file is a {container.format.long_name or container.format.name}, "
-                    "not a video file. Upload an MP4, MOV, MKV or WebM file."
-                )
+        with av.open(source, mode="r", timeout=30, options=input_options(source)) as container:
+            if not set(container.format.name.split(",")) & VIDEO_DEMUXERS:
+                # FFmpeg already refuses these through format_whitelist; never trust one check.
+                raise NotMedia(NOT_A_VIDEO)
             video = container.streams.video[0] if container.streams.video else None
             audio = container.streams.audio[0] if container.streams.audio else None
             duration = container.duration / av.time_base if container.duration else None
@@ -136,10 +164,10 @@ def probe(source: str | BinaryIO) -> MediaInfo:
                 **video_fields,
             )
     except av.FFmpegError as error:
-        raise NotMedia(
-            "This file is not a video we can read (FFmpeg: "
-            f"{error.strerror or type(error).__name__}). Upload an MP4, MOV, MKV or WebM file."
-        ) from error
+        # FFmpeg's own words stay in our log: shown to the creator they would differ with
+        # whatever a hostile file made FFmpeg try.
+        logger.info("probe refused the input", extra={"ffmpeg_error": error.strerror})
+        raise NotMedia(NOT_A_VIDEO) from error
 
 
 def _video_fields(container, video) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from apps.transcode.ffmpeg import (
     progress_percent,
 )
 from apps.transcode.ladder import PlannedRung
+from apps.transcode.probe import VIDEO_DEMUXERS
 
 RECORDED = """frame=12
 fps=0.00
@@ -115,6 +116,24 @@ def test_a_silent_source_gets_a_video_only_ladder():
     assert "id=0,streams=v" in args
     assert "0:a:0" not in args
     assert "-c:a" not in args
+
+
+@pytest.mark.parametrize(
+    ("source", "protocols"),
+    [
+        ("/src/in.mov", "file"),
+        ("https://s3.example/bucket/in.mov?X-Amz-Signature=abc", "http,https,tcp,tls"),
+    ],
+)
+def test_the_input_is_confined_to_video_demuxers_and_its_own_protocol(source, protocols):
+    args = build_command(plan(source=source, input_format="mov"), binary="ffmpeg")
+    before_input = args[: args.index("-i")]
+    assert args[args.index("-i") + 1] == source
+    options = dict(zip(before_input[1::2], before_input[2::2], strict=True))
+    assert options["-f"] == "mov"
+    assert options["-protocol_whitelist"] == protocols
+    assert set(options["-format_whitelist"].split(",")) == VIDEO_DEMUXERS
+    assert not {"hls", "dash", "concat", "image2", "sdp"} & VIDEO_DEMUXERS
 
 
 def test_encode_failed_explains_with_ffmpegs_own_words():
