@@ -262,6 +262,23 @@ def test_patch_validation_error(creator, client_for):
     assert content.title == "Before"
 
 
+@pytest.mark.parametrize(
+    "chain",
+    [
+        "eip155:" + "1" * 5000,  # past int()'s 4300 digits: a ValueError, a 500
+        "eip155:\u0663",  # an Arabic-Indic digit: "\\d" matched it
+        "eip155:0",
+    ],
+)
+def test_register_refuses_malformed_chain_ids(creator, client_for, chain):
+    content = ContentFactory(owner=creator)
+    response = client_for(creator).post(
+        f"{detail(content)}register/", {"chain": chain}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"chain": ["This value does not match the required pattern."]}
+
+
 def test_other_user_cannot_edit_ready_content(viewer, client_for):
     content = ContentFactory(status=ContentStatus.READY, title="Theirs")
     response = client_for(viewer).patch(detail(content), {"title": "Mine"}, format="json")
