@@ -85,6 +85,17 @@ def test_create_validation_errors_name_the_field(creator, client_for, payload, f
             "$.all[0].allowlist.accounts[0]",
             "CAIP-10",
         ),
+        # A final newline slipped past "$" and was stored as it came.
+        (
+            {"erc721": {"chain": "eip155:1\n", "contract": "0x" + "ab" * 20}},
+            "$.erc721.chain",
+            "CAIP-2",
+        ),
+        (
+            {"erc721": {"chain": "eip155:1", "contract": "0x" + "ab" * 20, "token_id": "7\n"}},
+            "$.erc721.token_id",
+            "decimal string",
+        ),
     ],
 )
 def test_create_refuses_a_bad_gate_with_the_path_of_the_bad_node(
