@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
-from streamgate.exceptions import django_error
+from streamgate.exceptions import django_error, status_reason
 
 API_PREFIX = "/api/"
 NOT_FOUND_URL_NAME = "api-not-found"
@@ -42,12 +42,10 @@ def _is_json(response: HttpResponse) -> bool:
 def _as_json(response: HttpResponse) -> JsonResponse:
     """The same error, status and headers (Allow, Retry-After, CORS...) with a JSON body."""
     try:
-        phrase = HTTPStatus(response.status_code).phrase
+        detail = f"{HTTPStatus(response.status_code).phrase}."
     except ValueError:
-        phrase = "Error"
-    replacement = api_error(
-        response.status_code, f"{phrase}.", phrase.lower().replace(" ", "_").replace("-", "_")
-    )
+        detail = "Error."
+    replacement = api_error(response.status_code, detail, status_reason(response.status_code))
     for header, value in response.items():
         if header.lower() not in _BODY_HEADERS:
             replacement[header] = value

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +52,15 @@ class Unavailable(DomainError):
         self.retry_after = retry_after
 
 
+def status_reason(status_code: int) -> str:
+    """The reason of an error that names none: its status, ``not_found``, ``conflict``..."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        return "error"
+    return phrase.lower().replace(" ", "_").replace("-", "_")
+
+
 def django_error(exc: Exception) -> tuple[int, str, str] | None:
     """(status, detail, reason) of the errors Django raises for a bad request (a body over
     DATA_UPLOAD_MAX_MEMORY_SIZE, too many form fields, a disallowed Host...); None for others.
@@ -79,9 +89,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     from rest_framework.views import exception_handler
 
     if isinstance(exc, DomainError):
-        body: dict[str, Any] = {"detail": exc.message}
-        if exc.reason:
-            body["reason"] = exc.reason
+        body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
         headers = {}
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
@@ -100,5 +108,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         and isinstance(response.data, dict)
         and set(response.data) == {"detail"}
     ):
-        response.data["reason"] = getattr(response.data["detail"], "code", None) or "error"
+        code = getattr(response.data["detail"], "code", None)
+        response.data["reason"] = code or status_reason(response.status_code)
     return response

@@ -123,6 +123,18 @@ def test_drf_errors_get_their_code_as_reason(client_for):
     assert set(invalid.json()) == {"title"}
 
 
+def test_domain_errors_that_name_no_reason_get_their_status_as_reason(client_for):
+    client = client_for(CreatorFactory())
+    response = client.delete("/api/v1/auth/wallets/12345/")
+    assert error(response, 404, "not_found")["detail"] == "No such wallet among yours."
+    upload = client.generic(
+        "DELETE",
+        "/api/v1/uploads/00000000-0000-0000-0000-000000000000",
+        headers={"Tus-Resumable": "1.0.0"},
+    )
+    assert error(upload, 404, "not_found")["detail"] == "No such upload."
+
+
 def test_a_session_write_without_csrf_token_is_403_csrf_failed():
     client = Client(enforce_csrf_checks=True)
     client.force_login(CreatorFactory())
