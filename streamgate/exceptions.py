@@ -1,7 +1,12 @@
 """Domain errors every app raises, and the one place they become HTTP responses."""
 
+import logging
+import re
+from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -47,20 +52,62 @@ class Unavailable(DomainError):
         self.retry_after = retry_after
 
 
+def status_reason(status_code: int) -> str:
+    """The reason of an error that names none: its status, ``not_found``, ``conflict``..."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        return "error"
+    return phrase.lower().replace(" ", "_").replace("-", "_")
+
+
+def django_error(exc: Exception) -> tuple[int, str, str] | None:
+    """(status, detail, reason) of the errors Django raises for a bad request (a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many form fields, a disallowed Host...); None for others.
+    Their own messages name settings, so the detail is ours."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, f"The request body is larger than {limit} bytes.", "body_too_large"
+    if not isinstance(exc, (SuspiciousOperation, BadRequest)):
+        return None
+    # TooManyFieldsSent -> too_many_fields_sent, DisallowedHost -> disallowed_host, ...
+    reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    details = {
+        "TooManyFieldsSent": f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields.",
+        "TooManyFilesSent": f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files.",
+        "DisallowedHost": "The Host header names a site this server does not serve.",
+    }
+    return 400, details.get(type(exc).__name__, "Malformed or unsafe request."), reason
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus DomainError -> ``{"detail", "reason"}`` with its HTTP status."""
+    """DRF's handler, plus DomainError and Django's bad-request errors -> ``{"detail",
+    "reason"}`` with their HTTP status. DRF's own errors keep their shape (``{"field": [...]}``
+    for validation) and get their code as the reason (``not_found``, ``parse_error``...)."""
     # Imported here: rest_framework.views loads the authentication classes, which import
     # services that raise the errors above.
     from rest_framework.views import exception_handler
 
     if isinstance(exc, DomainError):
-        body: dict[str, Any] = {"detail": exc.message}
-        if exc.reason:
-            body["reason"] = exc.reason
+        body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
         headers = {}
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         if isinstance(exc, Unavailable):
             headers["Retry-After"] = str(exc.retry_after)
         return Response(body, status=exc.http_status, headers=headers)
-    return exception_handler(exc, context)
+    known = django_error(exc)
+    if known is not None:
+        code, detail, reason = known
+        # As Django would: these are logged as security events, not as server errors.
+        logging.getLogger(f"django.security.{type(exc).__name__}").warning(str(exc))
+        return Response({"detail": detail, "reason": reason}, status=code)
+    response = exception_handler(exc, context)
+    if (
+        response is not None
+        and isinstance(response.data, dict)
+        and set(response.data) == {"detail"}
+    ):
+        code = getattr(response.data["detail"], "code", None)
+        response.data["reason"] = code or status_reason(response.status_code)
+    return response

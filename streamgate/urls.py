@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.access import views as access_views
 from apps.access.stream import stream_file
 from apps.content import views as pages
+from streamgate.api_errors import NOT_FOUND_URL_NAME, api_not_found
 from streamgate.health import healthz, readyz
 from streamgate.metrics import metrics_view
 
@@ -27,6 +28,8 @@ urlpatterns = [
     path("stream/<str:token>/<uuid:content_id>/<path:name>", stream_file, name="stream-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # After every API route: the rest of /api/ answers a JSON 404.
+    re_path(r"^api/", api_not_found, name=NOT_FOUND_URL_NAME),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),

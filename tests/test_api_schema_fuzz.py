@@ -1,5 +1,6 @@
 """schemathesis against /api/schema/: generated requests to every operation, with a creator's
-bearer token, never get a 5xx and every documented response matches the schema."""
+bearer token, never get a 5xx, every documented response matches the schema, and every error
+is JSON with a reason (or DRF's per-field validation errors)."""
 
 import pytest
 import schemathesis
@@ -58,6 +59,19 @@ def test_the_api_never_fails_and_matches_its_schema(api_schema):
     assert unauthenticated == [], unauthenticated
 
 
+@schemathesis.check
+def errors_are_json_with_a_reason(ctx, response, case) -> None:
+    if response.status_code < 400:
+        return
+    content_type = (response.headers.get("content-type") or [""])[0]
+    assert content_type == "application/json", f"{response.status_code} as {content_type!r}"
+    if case.method.upper() == "HEAD":
+        return  # no body
+    body = response.json()
+    if isinstance(body, dict) and "detail" in body:
+        assert isinstance(body.get("reason"), str), f"no reason in {body}"
+
+
 def exercise(operation, headers: dict, statuses: dict[str, set[int]]) -> None:
     @given(case=operation.as_strategy())
     @hypothesis_settings(
@@ -69,7 +83,12 @@ def exercise(operation, headers: dict, statuses: dict[str, set[int]]) -> None:
     )
     def run(case):
         response = case.call_and_validate(
-            headers=headers, checks=[not_a_server_error, response_schema_conformance]
+            headers=headers,
+            checks=[
+                not_a_server_error,
+                response_schema_conformance,
+                errors_are_json_with_a_reason,
+            ],
         )
         statuses.setdefault(operation.label, set()).add(response.status_code)
 

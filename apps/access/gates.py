@@ -37,11 +37,12 @@ UINT256_MAX = 2**256 - 1
 COMBINATORS = ("any", "all", "at_least", "not")
 CONDITIONS = ("erc721", "erc1155", "metaplex", "allowlist")
 
-_EVM_CHAIN = re.compile(r"^eip155:[1-9][0-9]{0,17}$")
-_SOLANA_CHAIN = re.compile(r"^solana:[A-Za-z0-9]{1,32}$")
-_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
-_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})$")
+# "\Z", not "$": "$" also matches before a final newline, and "7\n" was stored as a token id.
+_EVM_CHAIN = re.compile(r"^eip155:[1-9][0-9]{0,17}\Z")
+_SOLANA_CHAIN = re.compile(r"^solana:[A-Za-z0-9]{1,32}\Z")
+_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
+_BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}\Z")
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})\Z")
 
 
 class GateInvalid(ValueError):

@@ -1,5 +1,7 @@
-"""Tells drf-spectacular how bearer tokens appear in the OpenAPI schema."""
+"""Tells drf-spectacular how bearer tokens and our session authentication appear in the
+OpenAPI schema."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -13,3 +15,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A token from `manage.py create_api_token` or a wallet sign-in.",
         }
+
+
+class CsrfSessionScheme(SessionScheme):
+    """DRF's session cookie scheme, for our subclass (which only names its CSRF failures)."""
+
+    target_class = "apps.access.authentication.SessionAuthentication"

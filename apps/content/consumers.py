@@ -3,7 +3,7 @@
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from apps.content.realtime import EVENT_TYPE, content_group
 from apps.content.selectors import content_get_manageable, content_status_message
@@ -74,3 +74,12 @@ class ContentProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Clients only listen; anything they send is ignored."""
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Any websocket path no route serves: closed with 4404, like an unknown content. Without
+    it Channels' router raises, and the handshake fails with an HTTP 500."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -26,6 +26,8 @@ HTTP_CHECKSUM_MISMATCH = 460
 
 # A metadata key: non-empty, ASCII, no spaces or commas (tus 1.0.0, Upload-Metadata).
 _KEY = re.compile(r"^[\x21-\x2b\x2d-\x7e]+$")
+# ASCII digits only: str.isdigit() is true of "²" and "٣", which int() refuses or reads as 3.
+_NON_NEGATIVE = re.compile(r"[0-9]{1,19}")
 
 
 class ProtocolError(ValueError):
@@ -36,7 +38,7 @@ def parse_non_negative(name: str, value: str | None) -> int:
     """An Upload-Offset / Upload-Length value: a non-negative decimal integer."""
     if value is None or value == "":
         raise ProtocolError(f"{name} header is required.")
-    if not value.isdigit() or len(value) > 19:
+    if not _NON_NEGATIVE.fullmatch(value):
         raise ProtocolError(f"{name} must be a non-negative integer, not {value[:40]!r}.")
     return int(value)
 
@@ -67,6 +69,8 @@ def parse_metadata(header: str | None, *, max_bytes: int) -> dict[str, str]:
             raise ProtocolError(
                 f"Upload-Metadata value of {key!r} is not base64-encoded UTF-8."
             ) from error
+        if "\x00" in metadata[key]:  # no database text column can store it
+            raise ProtocolError(f"Upload-Metadata value of {key!r} contains a NUL character.")
     return metadata
 
 

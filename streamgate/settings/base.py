@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "streamgate.observability.RequestIdMiddleware",
+    "streamgate.api_errors.ApiErrorMiddleware",  # JSON errors under /api/; before Host checks
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -151,12 +152,18 @@ REST_FRAMEWORK = {
     # Bearer first: its WWW-Authenticate header turns "not signed in" into 401 rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.access.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "apps.access.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "apps.content.api.pagination.ContentPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's defaults, with JSON nesting bounded (streamgate/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "streamgate.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Per client address; sign-in verification parses and checks signatures, nonces fill a table.

@@ -54,7 +54,7 @@ def test_valid_token_authenticates_and_records_use(creator):
 def test_bad_tokens_are_401_with_a_reason(header, message):
     response = bearer(header).get(ME_URL)
     assert response.status_code == 401
-    assert response.json() == {"detail": message}
+    assert response.json() == {"detail": message, "reason": "authentication_failed"}
 
 
 def test_token_of_inactive_user_is_refused(creator):

@@ -85,6 +85,17 @@ def test_create_validation_errors_name_the_field(creator, client_for, payload, f
             "$.all[0].allowlist.accounts[0]",
             "CAIP-10",
         ),
+        # A final newline slipped past "$" and was stored as it came.
+        (
+            {"erc721": {"chain": "eip155:1\n", "contract": "0x" + "ab" * 20}},
+            "$.erc721.chain",
+            "CAIP-2",
+        ),
+        (
+            {"erc721": {"chain": "eip155:1", "contract": "0x" + "ab" * 20, "token_id": "7\n"}},
+            "$.erc721.token_id",
+            "decimal string",
+        ),
     ],
 )
 def test_create_refuses_a_bad_gate_with_the_path_of_the_bad_node(
@@ -260,6 +271,23 @@ def test_patch_validation_error(creator, client_for):
     assert "title" in response.json()
     content.refresh_from_db()
     assert content.title == "Before"
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        "eip155:" + "1" * 5000,  # past int()'s 4300 digits: a ValueError, a 500
+        "eip155:\u0663",  # an Arabic-Indic digit: "\\d" matched it
+        "eip155:0",
+    ],
+)
+def test_register_refuses_malformed_chain_ids(creator, client_for, chain):
+    content = ContentFactory(owner=creator)
+    response = client_for(creator).post(
+        f"{detail(content)}register/", {"chain": chain}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"chain": ["This value does not match the required pattern."]}
 
 
 def test_other_user_cannot_edit_ready_content(viewer, client_for):

@@ -177,10 +177,13 @@ def test_an_upload_being_written_is_not_replaced(tus, creator):
         (None, None, "Upload-Length header is required"),
         ("-5", None, "non-negative integer"),
         ("abc", None, "non-negative integer"),
+        ("\u00b2", None, "non-negative integer"),  # "²".isdigit(), but int() refuses it
+        ("\u0663", None, "non-negative integer"),  # Arabic-Indic 3, which int() reads as 3
         ("0", None, "The file is empty"),
         ("10", "filename ***", "not base64"),
         ("10", "title " + "QUFB" * 2000, "larger than 4096 bytes"),
         ("10", metadata(content_id="not-a-uuid"), "content_id is not a valid id"),
+        ("10", metadata(title="a\x00b"), "contains a NUL character"),
     ],
 )
 def test_create_bad_requests_are_400(tus, length, meta, reason):
@@ -309,6 +312,25 @@ def test_missing_offset_is_400(tus):
     )
     assert response.status_code == 400
     assert "Upload-Offset header is required" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        "\u00b2",  # "²".isdigit(), but int() refuses it: was a 500
+        "\u0663",  # Arabic-Indic 3: int() read it as 3
+    ],
+)
+def test_non_ascii_digits_in_the_offset_are_400(tus, offset):
+    location = tus.create(len(DATA))["Location"]
+    response = tus.patch(location, offset, DATA[:10])
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": f"Upload-Offset must be a non-negative integer, not {offset!r}.",
+        "reason": "protocol",
+    }
+    assert upload_of(location).offset == 0
 
 
 def test_body_past_upload_length_is_413(tus, media_root):

@@ -38,6 +38,7 @@ def test_metadata_round_trip():
         (",", "Malformed"),
         ("k\u00e9y " + b64("a"), "not valid"),
         ("filename " + base64.b64encode(bytes([0xFF, 0xFE])).decode(), "UTF-8"),
+        ("title " + b64("a\x00b"), "NUL"),
     ],
 )
 def test_malformed_metadata(header, message):
@@ -50,7 +51,9 @@ def test_metadata_size_limit():
         parse_metadata("title " + b64("x" * 200), max_bytes=100)
 
 
-@pytest.mark.parametrize("value", [None, "", "-1", "1.5", "12a", "9" * 20])
+@pytest.mark.parametrize(
+    "value", [None, "", "-1", "1.5", "12a", "9" * 20, "\u00b2", "\u0663", "1\n", " 1"]
+)
 def test_offsets_must_be_non_negative_integers(value):
     with pytest.raises(ProtocolError):
         parse_non_negative("Upload-Offset", value)

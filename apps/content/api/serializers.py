@@ -84,7 +84,11 @@ class ContentOutputSerializer(serializers.ModelSerializer):
 
 
 class RegisterInputSerializer(serializers.Serializer):
-    chain = serializers.RegexField(r"^eip155:\d+$", help_text="CAIP-2 id of an EVM chain.")
+    # ASCII digits, as many as a chain id has: "\d+" let through "٣" and 5,000 digits (which
+    # int() refuses). "$", unlike "\Z", is also valid in the OpenAPI schema's ECMA regex.
+    chain = serializers.RegexField(
+        r"^eip155:[1-9][0-9]{0,17}$", help_text="CAIP-2 id of an EVM chain."
+    )
     price = serializers.IntegerField(
         min_value=0, max_value=2**256 - 1, default=0, help_text="In wei (a uint256)."
     )
