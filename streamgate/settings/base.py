@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "streamgate.client_address.ClientAddressMiddleware",
     "streamgate.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -166,6 +167,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count per REMOTE_ADDR, which ClientAddressMiddleware set from TRUSTED_PROXIES;
+    # DRF's default (None) would key on the whole X-Forwarded-For a client sends.
+    "NUM_PROXIES": 0,
     # Per client address; sign-in verification parses and checks signatures, nonces fill a table.
     # Playback issues signed URLs after a gate decision; upload creation makes rows and files.
     "DEFAULT_THROTTLE_RATES": {
@@ -360,11 +364,15 @@ AXES_COOLOFF_TIME = timedelta(seconds=PASSWORD_SIGNIN_WINDOW)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_USERNAME_CALLABLE = "apps.access.password_throttle.username_key"
+AXES_CLIENT_IP_CALLABLE = "streamgate.client_address.request_client_address"
 AXES_LOCKOUT_CALLABLE = "apps.access.password_throttle.lockout_response"
 # A success does not clear the count: any wallet sign-in would otherwise reset its address's.
 AXES_RESET_ON_SUCCESS = False
 AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in (wallet sign-ins are many)
 AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
+# Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket
+# peer is the client (streamgate/client_address.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
