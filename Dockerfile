@@ -31,4 +31,4 @@ USER streamgate
 
 EXPOSE 8000
 CMD ["uvicorn", "streamgate.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--lifespan", "off", "--no-server-header", "--proxy-headers", "--forwarded-allow-ips", "*"]
+     "--lifespan", "off", "--no-server-header", "--no-proxy-headers"]

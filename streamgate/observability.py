@@ -3,7 +3,9 @@
 Every HTTP request gets an id (the caller's ``X-Request-ID`` when it is a sane token, else a new
 one), returned in the response's ``X-Request-ID``, put on every log record made while it is
 handled, and carried in the headers of the Celery tasks it sends, whose log records then carry
-it too. ``LOG_FORMAT=json`` writes one JSON object per record with the record's ``extra`` fields.
+it too. Records made while a request is handled also carry ``client_address``, the client as
+streamgate/client_address.py decided it. ``LOG_FORMAT=json`` writes one JSON object per record
+with the record's ``extra`` fields.
 """
 
 import json
@@ -19,6 +21,7 @@ from celery.signals import before_task_publish, task_postrun, task_prerun
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_client_address: ContextVar[str | None] = ContextVar("client_address", default=None)
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 
@@ -47,8 +50,12 @@ class RequestIdMiddleware:
     def __call__(self, request):
         value = request_id_for(request.headers.get(REQUEST_ID_HEADER, ""))
         request.request_id = value
-        with request_id_bound(value):
-            response = self.get_response(request)
+        client = _client_address.set(request.META.get("REMOTE_ADDR") or None)
+        try:
+            with request_id_bound(value):
+                response = self.get_response(request)
+        finally:
+            _client_address.reset(client)
         response[REQUEST_ID_HEADER] = value
         return response
 
@@ -56,6 +63,9 @@ class RequestIdMiddleware:
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get() or "-"
+        client = _client_address.get()
+        if client and not hasattr(record, "client_address"):
+            record.client_address = client
         return True
 
 

@@ -1,11 +1,14 @@
 """Websocket authentication: the session (browsers) or ``Authorization: Bearer`` (apps)."""
 
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from apps.access.selectors import api_token_authenticate
@@ -27,22 +30,57 @@ def _bearer(scope: dict[str, Any]) -> str | None:
     return clear.strip() if scheme.lower() == "bearer" and clear.strip() else None
 
 
-class CookieOriginValidator:
-    """Checks Origin against ALLOWED_HOSTS only for handshakes that rely on the session cookie.
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    Cross-site websocket hijacking rides on cookies a browser attaches by itself; a handshake
+
+def _origin(value: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) origin, the port filled in; None if it is not one."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+@lru_cache(maxsize=8)
+def _allowed(configured: tuple[str, ...]) -> frozenset[tuple[str, str, int]]:
+    # A wildcard CSRF entry ("https://*.example.com") is not an origin: never matched here.
+    return frozenset(
+        origin for origin in map(_origin, configured) if origin and "*" not in origin[1]
+    )
+
+
+def allowed_websocket_origins() -> frozenset[tuple[str, str, int]]:
+    """The origins whose pages may open a websocket on the session cookie: this site
+    (STREAMGATE_PUBLIC_URL) and CSRF_TRUSTED_ORIGINS, each as exact scheme, host and port."""
+    return _allowed((settings.STREAMGATE_PUBLIC_URL, *settings.CSRF_TRUSTED_ORIGINS))
+
+
+class CookieOriginValidator:
+    """Refuses a handshake that relies on the session cookie unless its Origin is exactly one of
+    ``allowed_websocket_origins()`` (scheme, host and port; a missing or "null" Origin is refused).
+
+    Cross-site websocket hijacking rides on cookies a browser attaches by itself, from any page
+    on any port of any host: another app on http://127.0.0.1:9999 is another origin. A handshake
     carrying ``Authorization: Bearer`` was built by a client holding the token (browsers cannot
-    set that header on a websocket), and native apps send no Origin at all.
+    set that header on a websocket), and native apps send no Origin at all: no check for those.
     """
 
     def __init__(self, application) -> None:
         self.application = application
-        self.validated = AllowedHostsOriginValidator(application)
 
     async def __call__(self, scope: dict[str, Any], receive, send):
         if _bearer(scope):
             return await self.application(scope, receive, send)
-        return await self.validated(scope, receive, send)
+        offered = dict(scope.get("headers", [])).get(b"origin", b"").decode("latin-1")
+        origin = _origin(offered)
+        if origin is None or origin not in allowed_websocket_origins():
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
 
 
 class BearerTokenAuthMiddleware(BaseMiddleware):

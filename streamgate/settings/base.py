@@ -5,6 +5,7 @@ disk under ``var/``, a local-memory cache, a filesystem Celery broker and a file
 layer). ``DATABASE_URL``, ``REDIS_URL`` and ``S3_*`` switch to PostgreSQL, Redis and S3.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "corsheaders",
     "django_prometheus",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "streamgate.client_address.ClientAddressMiddleware",
     "streamgate.observability.RequestIdMiddleware",
     "streamgate.api_errors.ApiErrorMiddleware",  # JSON errors under /api/; before Host checks
     "django.middleware.security.SecurityMiddleware",
@@ -70,7 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "streamgate.security.SecurityHeadersMiddleware",
-    "streamgate.security.AdminLoginThrottleMiddleware",
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -139,6 +142,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out account or client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "/signin/"
 LOGIN_REDIRECT_URL = "/studio/"
 
@@ -166,6 +174,9 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count per REMOTE_ADDR, which ClientAddressMiddleware set from TRUSTED_PROXIES;
+    # DRF's default (None) would key on the whole X-Forwarded-For a client sends.
+    "NUM_PROXIES": 0,
     # Per client address; sign-in verification parses and checks signatures, nonces fill a table.
     # Playback issues signed URLs after a gate decision; upload creation makes rows and files.
     "DEFAULT_THROTTLE_RATES": {
@@ -346,8 +357,29 @@ STREAM_MEDIA_ORIGINS = env.list(
 # Who may frame the embeddable player (CSP frame-ancestors); "*" is any site.
 EMBED_FRAME_ANCESTORS = env.str("EMBED_FRAME_ANCESTORS", default="*")
 SECURE_REFERRER_POLICY = "same-origin"
-ADMIN_LOGIN_FAILURES = env.int("ADMIN_LOGIN_FAILURES", default=10)
-ADMIN_LOGIN_WINDOW = env.int("ADMIN_LOGIN_WINDOW", default=900)
+# Password sign-in (the sign-in page, the admin): this many failures for one account, or from one
+# client address, lock it out until this many seconds pass without another try (django-axes,
+# apps/access/password_throttle.py). ADMIN_LOGIN_* are the former names, still read.
+PASSWORD_SIGNIN_FAILURES = env.int(
+    "PASSWORD_SIGNIN_FAILURES", default=env.int("ADMIN_LOGIN_FAILURES", default=10)
+)
+PASSWORD_SIGNIN_WINDOW = env.int(
+    "PASSWORD_SIGNIN_WINDOW", default=env.int("ADMIN_LOGIN_WINDOW", default=900)
+)
+AXES_FAILURE_LIMIT = PASSWORD_SIGNIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=PASSWORD_SIGNIN_WINDOW)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_USERNAME_CALLABLE = "apps.access.password_throttle.username_key"
+AXES_CLIENT_IP_CALLABLE = "streamgate.client_address.request_client_address"
+AXES_LOCKOUT_CALLABLE = "apps.access.password_throttle.lockout_response"
+# A success does not clear the count: any wallet sign-in would otherwise reset its address's.
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in (wallet sign-ins are many)
+AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
+# Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket
+# peer is the client (streamgate/client_address.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------

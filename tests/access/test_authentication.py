@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -71,14 +72,15 @@ def test_other_schemes_are_ignored():
 
 def test_session_authentication_works(creator):
     client = APIClient()
-    assert client.login(username=creator.username, password="pass-word-123")
+    # The password throttle (django-axes) counts per client, so authenticate() needs a request.
+    assert client.login(request=HttpRequest(), username=creator.username, password="pass-word-123")
     response = client.post("/api/v1/contents/", {"title": "via session"}, format="json")
     assert response.status_code == 201
 
 
 def test_session_write_requires_csrf(creator):
     client = APIClient(enforce_csrf_checks=True)
-    client.login(username=creator.username, password="pass-word-123")
+    client.login(request=HttpRequest(), username=creator.username, password="pass-word-123")
     response = client.post("/api/v1/contents/", {"title": "no csrf"}, format="json")
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
@@ -114,7 +116,7 @@ def test_demo_account_prints_a_stable_login(settings, tmp_path):
     assert first.getvalue() == second.getvalue()
     password = (tmp_path / "demo-login").read_text().strip()
     assert password in first.getvalue()
-    assert APIClient().login(username="demo", password=password)
+    assert APIClient().login(request=HttpRequest(), username="demo", password=password)
 
 
 def test_a_token_answer_is_cached_until_anything_about_it_changes(

@@ -3,6 +3,7 @@
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from apps.access.services import api_token_create
 from apps.content.models import ContentStatus
@@ -13,8 +14,10 @@ from tests.factories import ContentFactory, StaffFactory, UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def connect(content_id, user=None, token=None, origin=b"http://127.0.0.1"):
+async def connect(content_id, user=None, token=None, origin="site"):
     headers = [(b"host", b"127.0.0.1")]
+    if origin == "site":  # a page of this site (the origin check needs the exact origin)
+        origin = settings.STREAMGATE_PUBLIC_URL.encode()
     if origin:
         headers.append((b"origin", origin))
     if user is not None:

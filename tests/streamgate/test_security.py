@@ -1,5 +1,6 @@
-"""Security headers and the CSP, rate limits with Retry-After, the admin login throttle, CSRF
-for session writes and the CORS allowlist."""
+"""Security headers and the CSP, rate limits with Retry-After, CSRF for session writes and the
+CORS allowlist. The password throttle (the admin's login among its doors) is tested in
+tests/access/test_password_throttle.py."""
 
 import pytest
 from django.core.cache import cache
@@ -8,7 +9,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from apps.content.models import ContentStatus
 from streamgate.security import content_security_policy
-from tests.factories import ContentFactory, CreatorFactory, StaffFactory
+from tests.factories import ContentFactory, CreatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -84,26 +85,6 @@ def test_upload_creation_is_rate_limited_but_discovery_is_not(throttled, client_
     assert int(limited["Retry-After"]) > 0
     assert limited["Tus-Resumable"] == "1.0.0"
     assert all(api.options("/api/v1/uploads/").status_code == 204 for _ in range(3))
-
-
-def test_admin_login_is_throttled_per_address_and_username(settings):
-    settings.ADMIN_LOGIN_FAILURES = 2
-    StaffFactory(username="ops")
-    cache.delete_pattern("admin-login:*")
-    client = Client()
-
-    def attempt(password, username="ops"):
-        return client.post("/admin/login/", {"username": username, "password": password})
-
-    assert attempt("wrong").status_code == 200
-    assert attempt("wrong").status_code == 200
-    blocked = attempt("pass-word-123")  # even the right password waits out the window
-    assert blocked.status_code == 429
-    assert int(blocked["Retry-After"]) > 0
-    assert attempt("wrong", username="someone-else").status_code == 200
-    cache.delete_pattern("admin-login:*")
-    assert attempt("pass-word-123").status_code == 302
-    cache.delete_pattern("admin-login:*")
 
 
 def test_session_writes_need_the_csrf_token():

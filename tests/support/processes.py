@@ -125,6 +125,7 @@ def start_web(
         "--lifespan",
         "off",
         "--no-server-header",
+        "--no-proxy-headers",
         *(extra or []),
     ]
     with log.open("ab") as out:

@@ -556,7 +556,7 @@ def test_cors_preflight_and_exposed_headers(tus, settings):
 
 def test_session_uploads_need_the_csrf_token(creator, media_root):
     client = APIClient(enforce_csrf_checks=True)
-    client.login(username=creator.username, password="pass-word-123")
+    client.force_login(creator)
     tus = Tus(client)
     assert tus.create(10).status_code == 403
     client.get("/admin/login/")  # sets the csrftoken cookie

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.support.media import make_padded_video, make_video
-from tests.support.processes import celery_worker, embedded_env, manage, web_server
+from tests.support.processes import celery_worker, embedded_env, free_port, manage, web_server
 from tests.web.conftest import screenshot, wait_until
 
 PASSWORD = "correct horse battery staple"
@@ -37,10 +37,14 @@ def stack(tmp_path_factory):
     )
     logs = folder / "logs"
     logs.mkdir()
-    with web_server(env, logs / "web.log") as base:
-        env["STREAMGATE_PUBLIC_URL"] = base
-        with celery_worker(env, logs / "worker.log", queues="uploads,transcode,default"):
-            yield base
+    port = free_port()
+    # The site's own origin: the websocket accepts the session cookie from it alone.
+    env["STREAMGATE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    with (
+        web_server(env, logs / "web.log", port) as base,
+        celery_worker(env, logs / "worker.log", queues="uploads,transcode,default"),
+    ):
+        yield base
 
 
 def sign_in(page, base: str) -> None:
