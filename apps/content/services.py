@@ -29,12 +29,13 @@ def content_create(
     if not user_is_creator(owner):
         raise NotACreator("Only creators can publish content.", reason="not_a_creator")
     return Content.objects.create(
-        owner=owner, title=title, description=description, gate=_gate_checked(gate)
+        owner=owner, title=title, description=description, gate=content_gate_check(gate=gate)
     )
 
 
-def _gate_checked(gate: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The gate's normal form; a rule that cannot be enforced is refused when saved."""
+def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The gate's normal form; BadGate for a rule that cannot be enforced, which is refused
+    when saved. (Forms call it to show the error before ``content_update`` saves.)"""
     try:
         return gate_validate(gate)
     except GateInvalid as error:
@@ -58,7 +59,7 @@ def content_update(
         if value is not UNCHANGED
     }
     if "gate" in changes:
-        changes["gate"] = _gate_checked(changes["gate"])
+        changes["gate"] = content_gate_check(gate=changes["gate"])
     for field, value in changes.items():
         setattr(content, field, value)
     content.save(update_fields=[*changes, "updated_at"])
