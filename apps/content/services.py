@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.access.gates import GateInvalid, gate_validate
-from apps.access.selectors import user_is_creator
+from apps.access.selectors import gate_chains, user_is_creator
 from apps.content.exceptions import BadGate, NotACreator
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
@@ -37,7 +37,7 @@ def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
     """The gate's normal form; BadGate for a rule that cannot be enforced, which is refused
     when saved. (Forms call it to show the error before ``content_update`` saves.)"""
     try:
-        return gate_validate(gate)
+        return gate_validate(gate, chains=gate_chains())
     except GateInvalid as error:
         raise BadGate(
             f"Invalid gate at {error.path}: {error.message}", reason="gate_invalid"

@@ -62,7 +62,8 @@ def test_an_invalid_gate_is_refused_on_the_form_with_the_services_message(admin_
     assert content.gate == before
 
 
-def test_a_gate_saved_in_the_admin_is_stored_in_the_services_normal_form(admin_client):
+def test_a_gate_saved_in_the_admin_is_stored_in_the_services_normal_form(admin_client, settings):
+    settings.CHAIN_RPC_URLS = {"eip155:1": "http://127.0.0.1:9/"}
     content = ContentFactory()
     gate = {"erc721": {"chain": "eip155:1", "contract": CONTRACT}}
     response = admin_client.post(change_url(content), change_form(content, gate=gate, title="New"))
