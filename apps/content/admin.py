@@ -17,8 +17,12 @@ class ContentAdminForm(forms.ModelForm):
 
     def clean_gate(self):
         # The service's own check, so the admin refuses what the API refuses, with its message.
+        # A rule left as it was is not judged again (as the API judges only what is sent).
+        gate = self.cleaned_data.get("gate")
+        if "gate" not in self.changed_data:
+            return gate
         try:
-            return content_gate_check(gate=self.cleaned_data.get("gate"))
+            return content_gate_check(gate=gate)
         except BadGate as error:
             raise forms.ValidationError(error.message) from None
 

@@ -75,6 +75,16 @@ def test_a_gate_saved_in_the_admin_is_stored_in_the_services_normal_form(admin_c
     }
 
 
+def test_a_title_can_be_edited_under_a_rule_saved_before_todays_checks(admin_client, settings):
+    settings.CHAIN_RPC_URLS = {}
+    old_rule = {"erc721": {"chain": "eip155:10", "contract": CHECKSUMMED, "token_id": None}}
+    content = ContentFactory(gate=old_rule)
+    response = admin_client.post(change_url(content), change_form(content, title="Renamed"))
+    assert response.status_code == 302
+    content.refresh_from_db()
+    assert (content.title, content.gate) == ("Renamed", old_rule)
+
+
 def test_internal_fields_cannot_be_changed_in_the_admin(admin_client):
     content = ContentFactory(source_path="sources/a/clip.mp4", source_sha256="aa" * 32)
     original_owner = content.owner
