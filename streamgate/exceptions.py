@@ -93,7 +93,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         headers = {}
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        if isinstance(exc, Unavailable):
+        if getattr(exc, "retry_after", None) is not None:  # Unavailable, a busy upload
             headers["Retry-After"] = str(exc.retry_after)
         return Response(body, status=exc.http_status, headers=headers)
     known = django_error(exc)

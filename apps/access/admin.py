@@ -41,8 +41,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "expires_at",
         "revoked_at",
         "last_used_at",
+        "user",  # a token moved to another user would sign in as that user
     ]
-    raw_id_fields = ["user"]
     actions = ["revoke"]
 
     @admin.display(description="State")
@@ -113,8 +113,8 @@ class WalletAccountAdmin(admin.ModelAdmin):
         "address_key",
         "created_at",
         "last_sign_in_at",
+        "user",  # linked by a signed sign-in, never reassigned by hand
     ]
-    raw_id_fields = ["user"]
     actions = ["check_access"]
 
     def has_add_permission(self, request) -> bool:

@@ -9,7 +9,9 @@ with at least ``min_balance``), ``{"metaplex": {"chain", "collection"}}`` (an NF
 Metaplex collection on Solana) and ``{"allowlist": {"accounts": [CAIP-10, ...]}}``.
 
 ``gate_validate`` checks a rule and returns its normal form (checksummed addresses, ids and
-balances as decimal strings), or raises ``GateInvalid`` with the JSON path of the bad node.
+balances as decimal strings), or raises ``GateInvalid`` with the JSON path of the bad node. Given
+the chains this server can ask (``chains``), it also refuses conditions on any other chain:
+ownership there could never be checked, so no one could ever be let in.
 The canonical JSON of the normal form, and its keccak256, are what the ContentRegistry stores, so
 that anyone can check that the rule StreamGate enforces is the one the creator registered.
 
@@ -21,7 +23,7 @@ unknown into a "yes".
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,15 +94,18 @@ class Wallet:
 # --- validation and normal form ----------------------------------------------------------------
 
 
-def gate_validate(gate: Any) -> dict[str, Any] | None:
-    """The normal form of ``gate`` (None stays None: anyone may watch); raises GateInvalid."""
+def gate_validate(gate: Any, *, chains: Collection[str] | None = None) -> dict[str, Any] | None:
+    """The normal form of ``gate`` (None stays None: anyone may watch); raises GateInvalid.
+    With ``chains`` (CAIP-2 ids), a token condition on a chain not among them is invalid."""
     if gate is None:
         return None
     counter = [0]
-    return _node(gate, "$", 1, counter)
+    return _node(gate, "$", 1, counter, chains)
 
 
-def _node(node: Any, path: str, depth: int, counter: list[int]) -> dict[str, Any]:
+def _node(
+    node: Any, path: str, depth: int, counter: list[int], chains: Collection[str] | None
+) -> dict[str, Any]:
     counter[0] += 1
     if counter[0] > MAX_NODES:
         raise GateInvalid(path, f"a gate may have at most {MAX_NODES} rules")
@@ -113,21 +118,22 @@ def _node(node: Any, path: str, depth: int, counter: list[int]) -> dict[str, Any
     ((kind, body),) = node.items()
     here = f"{path}.{kind}"
     if kind in ("any", "all"):
-        return {kind: _rules(body, here, depth, counter)}
+        return {kind: _rules(body, here, depth, counter, chains)}
     if kind == "at_least":
         _keys(body, here, required={"count", "of"})
-        rules = _rules(body["of"], f"{here}.of", depth, counter)
+        rules = _rules(body["of"], f"{here}.of", depth, counter, chains)
         count = body["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= len(rules):
             raise GateInvalid(f"{here}.count", f"an integer from 1 to {len(rules)}")
         return {kind: {"count": count, "of": rules}}
     if kind == "not":
-        return {kind: _node(body, here, depth + 1, counter)}
+        return {kind: _node(body, here, depth + 1, counter, chains)}
     if kind == "erc721":
         _keys(body, here, required={"chain", "contract"}, optional={"token_id"})
         spec = {"chain": _evm_chain(body["chain"], f"{here}.chain")}
         spec["contract"] = _evm_address(body["contract"], f"{here}.contract")
         spec["token_id"] = _token_ids(body.get("token_id"), f"{here}.token_id", nullable=True)
+        _checkable(spec["chain"], here, chains)
         return {kind: spec}
     if kind == "erc1155":
         _keys(body, here, required={"chain", "contract", "token_id"}, optional={"min_balance"})
@@ -137,6 +143,7 @@ def _node(node: Any, path: str, depth: int, counter: list[int]) -> dict[str, Any
         spec["min_balance"] = _decimal(
             body.get("min_balance", "1"), f"{here}.min_balance", minimum=1
         )
+        _checkable(spec["chain"], here, chains)
         return {kind: spec}
     if kind == "metaplex":
         _keys(body, here, required={"chain", "collection"})
@@ -144,6 +151,7 @@ def _node(node: Any, path: str, depth: int, counter: list[int]) -> dict[str, Any
         if not isinstance(chain, str) or not _SOLANA_CHAIN.match(chain):
             raise GateInvalid(f"{here}.chain", "a Solana CAIP-2 id such as solana:mainnet")
         collection = _base58(body["collection"], f"{here}.collection")
+        _checkable(chain, here, chains)
         return {kind: {"chain": chain, "collection": collection}}
     if kind == "allowlist":
         _keys(body, here, required={"accounts"})
@@ -155,10 +163,23 @@ def _node(node: Any, path: str, depth: int, counter: list[int]) -> dict[str, Any
     raise GateInvalid(path, f"unknown rule {kind!r}; use one of {COMBINATORS + CONDITIONS}")
 
 
-def _rules(body: Any, path: str, depth: int, counter: list[int]) -> list[dict[str, Any]]:
+def _rules(
+    body: Any, path: str, depth: int, counter: list[int], chains: Collection[str] | None
+) -> list[dict[str, Any]]:
     if not isinstance(body, list) or not body:
         raise GateInvalid(path, "a non-empty list of rules")
-    return [_node(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(body)]
+    return [_node(item, f"{path}[{i}]", depth + 1, counter, chains) for i, item in enumerate(body)]
+
+
+def _checkable(chain: str, path: str, chains: Collection[str] | None) -> None:
+    """Checked last in a condition, so that a typo elsewhere is reported first."""
+    if chains is not None and chain not in chains:
+        available = ", ".join(sorted(chains)) or "none"
+        raise GateInvalid(
+            f"{path}.chain",
+            f"no RPC is configured for {chain} on this server, so no one's tokens there could "
+            f"be checked; chains it can check: {available}",
+        )
 
 
 def _keys(body: Any, path: str, *, required: set[str], optional: frozenset | set = frozenset()):

@@ -31,7 +31,7 @@ from apps.access.gates import (
 )
 from apps.access.ownership import Answer, answer_fetch, answers_cached
 from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
-from apps.access.selectors import viewer_wallets
+from apps.access.selectors import gate_chains, viewer_wallets
 from apps.content.models import Content, ContentStatus
 from streamgate.exceptions import Conflict
 from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
@@ -99,7 +99,7 @@ def _explained(
 class AccessDecision:
     allowed: bool | None  # None: a chain did not answer
     reason: str  # open | owner | staff | gate_met | gate_denied | no_wallet | sign_in_required
-    #              | gate_invalid | chain_unavailable
+    #              | gate_invalid | chain_not_configured | chain_unavailable
     detail: str
     evaluation: GateEvaluation | None = None
 
@@ -142,6 +142,16 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
     if evaluation.result is True:
         return AccessDecision(True, "gate_met", "Your wallets meet the gate.", evaluation)
     if evaluation.result is None:
+        if missing := _chains_never_answering(evaluation):
+            # Saved before such gates were refused: a retry would wait for ever. Say which
+            # chain, once, as for a gate that is invalid; configuring it lets viewers in again.
+            return AccessDecision(
+                False,
+                "chain_not_configured",
+                f"This content's gate needs {', '.join(missing)}, which this server has no RPC "
+                "for, so no one's tokens there can be checked; its creator must change the gate.",
+                evaluation,
+            )
         return AccessDecision(
             None,
             "chain_unavailable",
@@ -155,6 +165,14 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
     needs = evaluation.explanation.unmet()
     detail = "Your wallets do not meet the gate" + (f": {'; '.join(needs)}" if needs else ".")
     return AccessDecision(False, "gate_denied", detail, evaluation)
+
+
+def _chains_never_answering(evaluation: GateEvaluation) -> list[str]:
+    """The chains without RPC that leave the gate undecided, when only they do (an unknown on
+    a configured chain may be known on the next try)."""
+    configured = set(gate_chains())
+    unknown = {c.chain for c, answer in evaluation.answers.items() if answer.held is None}
+    return sorted(unknown) if unknown and not unknown & configured else []
 
 
 def access_explain(

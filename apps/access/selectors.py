@@ -13,6 +13,7 @@ from apps.access.auth_version import AUTH_VERSION_KEY, token_cache_key
 from apps.access.gates import Wallet
 from apps.access.models import CREATORS_GROUP, ApiToken, WalletAccount, WalletKind
 from apps.access.tokens import token_hash
+from apps.chain.chains import configured_chains
 from streamgate.versions import cache_is_redis, versions_get
 
 
@@ -122,3 +123,8 @@ def viewer_wallets(user: AbstractBaseUser | AnonymousUser) -> list[Wallet]:
             user_id=user.pk
         ).values_list("namespace", "address", "chain", "kind")
     ]
+
+
+def gate_chains() -> list[str]:
+    """The chains a gate may name in a token condition: those this server has an RPC for."""
+    return configured_chains()

@@ -58,6 +58,10 @@ class GasSampleAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["chain"]
+    readonly_fields = [f.name for f in GasSample._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # measured by the gas monitor
 
 
 @admin.register(Pin)
@@ -66,3 +70,7 @@ class PinAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["cid", "content__title", "request_id"]
     raw_id_fields = ["content"]
+    readonly_fields = [f.name for f in Pin._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # pins are requested through the pin service

@@ -96,6 +96,11 @@ def rpc_url(caip2: str) -> str:
     return url
 
 
+def configured_chains() -> list[str]:
+    """CAIP-2 ids of every chain with an RPC endpoint (EVM and Solana), sorted."""
+    return sorted(caip2 for caip2, url in settings.CHAIN_RPC_URLS.items() if url)
+
+
 def configured_evm_chains() -> list[Chain]:
     return [chain(caip2) for caip2 in settings.CHAIN_RPC_URLS if caip2.startswith("eip155:")]
 

@@ -1,7 +1,30 @@
+from django import forms
 from django.contrib import admin
 
+from apps.content.exceptions import BadGate
 from apps.content.models import Content, Rendition
-from apps.content.services import content_delete
+from apps.content.services import content_delete, content_gate_check, content_update
+
+# What a person may edit; everything else is written by the pipeline (status, media, source,
+# the published job) or fixed at creation (owner), and is shown read-only.
+EDITABLE = ("title", "description", "gate")
+
+
+class ContentAdminForm(forms.ModelForm):
+    class Meta:
+        model = Content
+        fields = EDITABLE
+
+    def clean_gate(self):
+        # The service's own check, so the admin refuses what the API refuses, with its message.
+        # A rule left as it was is not judged again (as the API judges only what is sent).
+        gate = self.cleaned_data.get("gate")
+        if "gate" not in self.changed_data:
+            return gate
+        try:
+            return content_gate_check(gate=gate)
+        except BadGate as error:
+            raise forms.ValidationError(error.message) from None
 
 
 class RenditionInline(admin.TabularInline):
@@ -10,29 +33,28 @@ class RenditionInline(admin.TabularInline):
     readonly_fields = ["name", "width", "height", "bitrate", "codecs", "playlist"]
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(Content)
 class ContentAdmin(admin.ModelAdmin):
+    form = ContentAdminForm
     list_display = ["title", "owner", "status", "progress", "duration", "created_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["title", "description", "owner__username", "id"]
-    readonly_fields = [
-        "id",
-        "status",
-        "progress",
-        "duration",
-        "width",
-        "height",
-        "error",
-        "poster",
-        "created_at",
-        "updated_at",
-    ]
-    raw_id_fields = ["owner"]
+    readonly_fields = [f.name for f in Content._meta.fields if f.name not in EDITABLE]
     inlines = [RenditionInline]
     date_hierarchy = "created_at"
 
-    # Deleting here goes through the service, which also removes the stored files.
+    def has_add_permission(self, request) -> bool:
+        return False  # creators create content (API, studio, `manage.py ingest`)
+
+    # Writes go through the services: an edit is content_update (which validates the gate
+    # again, in its transaction); a delete also removes the stored files.
+    def save_model(self, request, obj: Content, form, change: bool) -> None:
+        content_update(content=obj, **{name: form.cleaned_data[name] for name in form.changed_data})
+
     def delete_model(self, request, obj: Content) -> None:
         content_delete(content=obj)
 
@@ -46,4 +68,7 @@ class RenditionAdmin(admin.ModelAdmin):
     list_display = ["content", "name", "width", "height", "bitrate", "codecs"]
     list_filter = ["name"]
     search_fields = ["content__title", "content__id"]
-    raw_id_fields = ["content"]
+    readonly_fields = [f.name for f in Rendition._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # renditions are what an encode produced

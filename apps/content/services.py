@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.access.gates import GateInvalid, gate_validate
-from apps.access.selectors import user_is_creator
+from apps.access.selectors import gate_chains, user_is_creator
 from apps.content.exceptions import BadGate, NotACreator
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
@@ -29,14 +29,15 @@ def content_create(
     if not user_is_creator(owner):
         raise NotACreator("Only creators can publish content.", reason="not_a_creator")
     return Content.objects.create(
-        owner=owner, title=title, description=description, gate=_gate_checked(gate)
+        owner=owner, title=title, description=description, gate=content_gate_check(gate=gate)
     )
 
 
-def _gate_checked(gate: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The gate's normal form; a rule that cannot be enforced is refused when saved."""
+def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The gate's normal form; BadGate for a rule that cannot be enforced, which is refused
+    when saved. (Forms call it to show the error before ``content_update`` saves.)"""
     try:
-        return gate_validate(gate)
+        return gate_validate(gate, chains=gate_chains())
     except GateInvalid as error:
         raise BadGate(
             f"Invalid gate at {error.path}: {error.message}", reason="gate_invalid"
@@ -58,7 +59,7 @@ def content_update(
         if value is not UNCHANGED
     }
     if "gate" in changes:
-        changes["gate"] = _gate_checked(changes["gate"])
+        changes["gate"] = content_gate_check(gate=changes["gate"])
     for field, value in changes.items():
         setattr(content, field, value)
     content.save(update_fields=[*changes, "updated_at"])

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_safe
 
 from apps.access.selectors import user_is_creator
 from apps.access.stream import storage_response
-from apps.chain.chains import configured_evm_chains
+from apps.chain.chains import configured_chains, configured_evm_chains
 from apps.content.models import ContentStatus
 from apps.content.selectors import (
     content_can_manage,
@@ -100,6 +100,7 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
     if content is None:
         raise Http404("No such content.")
     chains = [chain.caip2 for chain in configured_evm_chains()]
+    gate_chains = configured_chains()  # a gate may name only these (the API refuses others)
     return render(
         request,
         "edit.html",
@@ -108,6 +109,12 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "content": content,
             "chains": chains,
             "public_url": settings.STREAMGATE_PUBLIC_URL,
-            "edit_config": {"id": str(content.id), "gate": content.gate, "chains": chains},
+            "gate_chains": gate_chains,
+            "edit_config": {
+                "id": str(content.id),
+                "gate": content.gate,
+                "chains": chains,
+                "gateChains": gate_chains,
+            },
         },
     )

@@ -10,33 +10,7 @@ class UploadAdmin(admin.ModelAdmin):
     search_fields = ["filename", "owner__username", "id", "content__id", "content__title"]
     raw_id_fields = ["owner", "content"]
     date_hierarchy = "created_at"
-    readonly_fields = [
-        "id",
-        "owner",
-        "content",
-        "state",
-        "backend",
-        "length",
-        "offset",
-        "filename",
-        "metadata",
-        "metadata_header",
-        "source_path",
-        "s3_upload_id",
-        "s3_parts",
-        "part_size",
-        "tail_size",
-        "lock_token",
-        "lock_expires_at",
-        "progress_sent_at",
-        "error",
-        "sha256",
-        "expires_at",
-        "created_at",
-        "updated_at",
-        "completed_at",
-        "finalized_at",
-    ]
+    readonly_fields = [f.name for f in Upload._meta.fields]  # all written by the tus services
 
     def has_add_permission(self, request) -> bool:
         return False  # uploads are created by tus clients

@@ -33,7 +33,12 @@ class OffsetMismatch(Conflict):
 
 
 class UploadBusy(Conflict):
-    """Another request holds the upload's write lease."""
+    """Another request holds the upload's write lease; the client may retry after
+    ``retry_after`` seconds (sent as Retry-After)."""
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
 
 
 class UploadTooLarge(DomainError):

@@ -7,6 +7,7 @@ so a request that stalled past its lease (and may have been replaced) stops befo
 bytes again. A writer that dies stops renewing; its lease runs out after TUS_LOCK_SECONDS.
 """
 
+import math
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -53,10 +54,7 @@ class WriteLease:
                     "ask HEAD for the offset and resume from there.",
                     reason="offset",
                 )
-            raise UploadBusy(
-                "Another request is writing to this upload; retry when it has finished.",
-                reason="locked",
-            )
+            raise lease_busy(upload)
         upload.refresh_from_db()
         return cls(upload, token)
 
@@ -90,6 +88,45 @@ class WriteLease:
         Upload.objects.filter(pk=self.upload.pk, lock_token=self.token).update(
             lock_token="", lock_expires_at=None
         )
+
+
+def lease_wait(upload: Upload) -> bool:
+    """Reload ``upload`` once no request holds its write lease, waiting at most
+    TUS_LOCK_WAIT_SECONDS; False if it is still held then (a writer that is really writing).
+
+    The lease's holder releases it only after committing the offset of the bytes it stored, so
+    once it is free the reloaded offset is the true one.
+    """
+    deadline = time.monotonic() + settings.TUS_LOCK_WAIT_SECONDS
+    pause = 0.005  # a dropped PATCH commits within milliseconds: poll fast, then back off
+    while True:
+        upload.refresh_from_db()
+        if not _lease_held(upload):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+
+
+def _lease_held(upload: Upload) -> bool:
+    return bool(upload.lock_token) and (
+        upload.lock_expires_at is None or upload.lock_expires_at >= timezone.now()
+    )
+
+
+def lease_busy(upload: Upload) -> UploadBusy:
+    """The 409 for a request that found the lease held; Retry-After says when the lease runs
+    out if its holder is gone (a live holder renews it, and the retry waits again)."""
+    left = 1.0
+    if upload.lock_expires_at is not None:
+        left = (upload.lock_expires_at - timezone.now()).total_seconds()
+    return UploadBusy(
+        "Another request is writing to this upload; retry when it has finished.",
+        reason="locked",
+        retry_after=max(1, math.ceil(left)),
+    )
 
 
 def _release_pooled_connection() -> None:

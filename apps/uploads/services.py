@@ -37,13 +37,12 @@ from apps.uploads.exceptions import (
     BadUploadRequest,
     ChecksumFailed,
     OffsetMismatch,
-    UploadBusy,
     UploadGone,
     UploadNotFound,
     UploadTooLarge,
 )
 from apps.uploads.filenames import sanitize_filename
-from apps.uploads.lease import WriteLease, lease_free
+from apps.uploads.lease import WriteLease, lease_busy, lease_free, lease_wait
 from apps.uploads.models import DEAD_STATES, Upload, UploadState
 from apps.uploads.protocol import Checksum, ProtocolError, parse_metadata
 from apps.uploads.selectors import storage_used_by, upload_active_for_content
@@ -168,6 +167,14 @@ def upload_check_usable(*, upload: Upload) -> Upload:
     return upload
 
 
+def upload_head(*, upload: Upload) -> Upload:
+    """The upload as HEAD reports it. A PATCH still storing what its dropped connection
+    delivered is waited for (at most TUS_LOCK_WAIT_SECONDS), so that the offset is the one it
+    commits; past that (a PATCH that is really writing) the offset committed so far."""
+    lease_wait(upload)
+    return upload_check_usable(upload=upload)
+
+
 def _reconcile(upload: Upload) -> None:
     """After a machine crash the stored bytes can end before the recorded offset: move the
     offset back (when no request is writing), so that the client resends what was lost."""
@@ -198,8 +205,12 @@ def upload_append(
     checksum: Checksum | None,
 ) -> Upload:
     """Append the request body at ``offset`` (which must equal the stored offset) and return
-    the upload with its new offset. The last byte queues finalisation."""
-    upload.refresh_from_db()
+    the upload with its new offset. The last byte queues finalisation.
+
+    A PATCH that still holds the upload (one whose connection just dropped, committing what it
+    stored) is waited for, at most TUS_LOCK_WAIT_SECONDS; UploadBusy if it still writes then."""
+    if not lease_wait(upload):
+        raise lease_busy(upload)
     upload_check_usable(upload=upload)
     if offset != upload.offset:
         raise _offset_mismatch(offset, upload.offset)
@@ -326,8 +337,9 @@ def _fail(upload: Upload, lease: WriteLease, error: str) -> None:
 
 def upload_terminate(*, upload: Upload) -> None:
     """End the upload (termination extension) and delete its bytes; its content returns to
-    draft. Refused while a PATCH writes (409) and once the file is complete (409)."""
-    upload.refresh_from_db()
+    draft. Refused while a PATCH writes (409, after waiting as ``upload_append`` does) and
+    once the file is complete (409)."""
+    lease_wait(upload)
     if upload.state in DEAD_STATES:
         raise UploadGone("This upload was already terminated, failed or expired.")
     if upload.state != UploadState.RECEIVING:
@@ -345,10 +357,7 @@ def upload_terminate(*, upload: Upload) -> None:
         if not ended:
             upload.refresh_from_db()
             if upload.state == UploadState.RECEIVING:
-                raise UploadBusy(
-                    "A request is writing to this upload; retry when it has finished.",
-                    reason="locked",
-                )
+                raise lease_busy(upload)
             raise Conflict("This upload was completed meanwhile.", reason="complete")
         content = Content.objects.filter(pk=upload.content_id).first()
         if content is not None and content.status == ContentStatus.UPLOADING:

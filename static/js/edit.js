@@ -12,7 +12,10 @@
     metaplex: "holds a Solana NFT of a collection",
     allowlist: "is one of these accounts",
   };
+  // Only chains with an RPC can be checked; the API refuses the others (and says which exist).
+  const gateChains = config.gateChains || [];
   const defaultChain = config.chains[0] || "eip155:1";
+  const defaultSolana = gateChains.find((chain) => chain.startsWith("solana:")) || "solana:mainnet";
 
   function field(label, name, value, placeholder) {
     const id = `f${Math.random().toString(36).slice(2)}`;
@@ -23,6 +26,7 @@
     input.name = name;
     input.value = value || "";
     input.placeholder = placeholder || "";
+    if (name === "chain") input.setAttribute("list", "gate-chains");
     return wrap;
   }
   function conditionNode(kind, spec) {
@@ -50,7 +54,7 @@
       row.append(field(kind === "erc721" ? "Token ids (empty: any)" : "Token ids", "token_id", ids, "7, 8"));
       if (kind === "erc1155") row.append(field("Minimum balance", "min_balance", spec.min_balance || "1"));
     } else if (kind === "metaplex") {
-      row.append(field("Chain", "chain", spec.chain || "solana:mainnet"));
+      row.append(field("Chain", "chain", spec.chain || defaultSolana));
       row.append(field("Collection mint", "collection", spec.collection, "base58"));
     } else {
       row.append(field("Accounts (CAIP-10, comma-separated)", "accounts", (spec.accounts || []).join(", "), "eip155:1:0x…"));

@@ -33,7 +33,8 @@
       showState(`<p><strong>Sign in to watch.</strong></p><p>${detail}</p><p><a class="btn" href="${config.signIn}"${target}>Sign in with your wallet</a></p>`);
     } else if (answer.status === 403) {
       const reason = answer.data && answer.data.reason;
-      const lead = reason === "no_wallet" ? "Link a wallet to watch." : "This video is for holders only.";
+      const unchecked = reason === "chain_not_configured" || reason === "gate_invalid";
+      const lead = reason === "no_wallet" ? "Link a wallet to watch." : unchecked ? "This video's access rule cannot be checked here." : "This video is for holders only.";
       showState(`<p><strong>${lead}</strong></p><p data-testid="requirement">${detail}</p><p><a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button></p>`);
       $("check-again").addEventListener("click", grant);
     } else if (answer.status === 409) {

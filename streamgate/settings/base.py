@@ -245,6 +245,9 @@ TUS_USER_QUOTA = env.int("TUS_USER_QUOTA", default=200 * GIB)
 TUS_EXPIRATION_SECONDS = env.int("TUS_EXPIRATION_SECONDS", default=24 * 3600)
 TUS_METADATA_MAX_BYTES = 4096
 TUS_LOCK_SECONDS = env.int("TUS_LOCK_SECONDS", default=15)
+# How long HEAD/PATCH/DELETE wait for a PATCH that still holds the upload (one whose client just
+# dropped is committing what it stored) before answering; then 409 "locked" with Retry-After.
+TUS_LOCK_WAIT_SECONDS = env.float("TUS_LOCK_WAIT_SECONDS", default=3.0)
 TUS_DISK_COMMIT_BYTES = env.int("TUS_DISK_COMMIT_BYTES", default=32 * 1024 * 1024)
 TUS_DISK_COMMIT_SECONDS = env.float("TUS_DISK_COMMIT_SECONDS", default=5.0)
 TUS_S3_PART_SIZE = env.int("TUS_S3_PART_SIZE", default=5 * 1024 * 1024)

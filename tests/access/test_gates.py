@@ -143,6 +143,47 @@ def test_invalid_rules_name_the_bad_node(gate, path, message):
     assert message in error.value.message
 
 
+@pytest.mark.parametrize(
+    ("gate", "path", "chain"),
+    [
+        (erc721(chain="eip155:137"), "$.erc721.chain", "eip155:137"),
+        (
+            {"not": {"all": [erc721(), erc721(chain="eip155:10")]}},
+            "$.not.all[1].erc721.chain",
+            "eip155:10",
+        ),
+        (
+            {"erc1155": {"chain": "eip155:8453", "contract": NFT, "token_id": "1"}},
+            "$.erc1155.chain",
+            "eip155:8453",
+        ),
+        (
+            {"metaplex": {"chain": "solana:devnet", "collection": COLLECTION}},
+            "$.metaplex.chain",
+            "solana:devnet",
+        ),
+    ],
+)
+def test_a_condition_on_a_chain_without_rpc_is_invalid(gate, path, chain):
+    with pytest.raises(GateInvalid) as error:
+        gate_validate(gate, chains={"eip155:1", "solana:mainnet"})
+    assert error.value.path == path
+    assert f"no RPC is configured for {chain}" in error.value.message
+    assert "eip155:1, solana:mainnet" in error.value.message  # what can be used instead
+
+
+def test_the_configured_chains_leave_valid_gates_and_allowlists_alone():
+    gate = {"any": [erc721(), {"allowlist": {"accounts": [f"eip155:137:{ALICE}"]}}]}
+    assert gate_validate(gate, chains=["eip155:1"]) == gate_validate(gate)
+    assert gate_validate({"allowlist": {"accounts": [f"eip155:137:{ALICE}"]}}, chains=[])
+
+
+def test_a_typo_is_reported_before_a_missing_rpc():
+    with pytest.raises(GateInvalid) as error:
+        gate_validate({"erc721": {"chain": "eip155:137", "contract": "0x12"}}, chains=[])
+    assert error.value.path == "$.erc721.contract"
+
+
 def test_size_and_depth_are_bounded():
     deep = erc721()
     for _ in range(8):

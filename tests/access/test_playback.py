@@ -307,15 +307,46 @@ def test_a_node_that_times_out_gives_503_never_a_yes(media_root, client_for, set
     assert node.calls == 1  # one attempt: no retries behind the viewer's back
 
 
-def test_a_chain_without_rpc_gives_503(media_root, client_for, settings):
-    settings.CHAIN_RPC_URLS = {}
+def test_a_stored_gate_on_a_chain_without_rpc_is_refused_once_naming_the_chain(
+    media_root, client_for, settings
+):
+    """Saved before such gates were refused: no retry could ever decide it, so the answer is
+    a 403 that names the chain, not a 503 asking the player to retry for ever."""
+    settings.CHAIN_RPC_URLS = {"eip155:1": "http://127.0.0.1:9/"}
     gate = {"erc721": {"chain": "eip155:10", "contract": "0x" + "44" * 20, "token_id": None}}
     gated = published(media_root, gate=gate)
     viewer = UserFactory()
     WalletFactory(user=viewer)
     response = client_for(viewer).post(playback_url(gated.content))
+    assert response.status_code == 403
+    assert response.json()["reason"] == "chain_not_configured"
+    assert "eip155:10" in response.json()["detail"]
+    assert "Retry-After" not in response
+
+    settings.CHAIN_RPC_URLS = {"eip155:10": "http://127.0.0.1:9/"}  # configured, but down
+    response = client_for(viewer).post(playback_url(gated.content))
     assert response.status_code == 503
-    assert "no RPC endpoint for eip155:10" in response.json()["detail"]
+    assert response.json()["reason"] == "chain_unavailable"
+
+
+def test_an_unknown_that_a_configured_chain_may_settle_stays_a_503(
+    media_root, client_for, settings
+):
+    settings.CHAIN_RPC_URLS = {"eip155:1": "http://127.0.0.1:9/"}  # nothing listens there
+    contract = "0x" + "44" * 20
+    gate = {
+        "any": [
+            {"erc721": {"chain": "eip155:10", "contract": contract, "token_id": None}},
+            {"erc721": {"chain": "eip155:1", "contract": contract, "token_id": None}},
+        ]
+    }
+    gated = published(media_root, gate=gate)
+    viewer = UserFactory()
+    WalletFactory(user=viewer)
+    response = client_for(viewer).post(playback_url(gated.content))
+    assert response.status_code == 503
+    assert response.json()["reason"] == "chain_unavailable"
+    assert int(response["Retry-After"]) > 0
 
 
 def test_a_failing_chain_does_not_block_a_gate_another_branch_decides(

@@ -11,6 +11,15 @@ pytestmark = pytest.mark.django_db
 LIST_URL = "/api/v1/contents/"
 
 
+@pytest.fixture(autouse=True)
+def _chains(settings):
+    """Gates may name only chains with an RPC; nothing is asked when a gate is saved."""
+    settings.CHAIN_RPC_URLS = {
+        "eip155:1": "http://127.0.0.1:9/",
+        "eip155:137": "http://127.0.0.1:9/",
+    }
+
+
 def detail(content) -> str:
     return f"/api/v1/contents/{content.id if hasattr(content, 'id') else content}/"
 
@@ -107,6 +116,53 @@ def test_create_refuses_a_bad_gate_with_the_path_of_the_bad_node(
     assert body["gate"]["path"] == path
     assert message_part in body["gate"]["detail"]
     assert Content.objects.count() == 0
+
+
+UNCONFIGURED_GATE = {
+    "any": [
+        {"allowlist": {"accounts": ["eip155:1:0x" + "11" * 20]}},
+        {"erc721": {"chain": "eip155:137", "contract": "0x" + "44" * 20, "token_id": None}},
+    ]
+}
+
+
+def test_a_gate_on_a_chain_without_rpc_is_refused_naming_the_chain(creator, client_for, settings):
+    """Nobody could ever be checked against it: every playback would wait for a chain that
+    this server cannot ask. Refused when saved, with the path of the node, like a typo."""
+    settings.CHAIN_RPC_URLS = {"eip155:1": "http://127.0.0.1:9/"}
+    client = client_for(creator)
+    response = client.post(LIST_URL, {"title": "ok", "gate": UNCONFIGURED_GATE}, format="json")
+    assert response.status_code == 400
+    problem = response.json()["gate"]
+    assert problem["path"] == "$.any[1].erc721.chain"
+    assert "no RPC is configured for eip155:137" in problem["detail"]
+    assert "eip155:1" in problem["detail"]  # what it could use instead
+    assert Content.objects.count() == 0
+
+    content = ContentFactory(owner=creator)
+    response = client.patch(detail(content), {"gate": UNCONFIGURED_GATE}, format="json")
+    assert response.status_code == 400
+    assert response.json()["gate"]["path"] == "$.any[1].erc721.chain"
+    content.refresh_from_db()
+    assert content.gate is None
+
+
+def test_a_solana_gate_needs_a_solana_rpc(creator, client_for, settings):
+    settings.CHAIN_RPC_URLS = {}
+    gate = {
+        "metaplex": {"chain": "solana:mainnet", "collection": "11111111111111111111111111111111"}
+    }
+    response = client_for(creator).post(LIST_URL, {"title": "ok", "gate": gate}, format="json")
+    assert response.status_code == 400
+    assert response.json()["gate"]["path"] == "$.metaplex.chain"
+    assert "solana:mainnet" in response.json()["gate"]["detail"]
+
+
+def test_an_allowlist_needs_no_rpc(creator, client_for, settings):
+    settings.CHAIN_RPC_URLS = {}
+    gate = {"allowlist": {"accounts": ["eip155:137:0x" + "11" * 20]}}
+    response = client_for(creator).post(LIST_URL, {"title": "ok", "gate": gate}, format="json")
+    assert response.status_code == 201
 
 
 def test_a_gate_is_stored_in_its_normal_form(creator, client_for):

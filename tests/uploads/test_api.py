@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -389,17 +390,36 @@ def test_unsupported_checksum_algorithm_is_400(tus):
     assert upload_of(location).offset == 0
 
 
-def test_a_write_in_progress_makes_a_second_patch_409(tus):
-    """The write lease: held (as a streaming PATCH holds it), a concurrent PATCH is refused."""
+def test_a_write_in_progress_makes_a_second_patch_409(tus, settings):
+    """The write lease: held (as a streaming PATCH holds it) for longer than a request waits
+    for it, a concurrent PATCH is refused, and told when the lease would run out."""
+    settings.TUS_LOCK_WAIT_SECONDS = 0.2
     location = tus.create(len(DATA))["Location"]
     upload = upload_of(location)
     Upload.objects.filter(pk=upload.pk).update(
         lock_token="held-by-another-request", lock_expires_at=timezone.now() + timedelta(seconds=10)
     )
+    started = time.monotonic()
     response = tus.patch(location, 0, DATA[:100])
+    assert time.monotonic() - started >= 0.2  # it waited for the holder first
     assert response.status_code == 409
     assert response.json()["reason"] == "locked"
+    assert 9 <= int(response["Retry-After"]) <= 10
     assert upload_of(location).offset == 0
+
+
+def test_head_during_a_write_answers_the_committed_offset_after_waiting(tus, settings):
+    settings.TUS_LOCK_WAIT_SECONDS = 0.2
+    location = tus.create(len(DATA))["Location"]
+    assert tus.patch(location, 0, DATA[:100]).status_code == 204
+    Upload.objects.filter(pk=upload_of(location).pk).update(
+        lock_token="a-live-writer", lock_expires_at=timezone.now() + timedelta(seconds=10)
+    )
+    started = time.monotonic()
+    response = tus.head(location)
+    assert time.monotonic() - started >= 0.2
+    assert response.status_code == 200
+    assert response["Upload-Offset"] == "100"
 
 
 def test_a_dead_writers_lease_runs_out(tus):
@@ -497,12 +517,16 @@ def test_terminate(tus, media_root):
     assert tus.delete(location).status_code == 410
 
 
-def test_terminate_while_writing_is_409(tus):
+def test_terminate_while_writing_is_409(tus, settings):
+    settings.TUS_LOCK_WAIT_SECONDS = 0.1
     location = tus.create(len(DATA))["Location"]
     Upload.objects.filter(pk=upload_of(location).pk).update(
         lock_token="writer", lock_expires_at=timezone.now() + timedelta(seconds=10)
     )
-    assert tus.delete(location).status_code == 409
+    response = tus.delete(location)
+    assert response.status_code == 409
+    assert response.json()["reason"] == "locked"
+    assert 9 <= int(response["Retry-After"]) <= 10
     assert upload_of(location).state == UploadState.RECEIVING
 
 

@@ -128,7 +128,8 @@ def test_a_missing_wallet_and_a_refusal_are_explained(live_server, settings, pag
     page.get_by_text("You declined the request in your wallet").wait_for()
 
 
-def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page):
+def open_editor(live_server, page):
+    """A creator's draft, opened in the studio's editor after signing in; returns the draft."""
     from tests.factories import ContentFactory, CreatorFactory
 
     def make_creator():
@@ -143,6 +144,12 @@ def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page):
     page.get_by_label("Password").fill("pass-word-1")
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{live_server.url}/studio/{content.id}/")
+    return content
+
+
+def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page, settings):
+    settings.CHAIN_RPC_URLS = {"eip155:1": "http://127.0.0.1:9/"}  # never asked when saving
+    content = open_editor(live_server, page)
 
     page.get_by_label("New condition").select_option("erc721")
     page.get_by_role("button", name="Add", exact=True).click()
@@ -168,6 +175,33 @@ def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page):
             }
         ]
     }
+
+
+def test_the_gate_editor_refuses_a_chain_nobody_can_check(live_server, page, settings):
+    """A rule on a chain with no RPC would make every playback wait for ever: the editor
+    offers the configured chains and shows the API's refusal, naming the chain."""
+    settings.CHAIN_RPC_URLS = {"eip155:137": "http://127.0.0.1:9/"}
+    content = open_editor(live_server, page)
+    page.get_by_label("New condition").select_option("erc721")
+    page.get_by_role("button", name="Add", exact=True).click()
+    chain = page.get_by_label("Chain (CAIP-2)")
+    assert chain.input_value() == "eip155:137"
+    chain.fill("eip155:1")
+    page.get_by_label("Contract").fill("0x" + "ab" * 20)
+    page.get_by_role("button", name="Save rule").click()
+    page.get_by_text(
+        "The rule was not saved. $.any[0].erc721.chain: no RPC is configured for eip155:1"
+    ).wait_for(timeout=10_000)
+    assert off_the_loop(lambda: type(content).objects.get(pk=content.pk).gate) is None
+
+    chain.fill("eip155:137")
+    page.get_by_role("button", name="Save rule").click()
+    page.get_by_text("Rule saved.").wait_for()
+    saved = off_the_loop(lambda: type(content).objects.get(pk=content.pk).gate)
+    assert saved["any"][0]["erc721"]["chain"] == "eip155:137"
+    page.get_by_text(
+        "Token conditions can use the chains this server checks: eip155:137."
+    ).wait_for()
 
 
 SOLANA_SHIM = """

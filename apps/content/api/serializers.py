@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.access.gates import GateInvalid, gate_validate
+from apps.access.selectors import gate_chains
 from apps.chain.selectors import ipfs_summary, onchain_summary
 from apps.content.models import Content, ContentStatus, Rendition
 
@@ -101,7 +102,7 @@ class GateField(serializers.JSONField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
-            return gate_validate(value)
+            return gate_validate(value, chains=gate_chains())
         except GateInvalid as error:
             raise serializers.ValidationError(
                 {"path": error.path, "detail": error.message}

@@ -33,8 +33,8 @@ from apps.uploads.protocol import (
 from apps.uploads.selectors import upload_get_for_owner
 from apps.uploads.services import (
     upload_append,
-    upload_check_usable,
     upload_create,
+    upload_head,
     upload_terminate,
 )
 from streamgate.exceptions import DomainError
@@ -228,8 +228,7 @@ class UploadResourceView(TusView):
         responses={200: None, 404: None, 410: None},
     )
     def head(self, request: Request, upload_id: str) -> HttpResponse:
-        upload = self._own(request, upload_id)
-        upload_check_usable(upload=upload)
+        upload = upload_head(upload=self._own(request, upload_id))
         response = self._offset_response(upload, 200)
         response["Upload-Length"] = str(upload.length)
         if upload.metadata_header:
@@ -244,7 +243,18 @@ class UploadResourceView(TusView):
             OpenApiParameter("Upload-Checksum", str, OpenApiParameter.HEADER),
         ],
         request={OFFSET_CONTENT_TYPE: OpenApiTypes.BINARY},
-        responses={204: None, 404: None, 409: None, 410: None, 413: None, 415: None, 460: None},
+        responses={
+            204: None,
+            404: None,
+            409: OpenApiResponse(
+                description="Upload-Offset is not the stored offset, or another PATCH is "
+                "writing (reason `locked`, with Retry-After)."
+            ),
+            410: None,
+            413: None,
+            415: None,
+            460: None,
+        },
     )
     def patch(self, request: Request, upload_id: str) -> HttpResponse:
         upload = self._own(request, upload_id)
