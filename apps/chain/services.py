@@ -24,7 +24,6 @@ from apps.chain.chains import (
     signer,
     web3_for,
 )
-from apps.chain.cid import cid_of_stream, same_content
 from apps.chain.models import (
     ChainContract,
     ContractKind,
@@ -45,6 +44,7 @@ from apps.chain.transactions import (
     release_nonce,
     sign,
 )
+from apps.content.cid import cid_of_stream, same_content
 from apps.content.models import Content, ContentStatus
 from apps.content.storage import storage_read_chunks
 from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
