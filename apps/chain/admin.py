@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from apps.chain.models import (
     ChainContract,
@@ -8,6 +8,8 @@ from apps.chain.models import (
     Pin,
     Registration,
 )
+from apps.chain.services import registration_retry
+from streamgate.exceptions import DomainError
 
 
 @admin.register(ChainContract)
@@ -32,6 +34,18 @@ class RegistrationAdmin(admin.ModelAdmin):
     search_fields = ["content__title", "content__id", "tx_hash", "cid"]
     raw_id_fields = ["content", "contract"]
     readonly_fields = [f.name for f in Registration._meta.fields]
+    actions = ["register_again"]
+
+    @admin.action(description="Register the selected failed registrations again")
+    def register_again(self, request, queryset) -> None:
+        sent = 0
+        for registration in queryset.select_related("content"):
+            try:
+                registration_retry(registration=registration)
+                sent += 1
+            except DomainError as error:
+                self.message_user(request, f"{registration}: {error.message}", messages.WARNING)
+        self.message_user(request, f"{sent} registration(s) queued again.")
 
 
 @admin.register(IndexerCursor)

@@ -7,6 +7,7 @@ ceiling. The URL ``eth-tester://<name>`` selects an in-process py-evm chain (tes
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -182,6 +183,11 @@ def signer() -> LocalAccount:
 def artifact(name: str) -> dict[str, Any]:
     """contracts/build/<name>.json: abi, bytecode, compiler, sourceHash."""
     return json.loads((ARTIFACTS / f"{name}.json").read_text())
+
+
+def content_id_bytes32(content_id: uuid.UUID | str) -> bytes:
+    """A content's id as the registry's bytes32: the UUID's 16 bytes, left-padded."""
+    return uuid.UUID(str(content_id)).bytes.rjust(32, b"\0")
 
 
 def contract_for(web3: Web3, name: str, address: str):

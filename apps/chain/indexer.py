@@ -502,7 +502,11 @@ def _rollback_above(caip2: str, ancestor: int) -> int:
             status=RegistrationStatus.CONFIRMED,
             block_number__gt=ancestor,
         ).update(
-            status=RegistrationStatus.SUBMITTED, block_number=None, block_hash="", confirmed_at=None
+            status=RegistrationStatus.SUBMITTED,
+            block_number=None,
+            block_hash="",
+            confirmed_at=None,
+            step_due_at=timezone.now(),  # watched again from now on (the reaper's clock)
         )
         from apps.chain.tasks import chain_registration_advance
         from streamgate.celery import enqueue_on_commit

@@ -4,7 +4,15 @@ gas samples, IPFS pins."""
 from django.db import models
 from django.db.models import Q
 
-from apps.content.cache import ChangeTrackingQuerySet
+from apps.content.cache import ChangeTrackingQuerySet, content_api_changed
+from streamgate.versions import tracking_queryset
+
+# Registrations and pins in cached content pages: a write of their step bookkeeping alone (which
+# no page shows) leaves the pages cached; any other write makes them stale.
+StepQuerySet = tracking_queryset(
+    content_api_changed,
+    quiet_fields=("lease_token", "lease_expires_at", "step_due_at", "failures", "updated_at"),
+)
 
 
 class ContractKind(models.TextChoices):
@@ -72,12 +80,22 @@ class Registration(models.Model):
     block_hash = models.CharField(max_length=66, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    failures = models.PositiveSmallIntegerField(
+        default=0, help_text="Steps failed in a row; at CHAIN_STEP_MAX_FAILURES it fails."
+    )
+    step_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its next step should run; the reaper resumes it."
+    )
+    # The step running now holds the lease (a conditional update, no row lock); every write of
+    # the step is conditional on its token, so a run that outlived its lease writes nothing.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ChangeTrackingQuerySet.as_manager()
+    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -88,6 +106,7 @@ class Registration(models.Model):
                 name="registration_one_live_per_chain",
             ),
         ]
+        indexes = [models.Index(fields=["status", "step_due_at"], name="registration_due")]
 
     def __str__(self) -> str:
         return f"{self.content_id} on {self.chain} ({self.status})"
@@ -200,13 +219,21 @@ class Pin(models.Model):
     status = models.CharField(max_length=16, choices=PinStatus.choices, default=PinStatus.QUEUED)
     request_id = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+    failures = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Times the reaper found it stalled; at CHAIN_STEP_MAX_FAILURES it fails.",
+    )
+    step_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its next step should run; the reaper resumes it."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ChangeTrackingQuerySet.as_manager()
+    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "step_due_at"], name="pin_due")]
 
     def __str__(self) -> str:
         return f"{self.cid or 'CID pending'} ({self.status})"

@@ -1,17 +1,17 @@
 """Every write of the chain app except the indexer's (indexer.py): deploying contracts,
-registering contents on chain, gas samples, IPFS pins."""
+registering contents on chain (one step at a time: steps.py), gas samples, IPFS pins, and the
+reaper of registrations and pins that stopped moving."""
 
 import logging
-import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
-from requests.exceptions import RequestException
 from web3 import Web3
-from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import TimeExhausted, Web3RPCError
 
 from apps.access.gates import gate_hash
 from apps.chain.chains import (
@@ -20,11 +20,10 @@ from apps.chain.chains import (
     SignerMissing,
     artifact,
     chain,
-    contract_for,
+    content_id_bytes32,  # noqa: F401 - the registry's id of a content
     signer,
     web3_for,
 )
-from apps.chain.cid import cid_of_stream, same_content
 from apps.chain.models import (
     ChainContract,
     ContractKind,
@@ -35,18 +34,29 @@ from apps.chain.models import (
     RegistrationStatus,
 )
 from apps.chain.pinning import PinningError, PinningService
+from apps.chain.steps import (
+    LIVE,
+    TRANSIENT,
+    LeaseLost,
+    Step,
+    lease_claim,
+    lease_free,
+    step_failed,
+    step_finish,
+    step_run,
+)
 from apps.chain.transactions import (
-    Fees,
-    GasTooExpensive,
-    Reverted,
     current_fees,
     estimate_gas,
     next_nonce,
+    node_pending_count,
     release_nonce,
     sign,
 )
+from apps.content.cid import same_content
+from apps.content.exceptions import SourceMissing
 from apps.content.models import Content, ContentStatus
-from apps.content.storage import storage_read_chunks
+from apps.content.services import content_source_cid
 from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
 from streamgate.exceptions import Conflict, DomainError, NotFound
 
@@ -58,12 +68,6 @@ ARTIFACT_OF = {
     ContractKind.NFT1155: "TestNFT1155",
 }
 RECEIPT_TIMEOUT = 120
-MAX_REPLACEMENTS = 5  # 1.15^5: fees at most doubled by bumping
-
-
-def content_id_bytes32(content_id: uuid.UUID | str) -> bytes:
-    """A content's id as the registry's bytes32: the UUID's 16 bytes, left-padded."""
-    return uuid.UUID(str(content_id)).bytes.rjust(32, b"\0")
 
 
 # --- deploying --------------------------------------------------------------------------------
@@ -73,8 +77,9 @@ def _send_and_wait(web3: Web3, call, *, spec: Chain, names: tuple[str, ...]) -> 
     account = signer()
     fees = current_fees(web3, spec)
     gas = estimate_gas(call, account.address, contract_names=names)
+    pending = node_pending_count(web3, account.address)
     with transaction.atomic():
-        nonce = next_nonce(web3, spec, account.address)
+        nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
         raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
     try:
         tx_hash = web3.eth.send_raw_transaction(raw)
@@ -129,7 +134,8 @@ def registry_for(caip2: str) -> ChainContract:
 
 @transaction.atomic
 def registration_request(*, content: Content, caip2: str, price: int = 0) -> Registration:
-    """Queue the registration of a ready content on ``caip2``'s registry."""
+    """Queue the registration of a ready content on ``caip2``'s registry. After a failed one,
+    this is how it is tried again."""
     from apps.chain.tasks import chain_registration_advance
 
     chain(caip2)  # an unknown chain is an error here, not in the task
@@ -152,239 +158,58 @@ def registration_request(*, content: Content, caip2: str, price: int = 0) -> Reg
         contract=contract,
         price=Decimal(price),
         gate_hash=gate_hash(content.gate),
+        step_due_at=timezone.now(),
     )
     enqueue_on_commit(chain_registration_advance, registration.pk)
     return registration
 
 
-def _reschedule(registration: Registration, seconds: float) -> None:
-    from apps.chain.tasks import chain_registration_advance
-
-    enqueue_on_commit_with(
-        chain_registration_advance, (registration.pk,), options={"countdown": seconds}
+def registration_retry(*, registration: Registration) -> Registration:
+    """Register a failed registration's content again on the same chain at the same price (a
+    new registration; the failed one stays as the record of what went wrong)."""
+    if registration.status != RegistrationStatus.FAILED:
+        raise Conflict(
+            f"Only a failed registration can be retried; this one is {registration.status}.",
+            reason="not_failed",
+        )
+    return registration_request(
+        content=registration.content, caip2=registration.chain, price=int(registration.price)
     )
 
 
 def registration_advance(*, registration_id: int) -> Registration | None:
-    """Move a registration one step: send it, watch it, replace it if stuck, confirm it.
-    Reschedules itself until it is confirmed or failed.
+    """Move a registration one step: send it, watch it, replace it if stuck, confirm it, and
+    schedule the next step. A step that fails is tried again with backoff; after
+    CHAIN_STEP_MAX_FAILURES failures in a row the registration fails with the reason.
 
-    The step runs under a lock on the registration's row, so a duplicate delivery of the task
-    waits and then finds the new state instead of sending a second transaction; a signed
-    transaction is broadcast only after its nonce and hash are committed.
+    No row lock is held while the node is asked anything: the step holds a lease (a duplicate
+    delivery of the task finds it taken and does nothing) and writes only while the lease is its
+    own; a signed transaction is broadcast only after its nonce and hash are committed.
     """
-    outgoing: bytes | None = None
-    with transaction.atomic():
-        registration = (
-            Registration.objects.select_for_update()
-            .select_related("content", "contract")
-            .filter(pk=registration_id)
-            .first()
-        )
-        if registration is None or registration.status in (
-            RegistrationStatus.CONFIRMED,
-            RegistrationStatus.FAILED,
-        ):
-            return registration
-        spec = chain(registration.chain)
-        web3 = web3_for(registration.chain)
-        try:
-            if registration.status in (RegistrationStatus.PENDING, RegistrationStatus.WAITING_GAS):
-                outgoing = _submit(registration, spec, web3)
-            else:
-                outgoing = _track(registration, spec, web3)
-        except (SignerMissing, ChainNotConfigured) as error:
-            _fail(registration, str(error))
-    if outgoing is not None:
-        _broadcast(registration_id, web3, outgoing)
+    lease = lease_claim(registration_id)
+    if lease is None:  # done, or another run is at it
+        return Registration.objects.filter(pk=registration_id).first()
+    registration = Registration.objects.select_related("content", "contract").get(
+        pk=registration_id
+    )
+    try:
+        step = step_run(registration, lease)
+    except LeaseLost:
+        logger.warning("registration taken over", extra={"registration_id": registration_id})
+        return Registration.objects.filter(pk=registration_id).first()
+    except (SignerMissing, ChainNotConfigured, SourceMissing) as error:  # no retry mends these
+        step = Step(changes={"status": RegistrationStatus.FAILED, "error": str(error)})
+    except TRANSIENT as error:
+        step_failed(registration, lease, error, retry=True)
+        return Registration.objects.filter(pk=registration_id).first()
+    except Exception as error:  # a time limit, a bug: counted, resumed by the reaper, and raised
+        step_failed(registration, lease, error, retry=False)
+        raise
+    try:
+        step_finish(registration, lease, step)
+    except LeaseLost:
+        logger.warning("registration taken over", extra={"registration_id": registration_id})
     return Registration.objects.filter(pk=registration_id).first()
-
-
-def _fail(registration: Registration, message: str) -> None:
-    Registration.objects.filter(pk=registration.pk).update(
-        status=RegistrationStatus.FAILED, error=message
-    )
-    logger.warning(
-        "registration failed", extra={"registration_id": registration.pk, "error": message}
-    )
-
-
-def _registry_call(registration: Registration, web3: Web3):
-    registry = contract_for(web3, "ContentRegistry", registration.contract.address)
-    return registry.functions.register(
-        content_id_bytes32(registration.content_id),
-        Web3.to_checksum_address(registration.creator),
-        registration.cid,
-        int(registration.price),
-        bytes.fromhex(registration.gate_hash.removeprefix("0x")),
-    )
-
-
-def _submit(registration: Registration, spec: Chain, web3: Web3) -> bytes | None:
-    account = signer()
-    if not registration.cid:
-        registration.cid = cid_of_stream(storage_read_chunks(registration.content.source_path))
-    # Until creators link wallets (access app), StreamGate's signer stands in as the creator.
-    registration.creator = registration.creator or account.address
-    Registration.objects.filter(pk=registration.pk).update(
-        cid=registration.cid, creator=registration.creator
-    )
-    try:
-        fees = current_fees(web3, spec)
-    except GasTooExpensive as error:
-        Registration.objects.filter(pk=registration.pk).update(
-            status=RegistrationStatus.WAITING_GAS, error=str(error)
-        )
-        _reschedule(registration, 300)
-        return None
-    call = _registry_call(registration, web3)
-    try:
-        gas = estimate_gas(call, account.address, contract_names=("ContentRegistry",))
-    except Reverted as error:
-        _fail(registration, f"The registry refused the registration: {error}.")
-        return None
-    shortfall = gas * fees.max_fee - web3.eth.get_balance(account.address)
-    if shortfall > 0:
-        _fail(
-            registration,
-            f"The signer {account.address} lacks {shortfall / 10**18:.6f} of the "
-            "native coin to pay for gas; fund it and register again.",
-        )
-        return None
-    nonce = next_nonce(web3, spec, account.address)
-    raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
-    Registration.objects.filter(pk=registration.pk).update(
-        status=RegistrationStatus.SUBMITTED,
-        sender=account.address,
-        nonce=nonce,
-        tx_hash=Web3.keccak(raw).to_0x_hex(),
-        max_fee_per_gas=fees.max_fee,
-        max_priority_fee_per_gas=fees.priority_fee,
-        submitted_at=timezone.now(),
-        attempts=registration.attempts + 1,
-        error="",
-    )
-    _reschedule(registration, 2)
-    return raw
-
-
-def _broadcast(registration_id: int, web3: Web3, raw: bytes) -> None:
-    """Send a committed transaction. If the node is unreachable, tracking sends it again once
-    it counts as stuck; if the signer cannot pay, the registration fails and frees its nonce."""
-    try:
-        web3.eth.send_raw_transaction(raw)
-    except (Web3RPCError, ValueError) as error:
-        text = str(error).lower()
-        if "insufficient funds" in text:
-            registration = Registration.objects.get(pk=registration_id)
-            _fail(
-                registration,
-                f"The signer {registration.sender} cannot pay for gas; fund it and register again.",
-            )
-            release_nonce(registration.chain, registration.sender, registration.nonce)
-        elif "already known" not in text and "nonce too low" not in text:
-            logger.warning(
-                "broadcast failed; tracking will resend",
-                extra={"registration_id": registration_id, "error": str(error)[:200]},
-            )
-    except (RequestException, TimeoutError, ConnectionError):
-        logger.warning(
-            "broadcast failed; tracking will resend",
-            extra={"registration_id": registration_id},
-            exc_info=True,
-        )
-    else:
-        logger.info("registration sent", extra={"registration_id": registration_id})
-
-
-def _receipt(web3: Web3, registration: Registration):
-    for tx_hash in [registration.tx_hash, *registration.replaced_tx_hashes]:
-        try:
-            return web3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            continue  # not mined (yet), or replaced by one of the others
-    return None
-
-
-def _track(registration: Registration, spec: Chain, web3: Web3) -> bytes | None:
-    receipt = _receipt(web3, registration)
-    if receipt is None:
-        return _unmined(registration, spec, web3)
-    if receipt["status"] != 1:
-        _fail(registration, f"The transaction {receipt['transactionHash'].to_0x_hex()} reverted.")
-        return None
-    head = web3.eth.block_number
-    if head - receipt["blockNumber"] < spec.confirmations:
-        _reschedule(registration, 5)
-        return None
-    if web3.eth.get_block(receipt["blockNumber"])["hash"] != receipt["blockHash"]:
-        _reschedule(registration, 5)  # reorganised away: pending again, keep watching
-        return None
-    Registration.objects.filter(pk=registration.pk).update(
-        status=RegistrationStatus.CONFIRMED,
-        tx_hash=receipt["transactionHash"].to_0x_hex(),
-        block_number=receipt["blockNumber"],
-        block_hash=receipt["blockHash"].to_0x_hex(),
-        confirmed_at=timezone.now(),
-    )
-    logger.info("registration confirmed", extra={"registration_id": registration.pk})
-    return None
-
-
-def _unmined(registration: Registration, spec: Chain, web3: Web3) -> bytes | None:
-    nonce_used = web3.eth.get_transaction_count(registration.sender, "latest") > registration.nonce
-    # The nonce is used, but by none of our transactions (receipts looked up again: no race).
-    if nonce_used and _receipt(web3, registration) is None:
-        _fail(
-            registration,
-            f"The transaction was dropped: nonce {registration.nonce} was "
-            "used by another transaction of the signer.",
-        )
-        return None
-    waited = timezone.now() - registration.submitted_at
-    if waited < timedelta(seconds=settings.CHAIN_STUCK_AFTER_SECONDS):
-        _reschedule(registration, 5)
-        return None
-    if len(registration.replaced_tx_hashes) >= MAX_REPLACEMENTS:
-        _reschedule(registration, 60)  # fees doubled already: wait for the network
-        return None
-    try:
-        fresh = current_fees(web3, spec)
-    except GasTooExpensive:
-        _reschedule(registration, 60)
-        return None
-    old = Fees(
-        base_fee=0,
-        max_fee=int(registration.max_fee_per_gas or 0),
-        priority_fee=int(registration.max_priority_fee_per_gas or 0),
-    )
-    bumped = old.bumped(settings.CHAIN_FEE_BUMP_PERCENT)
-    fees = Fees(
-        base_fee=fresh.base_fee,
-        max_fee=max(bumped.max_fee, fresh.max_fee),
-        priority_fee=max(bumped.priority_fee, fresh.priority_fee),
-    )
-    account = signer()
-    call = _registry_call(registration, web3)
-    try:
-        gas = estimate_gas(call, account.address, contract_names=("ContentRegistry",))
-    except Reverted:  # mined meanwhile, or refused now: the next look tells
-        _reschedule(registration, 5)
-        return None
-    raw = sign(
-        call, account=account, nonce=registration.nonce, gas=gas, fees=fees, chain_id=spec.chain_id
-    )
-    Registration.objects.filter(pk=registration.pk).update(
-        tx_hash=Web3.keccak(raw).to_0x_hex(),
-        replaced_tx_hashes=[registration.tx_hash, *registration.replaced_tx_hashes],
-        max_fee_per_gas=fees.max_fee,
-        max_priority_fee_per_gas=fees.priority_fee,
-        submitted_at=timezone.now(),
-        attempts=registration.attempts + 1,
-    )
-    _reschedule(registration, 5)
-    logger.info("registration fees bumped", extra={"registration_id": registration.pk})
-    return raw
 
 
 # --- gas ----------------------------------------------------------------------------------------
@@ -408,10 +233,12 @@ def gas_sample(*, caip2: str) -> GasSample:
 
 # --- IPFS pins ----------------------------------------------------------------------------------
 
+PIN_LIVE = (PinStatus.QUEUED, PinStatus.PINNING)
+
 
 @transaction.atomic
 def pin_request(*, content: Content) -> Pin:
-    """Compute the source's CID and ask the pinning service to pin it."""
+    """Ask the pinning service to pin the content's source under its CID."""
     from apps.chain.tasks import chain_pin_advance
 
     if not content.source_path:
@@ -420,23 +247,25 @@ def pin_request(*, content: Content) -> Pin:
         raise Conflict(
             "No pinning service is configured (IPFS_PINNING_URL).", reason="no_pinning_service"
         )
-    pin = Pin.objects.create(content=content, cid="")
+    pin = Pin.objects.create(content=content, cid="", step_due_at=timezone.now())
     enqueue_on_commit(chain_pin_advance, pin.pk)
     return pin
 
 
 def pin_advance(*, pin_id: int) -> Pin | None:
-    """One step of a pin: compute the CID and send it, or poll the service's status."""
+    """One step of a pin: send the content's CID, or poll the service's status. No lock is
+    held; a duplicate step finds the pin the service already has instead of adding another."""
     from apps.chain.tasks import chain_pin_advance
 
     pin = Pin.objects.select_related("content").filter(pk=pin_id).first()
-    if pin is None or pin.status in (PinStatus.PINNED, PinStatus.FAILED):
+    if pin is None or pin.status not in PIN_LIVE:
         return pin
     service = PinningService(settings.IPFS_PINNING_URL, settings.IPFS_PINNING_TOKEN)
     name = f"streamgate-{pin.content_id}"
     try:
         if not pin.request_id:
-            pin.cid = pin.cid or cid_of_stream(storage_read_chunks(pin.content.source_path))
+            # Computed at upload finalisation; a content finalised before that gets it once.
+            pin.cid = pin.cid or content_source_cid(content=pin.content)
             Pin.objects.filter(pk=pin.pk).update(cid=pin.cid)
             # A POST whose answer was lost may have created the pin: look before adding again.
             status = service.find(cid=pin.cid, name=name) or service.add(
@@ -444,10 +273,10 @@ def pin_advance(*, pin_id: int) -> Pin | None:
             )
         else:
             status = service.status(pin.request_id)
-    except PinningError as error:
-        if error.permanent:
+    except (PinningError, SourceMissing) as error:
+        if isinstance(error, SourceMissing) or error.permanent:
             Pin.objects.filter(pk=pin.pk).update(
-                status=PinStatus.FAILED, error=str(error), cid=pin.cid
+                status=PinStatus.FAILED, error=str(error), cid=pin.cid, step_due_at=None
             )
             return Pin.objects.get(pk=pin.pk)
         raise
@@ -456,23 +285,113 @@ def pin_advance(*, pin_id: int) -> Pin | None:
             status=PinStatus.FAILED,
             cid=pin.cid,
             error=f"The service pinned {status.cid}, not {pin.cid}.",
+            step_due_at=None,
         )
         return Pin.objects.get(pk=pin.pk)
-    Pin.objects.filter(pk=pin.pk).update(
-        cid=pin.cid,
-        request_id=status.request_id,
-        status=status.status,
-        error=status.error or "",
-    )
-    if status.status in (PinStatus.QUEUED, PinStatus.PINNING):
-        enqueue_on_commit_with(
-            chain_pin_advance, (pin.pk,), options={"countdown": settings.IPFS_POLL_SECONDS}
+    polling = status.status in PIN_LIVE
+    with transaction.atomic():
+        Pin.objects.filter(pk=pin.pk).update(
+            cid=pin.cid,
+            request_id=status.request_id,
+            status=status.status,
+            error=status.error or "",
+            failures=0,
+            step_due_at=(
+                timezone.now() + timedelta(seconds=settings.IPFS_POLL_SECONDS) if polling else None
+            ),
+            updated_at=timezone.now(),
         )
+        if polling:
+            enqueue_on_commit_with(
+                chain_pin_advance, (pin.pk,), options={"countdown": settings.IPFS_POLL_SECONDS}
+            )
     return Pin.objects.get(pk=pin.pk)
+
+
+def pin_postpone(*, pin_id: int, seconds: float) -> None:
+    """Note that the pin's next step was put off (its task retries later), so that the reaper
+    does not take the wait for a stall."""
+    Pin.objects.filter(pk=pin_id, status__in=PIN_LIVE).update(
+        step_due_at=timezone.now() + timedelta(seconds=seconds), updated_at=timezone.now()
+    )
 
 
 def pin_give_up(*, pin_id: int, message: str) -> None:
     """A pin whose service stayed unreachable through every retry fails with the reason."""
     Pin.objects.filter(pk=pin_id).exclude(status=PinStatus.PINNED).update(
-        status=PinStatus.FAILED, error=message[:1000]
+        status=PinStatus.FAILED, error=message[:1000], step_due_at=None
     )
+
+
+# --- the reaper -----------------------------------------------------------------------------------
+
+
+def _overdue(stale_before: datetime) -> Q:
+    # Rows from before step_due_at existed have only updated_at to go by.
+    return Q(step_due_at__lt=stale_before) | Q(
+        step_due_at__isnull=True, updated_at__lt=stale_before
+    )
+
+
+def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
+    """Beat: resume registrations and pins whose next step is CHAIN_REAP_AFTER_SECONDS overdue
+    (a worker died in it, a time limit stopped it, its message was lost), each resumption
+    counted as a failure; one past CHAIN_STEP_MAX_FAILURES fails with the reason. Each row is
+    claimed with a conditional update, so two reapers never resume one twice."""
+    from apps.chain.tasks import chain_pin_advance, chain_registration_advance
+
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.CHAIN_REAP_AFTER_SECONDS)
+    cap = settings.CHAIN_STEP_MAX_FAILURES
+    counts = {"resumed": 0, "failed": 0, "pins_resumed": 0, "pins_failed": 0}
+    stalled = Registration.objects.filter(status__in=LIVE).filter(lease_free(now))
+    for registration in stalled.filter(_overdue(stale_before)):
+        failures = registration.failures + 1
+        still = (
+            Registration.objects.filter(
+                pk=registration.pk, status__in=LIVE, failures=registration.failures
+            )
+            .filter(lease_free(now))
+            .filter(_overdue(stale_before))
+        )
+        with transaction.atomic():
+            if failures >= cap:
+                message = (
+                    f"Gave up: the registration stopped moving {failures} times in a row "
+                    f"(last error: {registration.error or 'none'})."
+                )
+                if still.update(
+                    status=RegistrationStatus.FAILED,
+                    error=message[:1000],
+                    failures=failures,
+                    step_due_at=None,
+                    updated_at=now,
+                ):
+                    counts["failed"] += 1
+            elif still.update(failures=failures, step_due_at=now, updated_at=now):
+                enqueue_on_commit(chain_registration_advance, registration.pk)
+                counts["resumed"] += 1
+    for pin in Pin.objects.filter(status__in=PIN_LIVE).filter(_overdue(stale_before)):
+        failures = pin.failures + 1
+        still = Pin.objects.filter(pk=pin.pk, status__in=PIN_LIVE, failures=pin.failures).filter(
+            _overdue(stale_before)
+        )
+        with transaction.atomic():
+            if failures >= cap:
+                message = f"Gave up: pinning stopped moving {failures} times in a row."
+                if pin.error:
+                    message += f" Last error: {pin.error}"
+                if still.update(
+                    status=PinStatus.FAILED,
+                    error=message[:1000],
+                    failures=failures,
+                    step_due_at=None,
+                    updated_at=now,
+                ):
+                    counts["pins_failed"] += 1
+            elif still.update(failures=failures, step_due_at=now, updated_at=now):
+                enqueue_on_commit(chain_pin_advance, pin.pk)
+                counts["pins_resumed"] += 1
+    if any(counts.values()):
+        logger.warning("chain reaped", extra=counts)
+    return counts

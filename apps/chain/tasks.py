@@ -5,36 +5,32 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from requests.exceptions import RequestException
-from web3.exceptions import Web3RPCError
 
 from apps.chain import indexer, services
 from apps.chain.chains import configured_evm_chains
 from apps.chain.pinning import PinningError
+from apps.chain.steps import TRANSIENT
 from apps.content.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT = (RequestException, Web3RPCError, TimeoutError, ConnectionError, StorageUnavailable)
+# A step makes a few node calls; only the first CID of a content finalised before CIDs were
+# stored reads its whole original (renewing its lease as it goes), hence the long limits.
+STEP_LIMITS = {"soft_time_limit": 3600, "time_limit": 3660}
 
 
-@shared_task(name="apps.chain.tasks.chain_registration_advance")
+@shared_task(name="apps.chain.tasks.chain_registration_advance", **STEP_LIMITS)
 def chain_registration_advance(registration_id: int) -> str | None:
-    """Send, watch, bump or confirm a registration; reschedules itself until it is done.
-
-    A node or network error ends this step, and the same step runs again in 30 s (not as a
-    Celery retry on top of a step already scheduled, which would double the chain of steps:
-    a step is idempotent and locks its row, but one chain is enough)."""
-    try:
-        registration = services.registration_advance(registration_id=registration_id)
-    except TRANSIENT:
-        logger.warning(
-            "registration step failed; trying again in 30 s",
-            extra={"registration_id": registration_id},
-            exc_info=True,
-        )
-        chain_registration_advance.apply_async((registration_id,), countdown=30)
-        return None
+    """Send, watch, bump or confirm a registration; the service schedules the next step, tries
+    a failed one again with backoff and fails the registration after CHAIN_STEP_MAX_FAILURES."""
+    registration = services.registration_advance(registration_id=registration_id)
     return registration.status if registration else None
+
+
+@shared_task(name="apps.chain.tasks.chain_reap")
+def chain_reap() -> dict[str, int]:
+    """Beat: resume registrations and pins that stopped moving, or fail them after the cap."""
+    return services.chain_reap()
 
 
 @shared_task(
@@ -74,7 +70,7 @@ def chain_gas_sample_all() -> int:
     return sampled
 
 
-@shared_task(bind=True, name="apps.chain.tasks.chain_pin_advance", max_retries=8)
+@shared_task(bind=True, name="apps.chain.tasks.chain_pin_advance", max_retries=8, **STEP_LIMITS)
 def chain_pin_advance(self, pin_id: int) -> str | None:
     """Send a pin to the pinning service, or poll its status until pinned or failed; a service
     that stays unreachable fails the pin with the reason."""
@@ -84,5 +80,7 @@ def chain_pin_advance(self, pin_id: int) -> str | None:
         if self.request.retries >= self.max_retries:
             services.pin_give_up(pin_id=pin_id, message=f"Pinning failed: {error}")
             return "failed"
-        raise self.retry(exc=error, countdown=min(3600, 30 * 2**self.request.retries)) from error
+        countdown = min(3600, 30 * 2**self.request.retries)
+        services.pin_postpone(pin_id=pin_id, seconds=countdown)
+        raise self.retry(exc=error, countdown=countdown) from error
     return pin.status if pin else None

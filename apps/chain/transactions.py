@@ -1,7 +1,8 @@
 """Building, signing and sending EVM transactions for our signer: fees, nonces, reverts.
 
 Nonces come from a row per (chain, signer) locked while a transaction is built, reconciled with
-the node's pending count, so two workers never use one nonce and a restart never skips one.
+the node's pending count (asked before the row is locked: no network call under a lock), so two
+workers never use one nonce and a restart never skips one.
 """
 
 import ast
@@ -67,14 +68,23 @@ def current_fees(web3: Web3, chain: Chain) -> Fees:
     return Fees(base_fee=base_fee, max_fee=2 * base_fee + priority, priority_fee=priority)
 
 
-def next_nonce(web3: Web3, chain: Chain, address: str) -> int:
-    """Reserve the next nonce of ``address`` on ``chain`` (call inside a transaction)."""
+def node_pending_count(web3: Web3, address: str) -> int:
+    """The node's count of ``address``'s transactions, pending ones included: the floor for the
+    next nonce. Ask it before next_nonce, outside any transaction."""
+    return web3.eth.get_transaction_count(address, "pending")
+
+
+def next_nonce(*, chain: Chain, address: str, node_pending: int) -> int:
+    """Reserve the next nonce of ``address`` on ``chain``: a row lock held for one small write.
+    Call inside the transaction that records the signed transaction, so that both commit or
+    neither; ``node_pending`` is node_pending_count, asked beforehand (a later transaction of
+    ours raised the row past it, so the row's value wins then)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("next_nonce must run inside a transaction")
     row, _ = SignerNonce.objects.select_for_update().get_or_create(
         chain=chain.caip2, address=address
     )
-    nonce = max(row.next_nonce, web3.eth.get_transaction_count(address, "pending"))
+    nonce = max(row.next_nonce, node_pending)
     row.next_nonce = nonce + 1
     row.save(update_fields=["next_nonce"])
     return nonce

@@ -1,4 +1,4 @@
-from streamgate.exceptions import DomainError, NotAllowed
+from streamgate.exceptions import Conflict, DomainError, NotAllowed
 
 
 class NotACreator(NotAllowed):
@@ -7,3 +7,7 @@ class NotACreator(NotAllowed):
 
 class BadGate(DomainError):
     """A gate rule that cannot be enforced (400, with the path of the bad node)."""
+
+
+class SourceMissing(Conflict):
+    """The content has no stored original (never uploaded, or its file is gone)."""

@@ -44,6 +44,11 @@ class Content(models.Model):
     )
     source_size = models.BigIntegerField(null=True, blank=True)
     source_sha256 = models.CharField(max_length=64, blank=True)
+    source_cid = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="IPFS CIDv1 of the original (kubo's defaults), computed with its sha256.",
+    )
     poster = models.CharField(
         max_length=500, blank=True, help_text="Storage path of the poster image, once encoded."
     )

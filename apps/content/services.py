@@ -1,5 +1,6 @@
 """Every write to Content. A reader finds every way a Content changes in this file."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -8,10 +9,12 @@ from django.utils import timezone
 
 from apps.access.gates import GateInvalid, gate_validate
 from apps.access.selectors import gate_chains, user_is_creator
-from apps.content.exceptions import BadGate, NotACreator
+from apps.content.cid import CidBuilder
+from apps.content.exceptions import BadGate, NotACreator, SourceMissing
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
 from apps.content.selectors import content_status_message
+from apps.content.storage import storage_read_chunks
 from streamgate.celery import enqueue_on_commit
 
 UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
@@ -102,15 +105,18 @@ def content_source_attach(
     path: str,
     size: int,
     sha256: str,
+    cid: str,
     duration: float | None,
     width: int | None,
     height: int | None,
 ) -> Content:
-    """Record the content's uploaded original (and what probing it found)."""
+    """Record the content's uploaded original, its digests (sha256, IPFS CID) and what probing
+    it found."""
     changes: dict[str, Any] = {
         "source_path": path,
         "source_size": size,
         "source_sha256": sha256,
+        "source_cid": cid,
         "duration": duration,
         "width": width,
         "height": height,
@@ -120,6 +126,39 @@ def content_source_attach(
     for field, value in changes.items():
         setattr(content, field, value)
     return content
+
+
+def content_source_cid(*, content: Content, on_progress: Callable[[], None] | None = None) -> str:
+    """The IPFS CID of the content's original. Finalisation stores it with the sha256; a content
+    finalised before that gets it here, read once from storage and stored, so it is never read
+    again. The read is long (up to the largest upload): call this outside any transaction or
+    lock; ``on_progress`` is called after each chunk (to renew a lease). SourceMissing when there
+    is no stored original."""
+    path, stored = Content.objects.filter(pk=content.pk).values_list(
+        "source_path", "source_cid"
+    ).first() or ("", "")
+    if stored:
+        content.source_cid = stored
+        return stored
+    if not path:
+        raise SourceMissing("This content has no uploaded original.", reason="no_source")
+    builder = CidBuilder()
+    try:
+        for chunk in storage_read_chunks(path):
+            builder.update(chunk)
+            if on_progress is not None:
+                on_progress()
+    except FileNotFoundError as error:
+        raise SourceMissing(
+            "The content's original file is missing from storage, so its CID cannot be "
+            "computed; upload the file again.",
+            reason="source_missing",
+        ) from error
+    cid = builder.cid()
+    # Not if the source was replaced meanwhile: the new one came with its own CID.
+    Content.objects.filter(pk=content.pk, source_path=path, source_cid="").update(source_cid=cid)
+    content.source_cid = cid
+    return cid
 
 
 def content_progress_set(*, content_id: str, progress: int) -> None:

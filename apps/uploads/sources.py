@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from apps.content.cid import CidBuilder
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_source_attach, content_status_set
 from apps.content.storage import storage_open_seekable, storage_read_chunks
@@ -20,23 +21,32 @@ from apps.uploads.signals import source_ready
 class SourceReport:
     path: str
     sha256: str
+    cid: str  # IPFS CIDv1 as kubo computes it, for registering and pinning without a re-read
     size: int
     info: MediaInfo | None
     problem: str | None  # why it cannot be used, for the creator; None when it can
 
 
 def source_inspect(path: str) -> SourceReport:
-    """Hash the stored file (streamed) and probe it with PyAV."""
-    hasher, size = hashlib.sha256(), 0
+    """Hash the stored file and compute its IPFS CID in one streamed read, then probe it."""
+    hasher, cid, size = hashlib.sha256(), CidBuilder(), 0
     for chunk in storage_read_chunks(path):
         hasher.update(chunk)
+        cid.update(chunk)
         size += len(chunk)
     try:
         with storage_open_seekable(path) as handle:
             info, problem = require_video(probe(handle)), None
     except NotMedia as error:
         info, problem = None, str(error)
-    return SourceReport(path=path, sha256=hasher.hexdigest(), size=size, info=info, problem=problem)
+    return SourceReport(
+        path=path,
+        sha256=hasher.hexdigest(),
+        cid=cid.cid(),
+        size=size,
+        info=info,
+        problem=problem,
+    )
 
 
 def source_attach(*, content: Content, report: SourceReport) -> Content:
@@ -53,6 +63,7 @@ def source_attach(*, content: Content, report: SourceReport) -> Content:
         path=report.path,
         size=report.size,
         sha256=report.sha256,
+        cid=report.cid,
         duration=report.info.duration if report.info else None,
         width=width,
         height=height,

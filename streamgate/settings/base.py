@@ -310,6 +310,10 @@ CHAIN_RPC_TIMEOUT = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
 CHAIN_STUCK_AFTER_SECONDS = env.int("CHAIN_STUCK_AFTER_SECONDS", default=180)
 CHAIN_FEE_BUMP_PERCENT = 15  # nodes want >= 10% more to replace a pending transaction
 CHAIN_INDEX_BATCH_SECONDS = 20  # one beat run indexes at most this long per chain
+# A registration or pin fails after this many failed steps in a row (or stalls the reaper found);
+# one overdue this long is resumed by the reaper (chain-reap).
+CHAIN_STEP_MAX_FAILURES = env.int("CHAIN_STEP_MAX_FAILURES", default=8)
+CHAIN_REAP_AFTER_SECONDS = env.int("CHAIN_REAP_AFTER_SECONDS", default=600)
 IPFS_PINNING_URL = env.str("IPFS_PINNING_URL", default="")
 IPFS_PINNING_TOKEN = read_secret(env, "IPFS_PINNING_TOKEN", default="")
 IPFS_POLL_SECONDS = env.float("IPFS_POLL_SECONDS", default=30.0)
@@ -412,6 +416,7 @@ CELERY_BEAT_SCHEDULE = {
     "transcode-reap": {"task": "apps.transcode.tasks.transcode_reap", "schedule": 60},
     "chain-index": {"task": "apps.chain.tasks.chain_index_all", "schedule": 15},
     "chain-gas": {"task": "apps.chain.tasks.chain_gas_sample_all", "schedule": 60},
+    "chain-reap": {"task": "apps.chain.tasks.chain_reap", "schedule": 60},
     "access-prune": {"task": "apps.access.tasks.access_prune", "schedule": 3600},
 }
 

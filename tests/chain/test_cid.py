@@ -7,15 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from apps.chain.cid import CHUNK_SIZE, MAX_LINKS, cid_of_bytes, cid_of_stream, rechunk
+from apps.content.cid import (
+    CHUNK_SIZE,
+    MAX_LINKS,
+    CidBuilder,
+    cid_of_bytes,
+    cid_of_stream,
+    rechunk,
+)
 from tests.support.processes import ROOT
 
 REFERENCE = ROOT / "contracts" / "tools" / "unixfs-cid.mjs"
 
 
-def reference_cid(path: Path) -> str:
+def reference_cid(path: Path, *shape: int) -> str:
+    """The reference importer's CID; ``shape`` (chunk size, links per node) shrinks kubo's."""
     result = subprocess.run(
-        ["node", str(REFERENCE), str(path)],
+        ["node", str(REFERENCE), str(path), *map(str, shape)],
         capture_output=True,
         text=True,
         check=True,
@@ -72,3 +80,34 @@ def test_matches_the_reference_importer(tmp_path, size):
             out.write(block)
             remaining -= len(block)
     assert file_cid(path) == reference_cid(path)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [1, 4 * 1024, 4 * 1024 + 1, 27 * 1024, 27 * 1024 + 1, 81 * 1024 + 5 * 1024 + 7, 300 * 1024],
+    ids=["1B", "one-node", "two-levels", "three-levels", "four-levels", "ragged", "five-levels"],
+)
+def test_deep_trees_match_the_reference_importer(tmp_path, size):
+    """With 1 KiB chunks and 3 links per node, small files build DAGs five levels deep: the
+    incremental builder folds full groups as it goes, and must end with the importer's tree."""
+    data = os.urandom(size)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    builder = CidBuilder(chunk_size=1024, max_links=3)
+    for start in range(0, size, 1000):  # pieces that straddle chunk boundaries
+        builder.update(data[start : start + 1000])
+    assert builder.cid() == reference_cid(path, 1024, 3)
+
+
+def test_a_builder_fed_in_any_pieces_gives_one_cid():
+    data = os.urandom(3 * CHUNK_SIZE + 12345)
+    whole = cid_of_bytes(data)
+    for piece_size in (7, 4097, CHUNK_SIZE, CHUNK_SIZE + 1, len(data)):
+        builder = CidBuilder()
+        for start in range(0, len(data), piece_size):
+            builder.update(data[start : start + piece_size])
+        assert builder.cid() == whole
+    finished = CidBuilder()
+    finished.cid()
+    with pytest.raises(ValueError, match="already computed"):
+        finished.update(b"more")

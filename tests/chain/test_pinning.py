@@ -6,9 +6,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from apps.chain.cid import cid_of_bytes
 from apps.chain.models import Pin, PinStatus
 from apps.chain.tasks import chain_pin_advance
+from apps.content.cid import cid_of_bytes
 from apps.content.models import ContentStatus
 from tests.factories import ContentFactory
 from tests.support.pinning_server import PinningServer
@@ -127,7 +127,7 @@ def test_a_pin_of_other_bytes_fails(content, service, django_capture_on_commit_c
 def test_the_same_content_under_another_cid_encoding_is_the_same_pin():
     import multibase
 
-    from apps.chain.cid import same_content
+    from apps.content.cid import same_content
 
     ours = cid_of_bytes(DATA)
     base36 = multibase.encode("base36", multibase.decode(ours)).decode()

@@ -44,7 +44,7 @@ def _uint_field(number: int, value: int) -> bytes:
     return _field(number, 0) + _varint(value)
 
 
-def cid_bytes(codec: int, data: bytes) -> bytes:
+def cid_bytes(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     """CIDv1 in binary: version, codec, sha2-256 multihash of ``data``."""
     digest = hashlib.sha256(data).digest()
     return _varint(1) + _varint(codec) + _varint(SHA2_256) + _varint(len(digest)) + digest
@@ -62,7 +62,7 @@ class _Node:
     dag_size: int  # Tsize: bytes of every block under this node, itself included
 
 
-def _leaf(chunk: bytes) -> _Node:
+def _leaf(chunk: bytes | bytearray | memoryview) -> _Node:
     return _Node(cid=cid_bytes(RAW, chunk), file_size=len(chunk), dag_size=len(chunk))
 
 
@@ -95,15 +95,74 @@ def rechunk(pieces: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+class CidBuilder:
+    """The CIDv1 of a file fed piece by piece, as kubo would give it: call ``update`` with the
+    bytes in order, then ``cid()``. Memory holds one chunk and fewer than ``max_links`` small
+    records per level of the DAG, so the read that feeds a sha256 can feed it too (upload
+    finalisation). ``chunk_size`` and ``max_links`` are kubo's unless a test shrinks them."""
+
+    def __init__(self, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> None:
+        self._chunk_size, self._max_links = chunk_size, max_links
+        self._buffer = bytearray()
+        # _levels[0] holds leaves, _levels[1] their parents, …; a level is folded into one
+        # node of the level above as soon as it has max_links nodes, as kubo's balanced
+        # builder groups them from the left.
+        self._levels: list[list[_Node]] = [[]]
+        self._done: str | None = None
+
+    def update(self, piece: bytes) -> None:
+        if self._done is not None:
+            raise ValueError("this CID is already computed")
+        size = self._chunk_size
+        view = memoryview(piece)  # slices of a view hash without copying the bytes
+        if self._buffer:
+            missing = size - len(self._buffer)
+            self._buffer += view[:missing]
+            view = view[missing:]
+            if len(self._buffer) < size:
+                return
+            self._push(0, _leaf(self._buffer))
+            self._buffer = bytearray()
+        while len(view) >= size:
+            self._push(0, _leaf(view[:size]))
+            view = view[size:]
+        self._buffer += view
+
+    def _push(self, height: int, node: _Node) -> None:
+        if height == len(self._levels):
+            self._levels.append([])
+        level = self._levels[height]
+        level.append(node)
+        if len(level) == self._max_links:
+            self._levels[height] = []
+            self._push(height + 1, _parent(level))
+
+    def cid(self) -> str:
+        """The CID of every byte fed so far; the builder takes no more bytes after."""
+        if self._done is None:
+            self._done = cid_string(self._root().cid)
+        return self._done
+
+    def _root(self) -> _Node:
+        if self._buffer or not any(self._levels):
+            self._push(0, _leaf(bytes(self._buffer)))  # the short last chunk, or the empty file
+            self._buffer.clear()
+        top = max(height for height, level in enumerate(self._levels) if level)
+        # Below the top, what remains is a partial group: kubo still gives it a parent.
+        for height in range(top):
+            if self._levels[height]:
+                self._levels[height + 1].append(_parent(self._levels[height]))
+                self._levels[height] = []
+        level = self._levels[top]
+        return level[0] if len(level) == 1 else _parent(level)
+
+
 def cid_of_stream(pieces: Iterable[bytes]) -> str:
-    """The CIDv1 kubo would give the file whose bytes are ``pieces`` (streamed: memory holds
-    one chunk and one small record per chunk)."""
-    level = [_leaf(chunk) for chunk in rechunk(pieces)]
-    if not level:
-        level = [_leaf(b"")]
-    while len(level) > 1:
-        level = [_parent(level[i : i + MAX_LINKS]) for i in range(0, len(level), MAX_LINKS)]
-    return cid_string(level[0].cid)
+    """The CIDv1 kubo would give the file whose bytes are ``pieces`` (streamed)."""
+    builder = CidBuilder()
+    for piece in pieces:
+        builder.update(piece)
+    return builder.cid()
 
 
 def cid_of_bytes(data: bytes) -> str:
