@@ -46,11 +46,11 @@ contracts: contracts/node_modules/.installed
 run: $(VENV)/.base-installed static/dist/.built
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py demo_account
-	@mkdir -p var && test -s var/flower-login || \
-		$(BIN)/python -c 'import secrets; print("ops:" + secrets.token_urlsafe(12))' > var/flower-login
+	@mkdir -p -m 700 var && test -s var/flower-login || (umask 077 && \
+		$(BIN)/python -c 'import secrets; print("ops:" + secrets.token_urlsafe(12))' > var/flower-login)
 	@echo "StreamGate on http://127.0.0.1:$(PORT)/  (API docs /api/docs/, admin /admin/)"
 	@echo "Flower on http://127.0.0.1:$(FLOWER_PORT)/  (login $$(cat var/flower-login))"
-	@rm -rf var/prometheus && mkdir -p var/prometheus
+	@rm -rf var/prometheus && mkdir -m 700 var/prometheus
 	WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
 		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 		$(BIN)/honcho --procfile Procfile start
