@@ -43,6 +43,8 @@ contracts: contracts/node_modules/.installed
 	cd contracts && node compile.mjs
 
 ## run: install, migrate, print the demo and Flower logins, then serve web + worker + beat + flower
+# Every entry point defaults to the production settings; `make run` is the laptop.
+run: export DJANGO_SETTINGS_MODULE ?= streamgate.settings.local
 run: $(VENV)/.base-installed static/dist/.built
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py demo_account

@@ -30,6 +30,8 @@ if env.bool("STREAMGATE_READ_DOT_ENV", default=False):
 VAR_DIR = Path(env.str("STREAMGATE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# With DEBUG on, error pages show the settings: hide the credentials inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "streamgate.error_reports.CredentialsMaskingFilter"
 SECRET_KEY = read_secret(env, "DJANGO_SECRET_KEY", default=None)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,4 +1,8 @@
-"""A laptop (`make run`): debug on, a secret key of this var/'s own, var/ private."""
+"""A laptop (`make run`): a secret key of this var/'s own, var/ private, debug only when asked.
+
+No entry point picks this module by itself (asgi.py, wsgi.py, celery.py and manage.py default to
+production): `make run` names it, and so do developers' shells (README).
+"""
 
 import os
 
@@ -13,7 +17,7 @@ from streamgate.settings.base import VAR_DIR, env  # noqa: E402
 var_dir_make_private(var_dir=VAR_DIR)
 # DJANGO_SECRET_KEY (or _FILE) when given, else a random key kept in var/secret-key.
 SECRET_KEY = SECRET_KEY or local_secret_key(var_dir=VAR_DIR)  # noqa: F405
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# DEBUG stays base's: off unless DJANGO_DEBUG=1 (debug pages list the URLconf and settings).
 # FileSystemStorage chmods what it saves to FILE_UPLOAD_PERMISSIONS (0644 unless set).
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
