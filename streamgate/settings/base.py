@@ -15,6 +15,7 @@ from streamgate.settings.environment import (
     celery_broker_config,
     channel_layer_config,
     database_config,
+    networks_parse,
     read_secret,
     read_secret_json,
     sentry_init,
@@ -380,6 +381,11 @@ SENTRY_DSN = read_secret(env, "SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="local")
 STREAMGATE_RELEASE = env.str("STREAMGATE_RELEASE", default="streamgate@dev")
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# /metrics answers these addresses (or networks) and "Authorization: Bearer <METRICS_TOKEN>";
+# with neither, nobody (streamgate/metrics_access.py).
+METRICS_TOKEN = read_secret(env, "METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+networks_parse(METRICS_ALLOWED_IPS, name="METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # json | plain

@@ -13,6 +13,7 @@ os.umask(PRIVATE_UMASK)
 
 from streamgate.settings.base import *  # noqa: E402, F403
 from streamgate.settings.base import VAR_DIR, env  # noqa: E402
+from streamgate.settings.environment import networks_parse  # noqa: E402
 
 var_dir_make_private(var_dir=VAR_DIR)
 # DJANGO_SECRET_KEY (or _FILE) when given, else a random key kept in var/secret-key.
@@ -21,6 +22,9 @@ SECRET_KEY = SECRET_KEY or local_secret_key(var_dir=VAR_DIR)  # noqa: F405
 # FileSystemStorage chmods what it saves to FILE_UPLOAD_PERMISSIONS (0644 unless set).
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# The laptop itself may read /metrics; anyone else needs METRICS_TOKEN.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+networks_parse(METRICS_ALLOWED_IPS, name="METRICS_ALLOWED_IPS")
 CORS_ALLOWED_ORIGINS = env.list(
     "CORS_ALLOWED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
 )
