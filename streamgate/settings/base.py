@@ -405,7 +405,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's own logging config gives "django" a console handler while DEBUG is on (and
+        # mail_admins); its records then reached stderr twice, once through it and once through
+        # root. Root's handler alone writes them.
+        "django": {"handlers": [], "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 if SENTRY_DSN:
