@@ -53,7 +53,7 @@ run: $(VENV)/.base-installed static/dist/.built
 	@echo "StreamGate on http://127.0.0.1:$(PORT)/  (API docs /api/docs/, admin /admin/)"
 	@echo "Flower on http://127.0.0.1:$(FLOWER_PORT)/  (login $$(cat var/flower-login))"
 	@rm -rf var/prometheus && mkdir -m 700 var/prometheus
-	WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
+	umask 077 && WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
 		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 		$(BIN)/honcho --procfile Procfile start
 
