@@ -43,15 +43,17 @@ contracts: contracts/node_modules/.installed
 	cd contracts && node compile.mjs
 
 ## run: install, migrate, print the demo and Flower logins, then serve web + worker + beat + flower
+# Every entry point defaults to the production settings; `make run` is the laptop.
+run: export DJANGO_SETTINGS_MODULE ?= streamgate.settings.local
 run: $(VENV)/.base-installed static/dist/.built
 	$(BIN)/python manage.py migrate --noinput
 	@$(BIN)/python manage.py demo_account
-	@mkdir -p var && test -s var/flower-login || \
-		$(BIN)/python -c 'import secrets; print("ops:" + secrets.token_urlsafe(12))' > var/flower-login
+	@mkdir -p -m 700 var && test -s var/flower-login || (umask 077 && \
+		$(BIN)/python -c 'import secrets; print("ops:" + secrets.token_urlsafe(12))' > var/flower-login)
 	@echo "StreamGate on http://127.0.0.1:$(PORT)/  (API docs /api/docs/, admin /admin/)"
 	@echo "Flower on http://127.0.0.1:$(FLOWER_PORT)/  (login $$(cat var/flower-login))"
-	@rm -rf var/prometheus && mkdir -p var/prometheus
-	WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
+	@rm -rf var/prometheus && mkdir -m 700 var/prometheus
+	umask 077 && WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
 		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 		$(BIN)/honcho --procfile Procfile start
 

@@ -5,7 +5,7 @@ import os
 import django
 from django.conf import settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
 # Django must be set up before anything imports models.
 django.setup(set_prefix=False)

@@ -10,7 +10,7 @@ from celery import Celery, Task
 from django.db import transaction
 from kombu import Exchange, Queue
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
 QUEUES = ("uploads", "transcode", "chain", "default")
 

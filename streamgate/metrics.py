@@ -17,6 +17,8 @@ from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from streamgate.metrics_access import metrics_refusal
+
 logger = logging.getLogger(__name__)
 
 UPLOAD_BYTES = Counter(
@@ -122,6 +124,10 @@ _state_registry.register(StateCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The Prometheus page, for allowed addresses and holders of the token (metrics_access)."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

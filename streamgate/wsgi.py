@@ -5,6 +5,6 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
 application = get_wsgi_application()

@@ -16,6 +16,7 @@ from streamgate.settings.environment import (
     celery_broker_config,
     channel_layer_config,
     database_config,
+    networks_parse,
     read_secret,
     read_secret_json,
     sentry_init,
@@ -31,6 +32,8 @@ if env.bool("STREAMGATE_READ_DOT_ENV", default=False):
 VAR_DIR = Path(env.str("STREAMGATE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# With DEBUG on, error pages show the settings: hide the credentials inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "streamgate.error_reports.CredentialsMaskingFilter"
 SECRET_KEY = read_secret(env, "DJANGO_SECRET_KEY", default=None)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -425,6 +428,11 @@ SENTRY_DSN = read_secret(env, "SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="local")
 STREAMGATE_RELEASE = env.str("STREAMGATE_RELEASE", default="streamgate@dev")
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# /metrics answers these addresses (or networks) and "Authorization: Bearer <METRICS_TOKEN>";
+# with neither, nobody (streamgate/metrics_access.py).
+METRICS_TOKEN = read_secret(env, "METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+networks_parse(METRICS_ALLOWED_IPS, name="METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # json | plain
@@ -444,7 +452,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's own logging config gives "django" a console handler while DEBUG is on (and
+        # mail_admins); its records then reached stderr twice, once through it and once through
+        # root. Root's handler alone writes them.
+        "django": {"handlers": [], "propagate": True},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 if SENTRY_DSN:

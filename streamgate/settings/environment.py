@@ -4,6 +4,8 @@ Each function takes plain values and returns plain dicts so that the choice betw
 defaults and real services is made in one place and can be tested without importing settings.
 """
 
+import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,25 @@ _PROMETHEUS_ENGINES = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks_parse(values: Iterable[str], *, name: str) -> tuple[Network, ...]:
+    """Addresses or CIDR networks as networks; a value that is neither stops startup with the
+    setting's name and the value."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.0/8)."
+            ) from None
+    return tuple(networks)
 
 
 def read_secret(env: environ.Env, name: str, default: Any) -> Any:

@@ -5,12 +5,18 @@ from django.core.exceptions import ImproperlyConfigured
 from streamgate.settings.base import *  # noqa: F403
 from streamgate.settings.base import env
 
+# Every entry point defaults to these settings; a laptop names the local ones.
+ON_A_LAPTOP = " (On a laptop: DJANGO_SETTINGS_MODULE=streamgate.settings.local.)"
+
 if not SECRET_KEY:  # noqa: F405
-    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) in production.")
+    raise ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) in production." + ON_A_LAPTOP
+    )
 if not env.str("STREAMGATE_PUBLIC_URL", default=""):
     # Sign-in messages must name this site; a guessed origin would refuse every wallet.
     raise ImproperlyConfigured(
         "Set STREAMGATE_PUBLIC_URL to this site's public origin (e.g. https://video.example.com)."
+        + ON_A_LAPTOP
     )
 
 DEBUG = False

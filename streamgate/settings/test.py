@@ -14,6 +14,8 @@ os.environ.setdefault("STREAMGATE_VAR_DIR", tempfile.mkdtemp(prefix="streamgate-
 from streamgate.settings.base import *  # noqa: F403
 
 SECRET_KEY = "test-only-secret-key"  # noqa: S105
+# The suite scrapes /metrics through Django's test client (127.0.0.1), as make run's laptop does.
+METRICS_ALLOWED_IPS = ["127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The suite signs in far more often than a person; the throttle has its own test.
 REST_FRAMEWORK = {

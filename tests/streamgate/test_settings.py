@@ -65,7 +65,7 @@ def test_embedded_defaults_with_no_environment(tmp_path):
     assert found["results"] == f"file://{tmp_path / 'celery' / 'results'}"
     assert found["storage"] == "django.core.files.storage.FileSystemStorage"
     assert found["storage_options"]["location"] == str(tmp_path / "media")
-    assert found["debug"] is True
+    assert found["debug"] is False  # DJANGO_DEBUG=1 turns it on
     assert (tmp_path / "celery" / "messages").is_dir()
 
 

@@ -48,3 +48,13 @@ def request_id_probe(self):
 @shared_task(name="apps.content.tasks.failing_probe")
 def failing_probe():
     raise RuntimeError("this task fails on purpose")
+
+
+@shared_task(name="apps.content.tasks.log_probe")
+def log_probe(marker: str) -> None:
+    """Logs ``marker`` once through one of our loggers and once through one of Django's (as
+    Django logs requests, security events and queries)."""
+    import logging
+
+    logging.getLogger("apps.content.tasks").info("app logged %s", marker)
+    logging.getLogger("django.request").warning("django logged %s", marker)
