@@ -22,6 +22,7 @@ _QUERY_SECRET = re.compile(
 
 def credentials_masked(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced, the rest left readable."""
+    text = str(text)  # lazy strings (reverse_lazy, DRF's lazy settings) pass isinstance(str)
     text = _USERINFO.sub(lambda match: f"{match['scheme']}{SUBSTITUTE}@", text)
     return _QUERY_SECRET.sub(lambda match: f"{match['name']}{SUBSTITUTE}", text)
 

@@ -4,6 +4,7 @@
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from apps.access.services import api_token_create
 from apps.content.consumers import CLOSE_NOT_FOUND
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 )
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "bearer"])
 async def test_unknown_websocket_paths_close_with_4404(path, signed_in):
-    headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
+    # The site's own origin: a cookie handshake from anywhere else is refused before routing.
+    headers = [(b"host", b"127.0.0.1"), (b"origin", settings.STREAMGATE_PUBLIC_URL.encode())]
     if signed_in:
         _, token = await database_sync_to_async(api_token_create)(
             user=await database_sync_to_async(CreatorFactory)()
