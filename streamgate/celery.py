@@ -1,14 +1,24 @@
-"""The Celery application: queues, routing and the one helper that enqueues after commit.
+"""The Celery application: queues, routing, the one helper that enqueues after commit (through
+the outbox) and the one list of transient errors that tasks retry.
 
 Configuration comes from Django settings (``CELERY_*``); routing lives here, in one place.
 """
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import kombu.exceptions
+import redis.exceptions
 from celery import Celery, Task
+from django import db
 from django.db import transaction
+from django_redis.exceptions import ConnectionInterrupted as CacheUnavailable
 from kombu import Exchange, Queue
+
+from apps.content.storage import StorageUnavailable
+
+if TYPE_CHECKING:
+    from apps.outbox.models import OutboxMessage
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
@@ -34,36 +44,75 @@ app.autodiscover_tasks()
 import streamgate.metrics  # noqa: E402  (task failures)
 import streamgate.observability  # noqa: E402, F401
 
+# Failures of a dependency that is away (database, storage, cache or broker), not of the work:
+# tasks retry these with backoff (``autoretry_for=TRANSIENT``); anything else fails once.
+TRANSIENT = (
+    StorageUnavailable,
+    db.OperationalError,
+    db.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    CacheUnavailable,
+    kombu.exceptions.OperationalError,
+)
+# How tasks retry them: 5 s, 10 s, 20 s … capped at 2 min, jittered (a restarting database is
+# not hit by every worker at once), about 12 minutes in all; then the task fails and leaves its
+# row to the app's reaper, which runs every few minutes.
+RETRY_TRANSIENT: dict[str, Any] = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
 
 class EnqueueOnCommit:
     """A callback that sends one task when the surrounding transaction commits.
 
-    An object rather than a lambda so that tests can read what a service enqueued from
-    ``django_capture_on_commit_callbacks`` without running it.
+    The task is also written to the outbox in that transaction (``apps.outbox``): if the broker
+    is away at commit, the send is logged and left to the outbox relay instead of failing the
+    request that already committed its work. An object rather than a lambda so that tests can
+    read what a service enqueued from ``django_capture_on_commit_callbacks`` without running it.
     """
 
     def __init__(
-        self, task: Task, args: tuple, kwargs: dict[str, Any], options: dict[str, Any] | None = None
+        self,
+        task: Task,
+        args: tuple,
+        kwargs: dict[str, Any],
+        options: dict[str, Any] | None = None,
+        *,
+        message: "OutboxMessage",
     ) -> None:
         self.task = task
         self.args = args
         self.kwargs = kwargs
         self.options = options or {}
+        self.message = message
 
     def __call__(self) -> None:
-        self.task.apply_async(args=self.args, kwargs=self.kwargs, **self.options)
+        from apps.outbox.services import outbox_send
+
+        outbox_send(message=self.message)
 
     def __repr__(self) -> str:
         return f"EnqueueOnCommit({self.task.name}, args={self.args!r}, kwargs={self.kwargs!r})"
 
 
 def enqueue_on_commit(task: Task, *args: Any, **kwargs: Any) -> None:
-    """Send ``task`` with JSON-safe ids once the current transaction commits.
-
-    Outside a transaction it is sent at once."""
-    transaction.on_commit(EnqueueOnCommit(task, args, kwargs))
+    """Send ``task`` with JSON-safe ids once the current transaction commits; sent later by
+    the outbox relay if the broker is away then. Outside a transaction it is sent at once."""
+    _enqueue(task, args, kwargs, {})
 
 
 def enqueue_on_commit_with(task: Task, args: tuple, *, options: dict[str, Any]) -> None:
     """As enqueue_on_commit, with apply_async options (time limits, countdown)."""
-    transaction.on_commit(EnqueueOnCommit(task, args, {}, options))
+    _enqueue(task, args, {}, options)
+
+
+def _enqueue(task: Task, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
+    from apps.outbox.services import outbox_add
+
+    message = outbox_add(task=task.name, args=args, kwargs=kwargs, options=options)
+    transaction.on_commit(EnqueueOnCommit(task, args, kwargs, options, message=message))
