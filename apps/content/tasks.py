@@ -4,23 +4,13 @@ import logging
 
 from celery import shared_task
 
-from apps.content.storage import (
-    StorageUnavailable,
-    renditions_prefix,
-    source_prefix,
-    storage_delete_prefix,
-)
+from apps.content.storage import renditions_prefix, source_prefix, storage_delete_prefix
+from streamgate.celery import RETRY_TRANSIENT
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="apps.content.tasks.content_files_delete",
-    autoretry_for=(StorageUnavailable,),
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="apps.content.tasks.content_files_delete", **RETRY_TRANSIENT)
 def content_files_delete(content_id: str) -> int:
     """Remove a deleted content's source and renditions from storage. Safe to run twice."""
     removed = sum(

@@ -4,9 +4,9 @@ import logging
 
 from celery import shared_task
 
-from apps.content.storage import StorageUnavailable
 from apps.transcode import services
 from apps.transcode.services import TRANSIENT
+from streamgate.celery import RETRY_TRANSIENT
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,7 @@ def transcode_job(self, job_id: str) -> str | None:
     return job.state if job else None
 
 
-@shared_task(
-    name="apps.transcode.tasks.transcode_outputs_prune",
-    autoretry_for=(StorageUnavailable,),
-    retry_backoff=30,
-    max_retries=5,
-)
+@shared_task(name="apps.transcode.tasks.transcode_outputs_prune", **RETRY_TRANSIENT)
 def transcode_outputs_prune(content_id: str, keep_job_id: str) -> int:
     """Delete outputs of a content's superseded and failed jobs."""
     return services.transcode_outputs_prune(content_id=content_id, keep_job_id=keep_job_id)

@@ -3,10 +3,12 @@ will never finish. Both are safe to run twice (Celery redelivers after a worker 
 
 import logging
 import secrets
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,36 +24,80 @@ from streamgate.celery import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
-# A complete upload nobody claimed after this long lost its task (the broker was down when it
-# was sent); a claim older than the finalize task's hard time limit lost its worker. The reaper
-# sends both again, and a stale claim may be taken over.
+# A finalisation renews its claim every RENEW_EVERY seconds while it reads the file; a claim not
+# renewed for FINALIZE_LEASE lost its worker (killed, or its task gave up retrying) and may be
+# taken over: the reaper sends the task again. The task's own retry (same Celery task id, the
+# claim's token) takes its claim back at once.
+FINALIZE_LEASE = timedelta(minutes=2)
+RENEW_EVERY = 20.0
+# A complete upload nobody claimed after this long lost its task although the outbox should
+# have sent it (a row deleted by hand, a worker that dropped the message): a last resort.
 UNCLAIMED_GRACE = timedelta(minutes=15)
-CLAIM_STALE_AFTER = timedelta(hours=3, minutes=10)
 
 
-def _claim(upload_id: str) -> str | None:
-    """Take the finalisation of a complete upload; None if it is not ours to do now."""
-    token = secrets.token_hex(16)
+class ClaimLost(Exception):
+    """Another run took the finalisation over (this one was judged dead): stop here."""
+
+
+@dataclass
+class FinalizeClaim:
+    upload_id: str
+    token: str
+    renewed_at: float = field(default_factory=time.monotonic)
+
+    def renew(self) -> None:
+        """Keep the claim while reading (call it often; it writes every RENEW_EVERY s).
+
+        A database that is away is logged and tried again later: the read goes on, and the
+        outcome is written (or the task retried) at the end. ClaimLost if another run has it."""
+        if time.monotonic() - self.renewed_at < RENEW_EVERY:
+            return
+        self.renewed_at = time.monotonic()
+        try:
+            renewed = Upload.objects.filter(
+                pk=self.upload_id, state=UploadState.FINALIZING, finalize_token=self.token
+            ).update(finalize_renewed_at=timezone.now())
+        except DatabaseError as error:
+            logger.warning(
+                "finalize claim not renewed, the database is unavailable",
+                extra={"upload_id": self.upload_id, "error": repr(error)},
+            )
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()  # the next query reconnects
+            return
+        if not renewed:
+            raise ClaimLost(self.upload_id)
+
+
+def _claim(upload_id: str, token: str) -> FinalizeClaim | None:
+    """Take the finalisation of a complete upload; None if it is not ours to do now. A claim
+    holding our token (an earlier attempt of this task) or not renewed for FINALIZE_LEASE is
+    taken over."""
     now = timezone.now()
     claimable = Q(state=UploadState.COMPLETE) | Q(
-        state=UploadState.FINALIZING, finalize_started_at__lt=now - CLAIM_STALE_AFTER
+        Q(finalize_token=token) | Q(finalize_renewed_at__lt=now - FINALIZE_LEASE),
+        state=UploadState.FINALIZING,
     )
     claimed = (
         Upload.objects.filter(pk=upload_id)
         .filter(claimable)
-        .update(state=UploadState.FINALIZING, finalize_token=token, finalize_started_at=now)
+        .update(state=UploadState.FINALIZING, finalize_token=token, finalize_renewed_at=now)
     )
-    return token if claimed else None
+    return FinalizeClaim(str(upload_id), token) if claimed else None
 
 
-def upload_finalize(*, upload_id: str) -> Upload | None:
+def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | None:
     """Turn a complete upload into the content's source, then queue the content for encoding
-    or fail it with a message the creator understands. The source is kept either way."""
-    token = _claim(upload_id)
+    or fail it with a message the creator understands. The source is kept either way.
+
+    ``token`` names this attempt (the Celery task id: a retry of the task takes its own claim
+    back); transient errors (database, storage) propagate for the task to retry."""
+    claim = _claim(upload_id, token or secrets.token_hex(16))
     upload = Upload.objects.select_related("content").filter(pk=upload_id).first()
-    if token is None or upload is None:
+    if claim is None or upload is None:
         logger.info("nothing to finalize", extra={"upload_id": upload_id})
         return upload
+    token = claim.token
     if upload.content is None:  # the content was deleted meanwhile
         Upload.objects.filter(pk=upload.pk, finalize_token=token).update(
             state=UploadState.TERMINATED
@@ -68,7 +114,11 @@ def upload_finalize(*, upload_id: str) -> Upload | None:
             f"The uploaded bytes were lost before they could be stored; upload the file again. "
             f"({error})",
         )
-    report = source_inspect(upload.source_path)
+    try:
+        report = source_inspect(upload.source_path, keep_alive=claim.renew)
+    except ClaimLost:
+        logger.warning("finalize claim lost", extra={"upload_id": str(upload.id)})
+        return upload
     if report.size != upload.length:
         return _fail(
             upload,
@@ -166,7 +216,7 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
             logger.warning("could not delete upload bytes yet", extra={"upload_id": str(upload_id)})
     stuck = Upload.objects.filter(content__isnull=False).filter(
         Q(state=UploadState.COMPLETE, completed_at__lte=now - UNCLAIMED_GRACE)
-        | Q(state=UploadState.FINALIZING, finalize_started_at__lte=now - CLAIM_STALE_AFTER)
+        | Q(state=UploadState.FINALIZING, finalize_renewed_at__lte=now - FINALIZE_LEASE)
     )
     for upload_id in stuck.values_list("id", flat=True):
         enqueue_on_commit(finalize_task, str(upload_id))

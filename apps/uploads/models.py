@@ -61,9 +61,11 @@ class Upload(models.Model):
     lock_token = models.CharField(max_length=32, blank=True)
     lock_expires_at = models.DateTimeField(null=True, blank=True)
     progress_sent_at = models.DateTimeField(null=True, blank=True)
-    # Finalisation is claimed like the write lease: one task at a time, a stale claim is taken over.
-    finalize_token = models.CharField(max_length=32, blank=True)
-    finalize_started_at = models.DateTimeField(null=True, blank=True)
+    # Finalisation is claimed like the write lease: one task at a time (its token is the Celery
+    # task id, so the task's own retry takes it back), renewed while it reads; a claim not
+    # renewed for FINALIZE_LEASE lost its worker and is taken over.
+    finalize_token = models.CharField(max_length=64, blank=True)
+    finalize_renewed_at = models.DateTimeField(null=True, blank=True)
     # Set once the bytes of a terminated, expired or failed upload are deleted from storage.
     discarded_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

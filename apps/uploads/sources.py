@@ -4,6 +4,7 @@ Used by upload finalisation and by ``manage.py ingest``.
 """
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
@@ -27,13 +28,17 @@ class SourceReport:
     problem: str | None  # why it cannot be used, for the creator; None when it can
 
 
-def source_inspect(path: str) -> SourceReport:
-    """Hash the stored file and compute its IPFS CID in one streamed read, then probe it."""
+def source_inspect(path: str, *, keep_alive: Callable[[], None] | None = None) -> SourceReport:
+    """Hash the stored file and compute its IPFS CID in one streamed read, then probe it.
+    ``keep_alive`` is called after every chunk read (a caller's lease renewal); what it raises
+    stops the read."""
     hasher, cid, size = hashlib.sha256(), CidBuilder(), 0
     for chunk in storage_read_chunks(path):
         hasher.update(chunk)
         cid.update(chunk)
         size += len(chunk)
+        if keep_alive:
+            keep_alive()
     try:
         with storage_open_seekable(path) as handle:
             info, problem = require_video(probe(handle)), None

@@ -3,16 +3,20 @@
 import hashlib
 import json
 import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from apps.content.models import ContentStatus
+from apps.uploads.finalize import FINALIZE_LEASE, RENEW_EVERY, ClaimLost, FinalizeClaim
 from apps.uploads.models import Upload, UploadState
 from apps.uploads.signals import source_ready
 from apps.uploads.tasks import upload_finalize, uploads_reap
+from tests.support.faults import fault_proxy
 from tests.support.media import ffmpeg_binary, make_video
+from tests.support.processes import ROOT, embedded_env
 from tests.uploads.conftest import Tus, upload_of
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +94,7 @@ def test_a_redelivered_finalize_after_the_move_still_completes(tus, media_root, 
     Upload.objects.filter(pk=upload.pk).update(
         state=UploadState.FINALIZING,
         finalize_token="dead-worker",
-        finalize_started_at=timezone.now() - timedelta(hours=4),
+        finalize_renewed_at=timezone.now() - timedelta(hours=4),
     )
     assert run(upload_finalize, str(upload.id)) == "finalized"
     assert Upload.objects.get(pk=upload.pk).content.status == ContentStatus.QUEUED
@@ -100,12 +104,88 @@ def test_a_second_finalize_while_one_runs_does_nothing(tus, ready_signals):
     """The reaper resent the task while the first copy still works: one claim at a time."""
     upload = upload_of(tus.upload(b"x" * 100, chunk=100))
     Upload.objects.filter(pk=upload.pk).update(
-        state=UploadState.FINALIZING, finalize_token="busy", finalize_started_at=timezone.now()
+        state=UploadState.FINALIZING, finalize_token="busy", finalize_renewed_at=timezone.now()
     )
     assert run(upload_finalize, str(upload.id)) == "finalizing"
     stored = Upload.objects.get(pk=upload.pk)
     assert (stored.finalize_token, stored.content.status) == ("busy", ContentStatus.UPLOADING)
     assert ready_signals == []
+
+
+def test_a_retry_of_the_same_task_takes_its_claim_back(tus, video_bytes):
+    """The task failed on a database error mid-way and Celery retries it (same task id): its
+    claim, still fresh, is its own."""
+    upload = upload_of(tus.upload(video_bytes, chunk=len(video_bytes), filename="v.mp4"))
+    Upload.objects.filter(pk=upload.pk).update(
+        state=UploadState.FINALIZING,
+        finalize_token="task-7",
+        finalize_renewed_at=timezone.now(),
+    )
+    result = upload_finalize.apply(args=json.loads(json.dumps([str(upload.id)])), task_id="task-7")
+    assert result.get() == "finalized"
+    assert Upload.objects.get(pk=upload.pk).content.status == ContentStatus.QUEUED
+
+
+def test_a_claim_not_renewed_within_the_lease_is_taken_over(tus, video_bytes):
+    """The worker died (or its task gave up retrying) minutes ago: not hours of waiting."""
+    upload = upload_of(tus.upload(video_bytes, chunk=len(video_bytes), filename="v.mp4"))
+    Upload.objects.filter(pk=upload.pk).update(
+        state=UploadState.FINALIZING,
+        finalize_token="dead-task",
+        finalize_renewed_at=timezone.now() - FINALIZE_LEASE - timedelta(seconds=1),
+    )
+    assert run(upload_finalize, str(upload.id)) == "finalized"
+
+
+def test_the_claim_is_renewed_while_reading_and_lost_when_taken_over(tus):
+    upload = upload_of(tus.upload(b"x" * 100, chunk=100))
+    before = timezone.now() - timedelta(minutes=1)
+    Upload.objects.filter(pk=upload.pk).update(
+        state=UploadState.FINALIZING, finalize_token="mine", finalize_renewed_at=before
+    )
+    claim = FinalizeClaim(str(upload.id), "mine")
+    claim.renew()  # called after every chunk; writes only every RENEW_EVERY seconds
+    assert Upload.objects.get(pk=upload.pk).finalize_renewed_at == before
+    claim.renewed_at -= RENEW_EVERY
+    claim.renew()
+    assert Upload.objects.get(pk=upload.pk).finalize_renewed_at > before
+    Upload.objects.filter(pk=upload.pk).update(finalize_token="another")
+    claim.renewed_at -= RENEW_EVERY
+    with pytest.raises(ClaimLost):
+        claim.renew()
+
+
+def test_a_renewal_with_the_database_away_lets_the_read_go_on(tmp_path):
+    """In a process whose PostgreSQL refuses connections, the renewal logs and returns: the
+    hashing goes on, and the final write (or the task's retry) decides."""
+    with fault_proxy(5432) as postgres:
+        postgres.down()
+        env = embedded_env(
+            tmp_path,
+            DJANGO_SETTINGS_MODULE="streamgate.settings.test",
+            DATABASE_URL=f"postgres://root@127.0.0.1:{postgres.port}/nowhere",
+            DATABASE_CONN_MAX_AGE="60",  # a plain connection: refused at once, no pool wait
+            LOG_FORMAT="plain",
+        )
+        script = (
+            "from apps.uploads.finalize import FinalizeClaim\n"
+            "claim = FinalizeClaim('0b5c5d2e-4b8f-4d5e-9d47-1f0f5d1c2a3b', 'mine', renewed_at=0)\n"
+            "claim.renew()\n"
+            "claim.renew()\n"
+            "print('read goes on')\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.stdout.strip().splitlines()[-1] == "read goes on", result.stderr
+    # One warning: the second call came before RENEW_EVERY, so it did not try again.
+    assert result.stderr.count("finalize claim not renewed, the database is unavailable") == 1
 
 
 @pytest.mark.parametrize(
@@ -263,6 +343,32 @@ def test_reaper_resends_lost_finalizations(tus, django_capture_on_commit_callbac
     assert [(c.task.name, c.args) for c in callbacks] == [
         ("apps.uploads.tasks.upload_finalize", (str(upload.id),))
     ]
+
+
+def test_reaper_resends_finalizations_whose_claim_went_stale(
+    tus, django_capture_on_commit_callbacks
+):
+    stale = upload_of(tus.upload(b"x" * 10, chunk=10))
+    fresh = upload_of(tus.upload(b"y" * 10, chunk=10))
+    now = timezone.now()
+    Upload.objects.filter(pk=stale.pk).update(
+        state=UploadState.FINALIZING,
+        finalize_token="dead",
+        finalize_renewed_at=now - FINALIZE_LEASE - timedelta(seconds=1),
+    )
+    Upload.objects.filter(pk=fresh.pk).update(
+        state=UploadState.FINALIZING, finalize_token="alive", finalize_renewed_at=now
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert run(uploads_reap)["refinalized"] == 1
+    assert [c.args for c in callbacks] == [(str(stale.id),)]
+
+
+def test_nothing_stays_finalizing_for_more_than_a_few_minutes(settings):
+    """A claim goes stale FINALIZE_LEASE after its last renewal; the next reaper run resends it."""
+    reap_every = timedelta(seconds=settings.CELERY_BEAT_SCHEDULE["uploads-reap"]["schedule"])
+    assert FINALIZE_LEASE + reap_every <= timedelta(minutes=5)
+    assert FINALIZE_LEASE.total_seconds() >= RENEW_EVERY * 4  # a few missed renewals are fine
 
 
 def test_the_file_is_sniffed_not_judged_by_its_name(tus, media_root, video_bytes, ready_signals):
