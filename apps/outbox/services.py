@@ -52,7 +52,8 @@ def outbox_add(
 
 def outbox_send(*, message: OutboxMessage) -> bool:
     """Publish the message's task and delete the row; False (the row kept, a warning logged)
-    when the broker is away. Fails in about a second at most, never hangs a request."""
+    when the broker is away. A broker that refuses connections fails it within milliseconds;
+    one that accepts and never answers, after the transport's socket timeout."""
     try:
         app.send_task(
             message.task,
