@@ -18,7 +18,7 @@ from kombu import Exchange, Queue
 from apps.content.storage import StorageUnavailable
 
 if TYPE_CHECKING:
-    from apps.outbox.models import OutboxMessage
+    from apps.content.models import OutboxMessage
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
@@ -70,10 +70,10 @@ RETRY_TRANSIENT: dict[str, Any] = {
 class EnqueueOnCommit:
     """A callback that sends one task when the surrounding transaction commits.
 
-    The task is also written to the outbox in that transaction (``apps.outbox``): if the broker
-    is away at commit, the send is logged and left to the outbox relay instead of failing the
-    request that already committed its work. An object rather than a lambda so that tests can
-    read what a service enqueued from ``django_capture_on_commit_callbacks`` without running it.
+    The task is also written to the outbox in that transaction (apps/content/outbox.py): if the
+    broker is away at commit, the send is logged and left to the outbox relay instead of failing
+    the request that already committed its work. An object rather than a lambda so that tests
+    can read what a service enqueued from ``django_capture_on_commit_callbacks`` without running it.
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class EnqueueOnCommit:
         self.message = message
 
     def __call__(self) -> None:
-        from apps.outbox.services import outbox_send
+        from apps.content.outbox import outbox_send
 
         outbox_send(message=self.message)
 
@@ -112,7 +112,7 @@ def enqueue_on_commit_with(task: Task, args: tuple, *, options: dict[str, Any]) 
 
 
 def _enqueue(task: Task, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
-    from apps.outbox.services import outbox_add
+    from apps.content.outbox import outbox_add
 
     message = outbox_add(task=task.name, args=args, kwargs=kwargs, options=options)
     transaction.on_commit(EnqueueOnCommit(task, args, kwargs, options, message=message))

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.content.outbox import outbox_relay as relay
 from apps.content.storage import renditions_prefix, source_prefix, storage_delete_prefix
 from streamgate.celery import RETRY_TRANSIENT
 
@@ -19,3 +20,9 @@ def content_files_delete(content_id: str) -> int:
     )
     logger.info("content files deleted", extra={"content_id": content_id, "files": removed})
     return removed
+
+
+@shared_task(name="apps.content.tasks.outbox_relay", ignore_result=True)
+def outbox_relay() -> dict[str, int]:
+    """Beat: send the tasks that committed while the broker was away."""
+    return relay()

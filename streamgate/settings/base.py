@@ -58,7 +58,6 @@ INSTALLED_APPS = [
     "apps.transcode",
     "apps.access",
     "apps.chain",
-    "apps.outbox",
 ]
 
 MIDDLEWARE = [
@@ -415,13 +414,14 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Tasks sent while the broker was away wait in the outbox (apps/outbox); the relay sends those
-# older than the grace (which leaves the sender's own attempt alone) every OUTBOX_RELAY_SECONDS.
-# Beat needs the broker too, so the first relay runs within grace + period of its return.
+# Tasks sent while the broker was away wait in the outbox (apps/content/outbox.py); the relay
+# sends those older than the grace (which leaves the sender's own attempt alone) every
+# OUTBOX_RELAY_SECONDS. Beat needs the broker too, so the first relay runs within grace +
+# period of its return.
 OUTBOX_GRACE_SECONDS = env.int("OUTBOX_GRACE_SECONDS", default=10)
 OUTBOX_RELAY_SECONDS = env.float("OUTBOX_RELAY_SECONDS", default=20)
 CELERY_BEAT_SCHEDULE = {
-    "outbox-relay": {"task": "apps.outbox.tasks.outbox_relay", "schedule": OUTBOX_RELAY_SECONDS},
+    "outbox-relay": {"task": "apps.content.tasks.outbox_relay", "schedule": OUTBOX_RELAY_SECONDS},
     "uploads-reap": {"task": "apps.uploads.tasks.uploads_reap", "schedule": 120},
     "transcode-reap": {"task": "apps.transcode.tasks.transcode_reap", "schedule": 60},
     "chain-index": {"task": "apps.chain.tasks.chain_index_all", "schedule": 15},

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.content.models import Content, ContentStatus
-from apps.outbox.models import OutboxMessage
+from apps.content.models import Content, ContentStatus, OutboxMessage
 from apps.uploads.models import Upload, UploadState
 from tests.support.faults import fault_proxy
 from tests.support.media import make_padded_video
@@ -142,7 +141,7 @@ def test_production_relay_timing_keeps_the_promise():
     from streamgate.settings import base
 
     assert base.CELERY_BEAT_SCHEDULE["outbox-relay"] == {
-        "task": "apps.outbox.tasks.outbox_relay",
+        "task": "apps.content.tasks.outbox_relay",
         "schedule": base.OUTBOX_RELAY_SECONDS,
     }
     assert base.OUTBOX_GRACE_SECONDS + base.OUTBOX_RELAY_SECONDS <= 30

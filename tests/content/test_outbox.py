@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.content.models import OutboxMessage
+from apps.content.outbox import outbox_add, outbox_relay
 from apps.content.tasks import content_files_delete
-from apps.outbox.models import OutboxMessage
-from apps.outbox.services import outbox_add, outbox_relay
 from apps.uploads.tasks import upload_finalize
 from streamgate.celery import enqueue_on_commit
 from tests.support.faults import fault_proxy
@@ -120,7 +120,7 @@ def test_the_relay_keeps_rows_while_the_broker_is_away(tmp_path):
             env,
             "shell",
             "-c",
-            "from apps.outbox.services import outbox_relay; print(outbox_relay())",
+            "from apps.content.outbox import outbox_relay; print(outbox_relay())",
         )
     assert out.strip().splitlines()[-1] == "{'sent': 0, 'unsent': 1}"
     first, second = OutboxMessage.objects.order_by("pk")
@@ -144,8 +144,8 @@ def test_a_task_sent_whose_row_cannot_be_deleted_counts_as_sent(tmp_path, broker
             LOG_FORMAT="plain",
         )
         script = (
-            "from apps.outbox.models import OutboxMessage\n"
-            "from apps.outbox.services import outbox_send\n"
+            "from apps.content.models import OutboxMessage\n"
+            "from apps.content.outbox import outbox_send\n"
             "message = OutboxMessage(pk=41, task='apps.content.tasks.content_files_delete',"
             " args=['c-4'], kwargs={}, options={})\n"
             "print(outbox_send(message=message))\n"

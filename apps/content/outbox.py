@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from apps.outbox.models import OutboxMessage
+from apps.content.models import OutboxMessage
 from streamgate.celery import app
 
 logger = logging.getLogger(__name__)
