@@ -395,8 +395,13 @@ STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
 _broker = celery_broker_config(REDIS_URL, VAR_DIR / "celery")
 CELERY_BROKER_URL = _broker["broker_url"]
+CELERY_BROKER_TRANSPORT = _broker["broker_transport"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _broker["broker_transport_options"]
 CELERY_RESULT_BACKEND = _broker["result_backend"]
+# A task's result written on a connection Redis dropped meanwhile is retried (a new connection),
+# not turned into a failure of a task whose work is done; bounded, backing off up to 10 s.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 12
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
