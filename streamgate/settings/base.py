@@ -295,6 +295,9 @@ TRANSCODE_STORYBOARD = {"interval": 5, "width": 160, "columns": 10, "rows": 10}
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 TRANSCODE_HEARTBEAT_SECONDS = 5
 TRANSCODE_STALE_AFTER_SECONDS = env.int("TRANSCODE_STALE_AFTER_SECONDS", default=60)
+# How long a running job waits for the database to come back (a restart, a failover) before it
+# gives up and is retried; FFmpeg goes on encoding meanwhile.
+TRANSCODE_DATABASE_PATIENCE = env.int("TRANSCODE_DATABASE_PATIENCE", default=120)
 # Time limit of a transcode task: this many seconds per second of video, at least the minimum.
 TRANSCODE_SECONDS_PER_MEDIA_SECOND = env.float("TRANSCODE_SECONDS_PER_MEDIA_SECOND", default=10)
 TRANSCODE_MIN_TIME_LIMIT = 600
