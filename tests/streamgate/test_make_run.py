@@ -75,7 +75,6 @@ def test_a_killed_process_comes_back_and_the_others_keep_serving(stack_env, logs
     log = logs_dir / "run.log"
     web = f"http://127.0.0.1:{web_port}/healthz"
     args = [str(BIN / "supervisord"), "--configuration", str(ROOT / "supervisord.conf")]
-    started: dict[str, list[int]] = {}
     try:
         with spawned(args, env=env, log=log) as supervisor:
             wait_for_port(web_port, timeout=60, process=supervisor, log=log)
@@ -111,7 +110,7 @@ def test_a_killed_process_comes_back_and_the_others_keep_serving(stack_env, logs
         # Every line a process printed carries its name.
         assert re.search(r"^web    \| INFO: +Uvicorn running on", text, re.MULTILINE)
         assert re.search(r"^flower \| ", text, re.MULTILINE)
-    finally:
-        for pid in (pid for pids in started.values() for pid in pids):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    finally:  # nothing outlives a failed test, not even a process supervisord restarted
+        spawned_at_all = spawned_pids(log) if log.exists() else {}
+        for pid in (pid for pids in spawned_at_all.values() for pid in pids if alive(pid)):
+            os.kill(pid, signal.SIGKILL)
