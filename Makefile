@@ -43,7 +43,8 @@ contracts: contracts/node_modules/.installed
 	cd contracts && node compile.mjs
 
 ## run: install, migrate, print the demo and Flower logins, then serve web + worker + beat + flower
-# Every entry point defaults to the production settings; `make run` is the laptop.
+# Every entry point defaults to the production settings; `make run` is the laptop. supervisord
+# runs the Procfile's processes and restarts one that dies (supervisord.conf); Ctrl-C stops all.
 run: export DJANGO_SETTINGS_MODULE ?= streamgate.settings.local
 run: $(VENV)/.base-installed static/dist/.built
 	$(BIN)/python manage.py migrate --noinput
@@ -54,8 +55,8 @@ run: $(VENV)/.base-installed static/dist/.built
 	@echo "Flower on http://127.0.0.1:$(FLOWER_PORT)/  (login $$(cat var/flower-login))"
 	@rm -rf var/prometheus && mkdir -m 700 var/prometheus
 	umask 077 && WEB_PORT=$(PORT) FLOWER_PORT=$(FLOWER_PORT) FLOWER_BASIC_AUTH=$$(cat var/flower-login) \
-		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
-		$(BIN)/honcho --procfile Procfile start
+		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus SUPERVISOR_RUN_DIR=$(CURDIR)/var \
+		$(BIN)/supervisord --configuration supervisord.conf
 
 ## test: dev dependencies, PostgreSQL + Redis up, lint, the whole suite
 test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built

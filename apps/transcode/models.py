@@ -49,6 +49,13 @@ class TranscodeJob(models.Model):
         null=True, blank=True, help_text="Seconds of video encoded per second of work."
     )
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it.")
+    task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task running it.")
+    task_retries = models.PositiveSmallIntegerField(
+        default=0, help_text="Which retry of that task claimed it (a later one may take it back)."
+    )
+    interruption = models.CharField(
+        max_length=300, blank=True, help_text="What last interrupted it, and what became of it."
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

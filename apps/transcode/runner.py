@@ -3,7 +3,9 @@
 The job beats a heart in the database (a conditional UPDATE that also proves the job is still
 ours: a missed beat means it was cancelled, deleted or taken over) from a watchdog thread, so
 that even an FFmpeg that stalls on its input is stopped within seconds of a cancellation.
-Progress goes to the content's websocket group, throttled.
+Progress goes to the content's websocket group, throttled. A database outage does not stop the
+encode: the watchdog keeps beating on new connections, progress is skipped, and the stage
+writes wait for the database (apps/transcode/outage.py).
 """
 
 import logging
@@ -14,7 +16,6 @@ from fractions import Fraction
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from apps.content.models import ContentStatus
@@ -32,6 +33,7 @@ from apps.transcode.ladder import (
     rungs_from_settings,
 )
 from apps.transcode.models import JobStage, JobState, TranscodeJob
+from apps.transcode.outage import DATABASE_AWAY, reset_connection, wait_out
 from apps.transcode.packaging import Package, package
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
 from apps.transcode.publishing import publish_outputs
@@ -45,6 +47,9 @@ STAGE_SPAN = {
     JobStage.PACKAGE: (90, 92),
     JobStage.PUBLISH: (92, 100),
 }
+# After a progress write found the database away, the next ones wait this long (each failed try
+# can block for the connection pool's timeout, on the thread that reads FFmpeg's output).
+PROGRESS_PAUSE_SECONDS = 5.0
 
 
 class Cancelled(Exception):
@@ -62,6 +67,10 @@ class JobRun:
     beat_at: float = 0.0
     sent_at: float = 0.0
     beat_lock: threading.Lock = field(default_factory=threading.Lock)
+    # During a database outage: when it was first noticed (monotonic), and until when progress
+    # writes are skipped.
+    away_since: float | None = None
+    progress_paused_until: float = 0.0
 
     def enter(self, stage: str) -> None:
         self.finish_stage()
@@ -74,17 +83,38 @@ class JobRun:
             self.job.stage_seconds[self.stage] = round(time.monotonic() - self.stage_started, 3)
 
     def alive(self, *, force: bool = False, **fields) -> None:
-        """Beat the heart; Cancelled when the job is no longer ours to run."""
+        """Beat the heart, waiting out a database outage; Cancelled when the job is no longer
+        ours to run."""
+        wait_out(lambda: self.beat(force=force, **fields), job_id=str(self.job.pk), what="beat")
+
+    def beat(self, *, force: bool = False, **fields) -> None:
+        """One beat; Cancelled when the job is no longer ours. A database error propagates; the
+        first beat after an outage records on the job how long the job waited for it."""
         with self.beat_lock:
             now = time.monotonic()
             if not force and now - self.beat_at < settings.TRANSCODE_HEARTBEAT_SECONDS:
                 return
-            beating = TranscodeJob.objects.filter(
-                pk=self.job.pk, state=JobState.RUNNING, worker=self.worker
-            ).update(heartbeat_at=timezone.now(), **fields)
+            if self.away_since is not None:
+                fields["interruption"] = (
+                    f"The database was unavailable for about {round(now - self.away_since)} s;"
+                    " the job waited for it and went on."
+                )
+            try:
+                beating = TranscodeJob.objects.filter(
+                    pk=self.job.pk, state=JobState.RUNNING, worker=self.worker
+                ).update(heartbeat_at=timezone.now(), **fields)
+            except DATABASE_AWAY:
+                self.database_away()
+                raise
+            self.away_since = None
             if not beating:
                 raise Cancelled(str(self.job.pk))
             self.beat_at = now
+
+    def database_away(self) -> None:
+        """Note that a write found the database away (the first time of an outage counts)."""
+        if self.away_since is None:
+            self.away_since = time.monotonic()
 
     def progress(self, percent: float, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -92,9 +122,21 @@ class JobRun:
             return
         self.sent_at = now
         start, end = STAGE_SPAN[self.stage]
-        content_progress_set(
-            content_id=self.job.content_id, progress=int(start + (end - start) * percent / 100)
-        )
+        if now >= self.progress_paused_until:
+            try:
+                content_progress_set(
+                    content_id=self.job.content_id,
+                    progress=int(start + (end - start) * percent / 100),
+                )
+            except DATABASE_AWAY as error:
+                # Progress is advisory: the encode goes on, and so do the websocket messages.
+                self.database_away()
+                self.progress_paused_until = now + PROGRESS_PAUSE_SECONDS
+                reset_connection()
+                logger.warning(
+                    "progress not saved; the database is unavailable",
+                    extra={"job_id": str(self.job.pk), "error": str(error)[:200]},
+                )
         content_broadcast(
             content_id=self.job.content_id,
             message={"type": "transcode", "stage": self.stage, "percent": round(percent, 1)},
@@ -135,8 +177,13 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
     run.enter(JobStage.ENCODE)
     (workdir / "storyboard").mkdir(parents=True)
     result = _encode(run, args, plan.duration)
-    TranscodeJob.objects.filter(pk=job.pk).update(
-        exit_code=result.exit_code, stderr_tail=result.stderr_tail
+    wait_out(
+        lambda: TranscodeJob.objects.filter(pk=job.pk).update(
+            exit_code=result.exit_code, stderr_tail=result.stderr_tail
+        ),
+        job_id=str(job.pk),
+        what="encode result",
+        on_failure=run.database_away,
     )
     if result.cancelled:
         raise Cancelled(str(job.pk))
@@ -197,12 +244,19 @@ def _encode(run: JobRun, args: list[str], duration: float) -> ffmpeg.RunResult:
         try:
             while not finished.wait(settings.TRANSCODE_HEARTBEAT_SECONDS):
                 try:
-                    run.alive(force=True)
+                    run.beat(force=True)
                 except Cancelled:
                     encoder.stop()
                     return
+                except DATABASE_AWAY as error:
+                    # FFmpeg needs no database: it goes on, and the next beat reconnects.
+                    reset_connection()
+                    logger.warning(
+                        "heartbeat failed; the database is unavailable",
+                        extra={"job_id": str(run.job.pk), "error": str(error)[:200]},
+                    )
         finally:
-            connection.close()  # this thread's own database connection
+            reset_connection()  # this thread's own database connection
 
     watchdog = threading.Thread(target=watch, name=f"transcode-watchdog-{run.job.pk}", daemon=True)
     watchdog.start()

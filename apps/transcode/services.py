@@ -24,6 +24,7 @@ from apps.content.storage import StorageUnavailable, storage_delete_prefix
 from apps.transcode import ffmpeg
 from apps.transcode.ladder import UnusableSource
 from apps.transcode.models import FINISHED_STATES, JobState, TranscodeJob
+from apps.transcode.outage import wait_out
 from apps.transcode.packaging import PackagingError
 from apps.transcode.probe import NotMedia
 from apps.transcode.runner import Cancelled, JobRun, Outcome, execute
@@ -35,6 +36,16 @@ logger = logging.getLogger(__name__)
 
 # Failures that say nothing about the video: the job goes back to the queue and is retried.
 TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError)
+
+# Why a job ended or started again, for the job record (staff) and the creator.
+WORKER_STOPPED = "The worker encoding this video stopped; it was started again."
+WORKER_SILENT = "The worker encoding this video stopped answering; it was started again."
+RESTARTED_DATABASE = "Restarted after the database was unavailable."
+RESTARTED_STORAGE = "Restarted after storage was unavailable."
+
+
+def restart_reason(error: BaseException) -> str:
+    return RESTARTED_STORAGE if isinstance(error, StorageUnavailable) else RESTARTED_DATABASE
 
 
 def this_worker() -> str:
@@ -106,11 +117,26 @@ def on_source_ready(*, content_id: str) -> None:
 # --- running ----------------------------------------------------------------------------------
 
 
-def _claim(job_id: str, worker: str) -> TranscodeJob | None:
+def _claim(job_id: str, worker: str, *, task_id: str, task_retries: int) -> TranscodeJob | None:
     now = timezone.now()
-    claimed = TranscodeJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-        state=JobState.RUNNING, worker=worker, started_at=now, heartbeat_at=now, stage=""
-    )
+    running = {
+        "state": JobState.RUNNING,
+        "worker": worker,
+        "started_at": now,
+        "heartbeat_at": now,
+        "stage": "",
+        "task_id": task_id,
+        "task_retries": task_retries,
+    }
+    claimed = TranscodeJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(**running)
+    if not claimed and task_id:
+        # A retry of the task whose run ended on a database error and could not put the job
+        # back in the queue (the database was away): that run is over, since Celery sends the
+        # retry only after it, so the job is this retry's to take back at once. A second
+        # delivery of the same message (same retry count) is not.
+        claimed = TranscodeJob.objects.filter(
+            pk=job_id, state=JobState.RUNNING, task_id=task_id, task_retries__lt=task_retries
+        ).update(**running, interruption=RESTARTED_DATABASE)
     job = TranscodeJob.objects.select_related("content").filter(pk=job_id).first()
     if claimed:
         return job
@@ -119,7 +145,7 @@ def _claim(job_id: str, worker: str) -> TranscodeJob | None:
         # the next one starts here and now.
         successor = worker_lost(job=job).successor
         if successor is not None:
-            return _claim(str(successor.id), worker)
+            return _claim(str(successor.id), worker, task_id=task_id, task_retries=task_retries)
     return None
 
 
@@ -142,18 +168,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def transcode_run(*, job_id: str, worker: str | None = None) -> TranscodeJob | None:
+def transcode_run(
+    *, job_id: str, worker: str | None = None, task_id: str = "", task_retries: int = 0
+) -> TranscodeJob | None:
     """Run a queued job to the end: published, failed with a message, or cancelled.
 
     A transient failure (storage, database) puts the job back in the queue and propagates,
-    for the task to retry.
+    for the task to retry; a retry of the same task (``task_id``, a higher ``task_retries``)
+    takes back a job that could not be put back because the database was away.
     """
     worker = worker or this_worker()
     _sweep_work_dirs()
-    job = _claim(job_id, worker)
+    job = _claim(job_id, worker, task_id=task_id, task_retries=task_retries)
     if job is None:
         logger.info("transcode job not ours to run", extra={"job_id": job_id})
         return TranscodeJob.objects.filter(pk=job_id).first()
+    if job.interruption:
+        # Started again: what the interrupted run uploaded goes, so nothing half-made remains.
+        logger.info(
+            "transcode restarted", extra={"job_id": job_id, "interruption": job.interruption}
+        )
+        _delete_outputs(job.output_prefix)
     workdir = Path(settings.TRANSCODE_WORK_DIR) / str(job.id)
     shutil.rmtree(workdir, ignore_errors=True)
     try:
@@ -162,7 +197,7 @@ def transcode_run(*, job_id: str, worker: str | None = None) -> TranscodeJob | N
             workdir,
             source_seconds=time_limits(job.content.duration)["time_limit"] + 600,
         )
-        _publish(job, outcome)
+        wait_out(lambda: _publish(job, outcome), job_id=job_id, what="publish")
     except (NotMedia, UnusableSource) as error:
         _fail(job, str(error))
     except ffmpeg.EncodeFailed as error:
@@ -174,8 +209,8 @@ def transcode_run(*, job_id: str, worker: str | None = None) -> TranscodeJob | N
     except Cancelled:
         logger.info("transcode cancelled", extra={"job_id": job_id})
         _delete_outputs(job.output_prefix)
-    except TRANSIENT:
-        _requeue(job, worker)
+    except TRANSIENT as error:
+        _requeue(job, worker, reason=restart_reason(error))
         raise
     except BaseException as error:  # a time limit, a bug: record it, then let it propagate
         _fail(job, _unexpected_message(error))
@@ -185,13 +220,13 @@ def transcode_run(*, job_id: str, worker: str | None = None) -> TranscodeJob | N
     return TranscodeJob.objects.filter(pk=job_id).first()
 
 
-def _requeue(job: TranscodeJob, worker: str) -> None:
+def _requeue(job: TranscodeJob, worker: str, *, reason: str) -> None:
     try:
         TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=worker).update(
-            state=JobState.QUEUED, worker="", enqueued_at=timezone.now()
+            state=JobState.QUEUED, worker="", enqueued_at=timezone.now(), interruption=reason
         )
     except DatabaseError:
-        # The database is what failed: the reaper restarts the job once its heart stops.
+        # The database is what failed: the task's retry takes the job back (_claim).
         logger.warning("could not requeue the job", extra={"job_id": str(job.pk)}, exc_info=True)
 
 
@@ -234,6 +269,8 @@ def _publish(job: TranscodeJob, outcome: Outcome) -> None:
     with transaction.atomic():
         current = TranscodeJob.objects.select_for_update().filter(pk=job.pk).first()
         content = Content.objects.select_for_update().filter(pk=job.content_id).first()
+        if current is not None and content is not None and content.published_job_id == job.pk:
+            return  # an earlier try committed, and the database went away before it could say
         if current is None or content is None or current.state != JobState.RUNNING:
             raise Cancelled(str(job.pk))
         Rendition.objects.filter(content=content).delete()
@@ -337,7 +374,9 @@ def _restarts_in_a_row(content: Content) -> int:
     return count
 
 
-def worker_lost(*, job: TranscodeJob, stale_before: datetime | None = None) -> WorkerLost:
+def worker_lost(
+    *, job: TranscodeJob, stale_before: datetime | None = None, error: str = WORKER_STOPPED
+) -> WorkerLost:
     """End a job whose worker died and queue the next attempt, or fail the content when
     TRANSCODE_MAX_ATTEMPTS attempts in a row died. With ``stale_before``, only a job whose
     last heartbeat is older (a job that beat meanwhile is alive after all)."""
@@ -345,11 +384,7 @@ def worker_lost(*, job: TranscodeJob, stale_before: datetime | None = None) -> W
         ending = TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=job.worker)
         if stale_before is not None:
             ending = ending.filter(heartbeat_at__lt=stale_before)
-        ended = ending.update(
-            state=JobState.FAILED,
-            error="The worker encoding this video stopped; it was started again.",
-            finished_at=timezone.now(),
-        )
+        ended = ending.update(state=JobState.FAILED, error=error, finished_at=timezone.now())
         if not ended:
             return WorkerLost(ended=False)
         prefix = job.output_prefix
@@ -378,7 +413,8 @@ def transcode_reap() -> dict[str, int]:
     counts = {"restarted": 0, "resent": 0, "requested": 0}
     stale = now - timedelta(seconds=settings.TRANSCODE_STALE_AFTER_SECONDS)
     for job in TranscodeJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=stale):
-        if worker_lost(job=job, stale_before=stale).ended:
+        # Missed heartbeats: the worker died, hung or lost the database for too long.
+        if worker_lost(job=job, stale_before=stale, error=WORKER_SILENT).ended:
             counts["restarted"] += 1
             logger.warning("transcode worker lost", extra={"job_id": str(job.id)})
     forgotten = TranscodeJob.objects.filter(

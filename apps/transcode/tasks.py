@@ -15,15 +15,18 @@ logger = logging.getLogger(__name__)
 def transcode_job(self, job_id: str) -> str | None:
     """Run one transcode job. Time limits come with each call, scaled to the video's length.
 
-    Safe to receive twice: only a queued job can be claimed, and a job whose worker died is
-    ended and replaced by its next attempt.
+    Safe to receive twice: only a queued job can be claimed (or taken back by a retry of this
+    task), and a job whose worker died is ended and replaced by its next attempt.
     """
     try:
-        job = services.transcode_run(job_id=job_id)
+        job = services.transcode_run(
+            job_id=job_id, task_id=self.request.id or "", task_retries=self.request.retries
+        )
     except TRANSIENT as error:
         if self.request.retries >= self.max_retries:
+            away = "Storage" if isinstance(error, StorageUnavailable) else "The database"
             services.transcode_give_up(
-                job_id=job_id, message="Storage was unavailable for too long; retry later."
+                job_id=job_id, message=f"{away} was unavailable for too long; retry later."
             )
             raise
         raise self.retry(exc=error, countdown=min(600, 15 * 2**self.request.retries)) from error

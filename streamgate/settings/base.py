@@ -295,6 +295,9 @@ TRANSCODE_STORYBOARD = {"interval": 5, "width": 160, "columns": 10, "rows": 10}
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 TRANSCODE_HEARTBEAT_SECONDS = 5
 TRANSCODE_STALE_AFTER_SECONDS = env.int("TRANSCODE_STALE_AFTER_SECONDS", default=60)
+# How long a running job waits for the database to come back (a restart, a failover) before it
+# gives up and is retried; FFmpeg goes on encoding meanwhile.
+TRANSCODE_DATABASE_PATIENCE = env.int("TRANSCODE_DATABASE_PATIENCE", default=120)
 # Time limit of a transcode task: this many seconds per second of video, at least the minimum.
 TRANSCODE_SECONDS_PER_MEDIA_SECOND = env.float("TRANSCODE_SECONDS_PER_MEDIA_SECOND", default=10)
 TRANSCODE_MIN_TIME_LIMIT = 600
@@ -395,8 +398,13 @@ STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
 _broker = celery_broker_config(REDIS_URL, VAR_DIR / "celery")
 CELERY_BROKER_URL = _broker["broker_url"]
+CELERY_BROKER_TRANSPORT = _broker["broker_transport"]
 CELERY_BROKER_TRANSPORT_OPTIONS = _broker["broker_transport_options"]
 CELERY_RESULT_BACKEND = _broker["result_backend"]
+# A task's result written on a connection Redis dropped meanwhile is retried (a new connection),
+# not turned into a failure of a task whose work is done; bounded, backing off up to 10 s.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 12
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"

@@ -145,10 +145,18 @@ def celery_broker_config(redis_url: str, folder: Path) -> dict[str, Any]:
     if redis_url:
         return {
             "broker_url": redis_url,
+            # kombu's Redis transport with a fix that keeps a Redis outage from stopping the
+            # worker (streamgate/broker.py); other schemes (rediss, sentinel) keep kombu's own.
+            "broker_transport": (
+                "streamgate.broker:Transport" if redis_url.startswith("redis://") else None
+            ),
             "broker_transport_options": {
                 "visibility_timeout": REDIS_VISIBILITY_TIMEOUT,
                 "socket_connect_timeout": 3,
                 "socket_timeout": 10,
+                # A consumer whose connection died silently notices within ~20 s (kombu's
+                # default, 25, leaves it deaf for up to 51 s after a short outage).
+                "health_check_interval": 10,
             },
             "result_backend": redis_url,
         }
@@ -157,6 +165,7 @@ def celery_broker_config(redis_url: str, folder: Path) -> dict[str, Any]:
         sub.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
+        "broker_transport": None,
         "broker_transport_options": {
             "data_folder_in": str(messages),
             "data_folder_out": str(messages),

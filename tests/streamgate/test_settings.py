@@ -23,6 +23,10 @@ print(json.dumps({
     "layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
     "layer_config": settings.CHANNEL_LAYERS["default"]["CONFIG"],
     "broker": app.conf.broker_url,
+    "broker_transport": app.conf.broker_transport,
+    "broker_connection": type(app.connection_for_write().transport).__module__,
+    "health_check_interval": app.conf.broker_transport_options.get("health_check_interval"),
+    "results_retry": app.conf.result_backend_always_retry,
     "results": app.conf.result_backend,
     "storage": settings.STORAGES["default"]["BACKEND"],
     "storage_options": {k: v for k, v in settings.STORAGES["default"]["OPTIONS"].items()
@@ -62,6 +66,7 @@ def test_embedded_defaults_with_no_environment(tmp_path):
     assert found["layer"] == "streamgate.channel_layers.FilesystemChannelLayer"
     assert found["layer_config"] == {"root": str(tmp_path / "channels")}
     assert found["broker"] == "filesystem://"
+    assert found["broker_transport"] is None
     assert found["results"] == f"file://{tmp_path / 'celery' / 'results'}"
     assert found["storage"] == "django.core.files.storage.FileSystemStorage"
     assert found["storage_options"]["location"] == str(tmp_path / "media")
@@ -89,6 +94,11 @@ def test_services_when_the_environment_names_them(tmp_path):
     assert host["address"] == "redis://127.0.0.1:6379/3"
     assert host["max_connections"] >= 1000  # websocket bursts, past redis-py's default 100
     assert found["broker"] == "redis://127.0.0.1:6379/3"
+    # kombu's Redis transport with our fix for outages (tests/transcode/test_broker_outage.py)
+    assert found["broker_transport"] == "streamgate.broker:Transport"
+    assert found["broker_connection"] == "streamgate.broker"
+    assert found["health_check_interval"] == 10
+    assert found["results_retry"] is True
     assert found["results"] == "redis://127.0.0.1:6379/3"
     assert found["visibility_timeout"] >= 24 * 3600
     assert found["storage"] == "storages.backends.s3.S3Storage"

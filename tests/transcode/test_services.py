@@ -10,6 +10,9 @@ from apps.content.models import ContentStatus
 from apps.transcode.ladder import UnusableSource, check_complete
 from apps.transcode.models import JobState, TranscodeJob
 from apps.transcode.services import (
+    RESTARTED_DATABASE,
+    WORKER_SILENT,
+    WORKER_STOPPED,
     transcode_reap,
     transcode_request,
     transcode_retry,
@@ -154,7 +157,7 @@ def test_reaper_restarts_a_job_whose_worker_died(clip, django_capture_on_commit_
     with django_capture_on_commit_callbacks() as callbacks:
         assert transcode_reap()["restarted"] == 1
     job.refresh_from_db()
-    assert job.state == JobState.FAILED
+    assert (job.state, job.error) == (JobState.FAILED, WORKER_SILENT)
     successor = TranscodeJob.objects.get(content=content, attempt=2)
     assert successor.state == JobState.QUEUED
     assert [c.args for c in callbacks if getattr(c, "task", None) is transcode_job] == [
@@ -225,10 +228,45 @@ def test_a_redelivered_task_of_a_dead_worker_starts_the_next_attempt(clip):
         heartbeat_at=timezone.now(),
     )
     finished = transcode_run(job_id=str(job.id))
-    assert finished.state == JobState.FAILED  # the dead worker's attempt
+    assert (finished.state, finished.error) == (JobState.FAILED, WORKER_STOPPED)  # known dead
     content.refresh_from_db()
     assert content.status == ContentStatus.READY
     assert content.published_job.attempt == 2
+
+
+def test_a_retry_of_the_same_task_takes_back_the_job_it_could_not_requeue(clip, media_root):
+    """Its run ended on a database error and could not put the job back in the queue."""
+    import os
+    import socket
+
+    content = store_source(ContentFactory(), clip)
+    job = transcode_request(content=content, enqueue=False)
+    TranscodeJob.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING,
+        worker=f"{socket.gethostname()}:{os.getpid()}",  # alive: not a dead worker's job
+        heartbeat_at=timezone.now(),
+        task_id="task-1",
+        task_retries=0,
+    )
+    leftover = media_root / job.output_prefix / "chunk-stream0-00009.m4s"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half an upload")
+    # The same message delivered again, or another task: not theirs to run.
+    assert transcode_run(job_id=str(job.id), task_id="task-1", task_retries=0).state == "running"
+    assert transcode_run(job_id=str(job.id), task_id="task-2", task_retries=3).state == "running"
+    assert leftover.exists()
+    # The task's retry takes it back at once, says why, and publishes a whole new set.
+    done = transcode_run(job_id=str(job.id), task_id="task-1", task_retries=1)
+    assert (done.state, done.interruption, done.task_retries) == (
+        JobState.SUCCEEDED,
+        RESTARTED_DATABASE,
+        1,
+    )
+    content.refresh_from_db()
+    assert (content.status, content.published_job_id) == (ContentStatus.READY, job.id)
+    assert not leftover.exists()
+    assert (media_root / job.output_prefix / "master.m3u8").exists()
+    assert TranscodeJob.objects.filter(content=content).count() == 1
 
 
 def test_worker_lost_only_ends_a_running_job(clip):
