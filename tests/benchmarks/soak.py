@@ -26,16 +26,20 @@ followed by a recovery period, then steady again (``--minutes`` in all), then a 
 uploads, viewers go on, until every upload has finished and every content is ready or failed
 (at most ``--drain-timeout`` s).
 
-Prints requests by outcome (per phase and per kind), latency p50/p95 per phase, each
+Prints requests by outcome (per phase and per kind), latency p50/p95 per phase and kind, each
 dependency's recovery after ``up()``, uploads, contents, encodes, sha256 checks, and every 500
-and stuck content with the log lines that explain it. Goals (exit status 1 when one is missed):
-no 5xx other than 503, every 503 with Retry-After, /readyz back within ``--recovery-goal`` s of
-each ``up()``, every upload finished, no stuck content, every upload's sha256 equal to its
-stored source's, the stack's processes still running.
+and stuck content with the log lines that explain it (every request is also written to
+requests.jsonl next to the logs, which are kept when a goal is missed). Goals (exit status 1
+when one is missed): no 5xx other than 503; every 503 to a client with Retry-After (/readyz
+answers load balancers, and is reported apart); /readyz 200 within ``--recovery-goal`` s of each
+``up()``; every upload finished; no stuck content (each ready, or failed with a message); every
+finished upload's sha256 equal to its stored source's (the file, the content's and the upload's
+rows); the stack's processes still running.
 """
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import resource
@@ -43,6 +47,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +139,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--seed", type=int, default=23)
-    parser.add_argument("--keep", action="store_true", help="keep logs and media (kept on failure)")
+    parser.add_argument("--keep", action="store_true", help="keep logs and media")
     return parser.parse_args()
 
 
@@ -191,10 +196,14 @@ def main() -> int:
         if proxies is not None:
             proxies.close()
         drop_database(database)
-        if passed and not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
+        if args.keep:
             print(f"\nlogs and media kept in {folder}")
+        elif passed:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:  # the logs are the evidence; the media would fill /tmp run after run
+            for name in ("uploads", "var"):
+                shutil.rmtree(folder / name, ignore_errors=True)
+            print(f"\nlogs kept in {folder}")
     return 0 if passed else 1
 
 
@@ -267,6 +276,10 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
             }
             for name, process in processes.items()
         }
+        t0 = soak.phases[0][1]
+        with (folder / "requests.jsonl").open("w") as out:  # every request, for a closer look
+            for row in soak.recorder.rows:
+                out.write(json.dumps({**asdict(row), "started": row.started - t0}) + "\n")
         return report.print_report(
             soak=soak,
             dsn=dsn,

@@ -5,12 +5,14 @@ away and brings them back while they run."""
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,6 +33,8 @@ Phase = tuple[str, float, tuple[str, str] | None]
 
 @dataclass
 class Soak:
+    """The load and its records: what the clients did and saw, the phases as they ran."""
+
     args: argparse.Namespace  # the benchmark's options (rates, timeouts)
     port: int
     recorder: Recorder
@@ -52,6 +56,8 @@ class Soak:
     # -- creators ---------------------------------------------------------------------------
 
     def upload_one(self, token: str, index: int) -> UploadRecord:
+        """Upload a clip made unique by random padding, as a client that resumes after errors;
+        the record says whether it finished or why the client gave up."""
         clip = self.clips[index % len(self.clips)]
         padding = os.urandom(random.randint(64, 512) * 1024)  # unique bytes, a readable video
         data = clip + (len(padding) + 8).to_bytes(4, "big") + b"free" + padding
@@ -82,17 +88,18 @@ class Soak:
             record.gave_up = str(error)
         return record
 
-    def creator(self, number: int, counter: list[int]) -> None:
+    def creator(self, number: int, numbers: Iterator[int]) -> None:
+        """Start an upload every ``--upload-every`` s (creators take turns), until the drain."""
         token = self.creator_tokens[number]
         due = time.monotonic() + number * self.args.upload_every / len(self.creator_tokens)
         while not self.draining.wait(max(0.0, due - time.monotonic())):
-            counter[0] += 1
-            self.upload_one(token, counter[0])
+            self.upload_one(token, next(numbers))
             due = max(due + self.args.upload_every, time.monotonic())
 
     # -- viewers ----------------------------------------------------------------------------
 
     async def visit(self, token: str) -> None:
+        """One viewer's visit on a new connection: the catalog, a detail, or watching."""
         auth = {"Authorization": f"Bearer {token}"}
         http = HttpConnection(self.port, self.recorder, timeout=self.args.request_timeout)
         try:
@@ -160,6 +167,7 @@ class Soak:
         await asyncio.gather(*running, return_exceptions=True)
 
     async def readyz(self) -> None:
+        """/readyz twice a second, each probe on its own (a hung probe does not stop the next)."""
         running: set[asyncio.Task] = set()
 
         async def probe() -> None:
@@ -190,15 +198,15 @@ class Soak:
 
     async def run(self, timeline: list[Phase], proxies: Proxies) -> None:
         """The phases in order, each fault's service down for its phase; then the drain."""
+        self.t0_wall, self.recorder.phase = time.time(), timeline[0][0]
         loops = [asyncio.create_task(self.viewers()), asyncio.create_task(self.readyz())]
-        counter = [0]
+        numbers = itertools.count(1)
         creators = [
-            threading.Thread(target=self.creator, args=(n, counter), daemon=True)
+            threading.Thread(target=self.creator, args=(n, numbers), daemon=True)
             for n in range(len(self.creator_tokens))
         ]
         for thread in creators:
             thread.start()
-        self.t0_wall = time.time()
         for name, seconds, fault in timeline:
             start = time.monotonic()
             self.recorder.phase = name
