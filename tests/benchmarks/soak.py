@@ -15,7 +15,8 @@ Load, all along (rates are options; the load generator shares the two cores with
 - creators (``--creators``), each starting an upload every ``--upload-every`` s: a generated
   clip (tests/support/media.py) made unique by an MP4 ``free`` box of random bytes, sent with
   tuspy in ``--chunk-kib`` PATCHes ``--patch-pause`` s apart; after an error the client waits
-  (Retry-After when sent, else a capped backoff), asks the offset with HEAD and goes on;
+  (Retry-After when sent, else a capped backoff), asks the offset with HEAD and goes on; one
+  more upload starts ``--straddle`` s before each fault, so that one is in flight when it strikes;
 - viewers (Poisson arrivals, ``--rate`` visits/s, each a viewer's bearer token): 40% read the
   catalog, 30% a content's detail, 30% watch (playback grant, master playlist, media playlist,
   init segment and one media segment of a ready content);
@@ -130,6 +131,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--upload-every", type=float, default=12, help="seconds, per creator")
     parser.add_argument("--chunk-kib", type=int, default=256, help="tus PATCH size")
     parser.add_argument("--patch-pause", type=float, default=0.5, help="seconds between PATCHes")
+    parser.add_argument(
+        "--straddle", type=float, default=2, help="an extra upload starts this long before a fault"
+    )
     parser.add_argument("--clip-seconds", type=float, default=8)
     parser.add_argument("--clip-size", default="640x360")
     parser.add_argument("--request-timeout", type=float, default=30)

@@ -207,13 +207,26 @@ class Soak:
         ]
         for thread in creators:
             thread.start()
-        for name, seconds, fault in timeline:
+        before_fault = [bool(phase[2]) for phase in timeline[1:]] + [False]
+        for index, (name, seconds, fault) in enumerate(timeline):
             start = time.monotonic()
             self.recorder.phase = name
             if fault:
                 await asyncio.to_thread(proxies.set, *fault)
             print(f"  {start - self.phases[0][1] if self.phases else 0:6.1f} s  {name}", flush=True)
-            await asyncio.sleep(seconds)
+            ahead = self.args.straddle if before_fault[index] else 0
+            await asyncio.sleep(seconds - ahead)
+            if ahead:
+                # An upload started just before the fault is in flight when it strikes, however
+                # the creators' schedule happens to fall.
+                token = self.creator_tokens[index % len(self.creator_tokens)]
+                creators.append(
+                    threading.Thread(
+                        target=self.upload_one, args=(token, next(numbers)), daemon=True
+                    )
+                )
+                creators[-1].start()
+                await asyncio.sleep(ahead)
             if fault:
                 await asyncio.to_thread(proxies.set, fault[0], "up")
                 self.ups.append((name, time.monotonic()))

@@ -160,7 +160,12 @@ def recovery_section(soak, rows: list[Row]) -> list[Goal]:
         readyz = next((r for r in after if r.kind == "readyz" and r.status == 200), None)
         ok &= readyz is not None and readyz.started - t_up <= soak.args.recovery_goal
         until = next((start for _, start, _ in soak.phases if start > t_up + 1), float("inf"))
-        bad = [r for r in after if r.started < until and (r.status is None or r.status >= 500)]
+        # Requests cut short by the next fault are that fault's, not this one's.
+        bad = [
+            r
+            for r in after
+            if r.started + r.latency < until and (r.status is None or r.status >= 500)
+        ]
         moves = [(t, old, new) for t, _, old, new in soak.poller.history if t >= t_up]
         queued = next((t - t_up for t, old, new in moves if old == "uploading"), None)
         ready = next((t - t_up for t, _, new in moves if new == "ready"), None)
