@@ -241,6 +241,7 @@ class UploadRecord:
     retries: int = 0
     patches: int = 0
     orphans: list[float] = field(default_factory=list)  # when POSTs whose answer never came began
+    sending: tuple[str, float] | None = None  # the request awaiting its answer, and since when
 
 
 class ResumingUploader(Uploader):
@@ -285,8 +286,13 @@ class ResumingUploader(Uploader):
 
     # -- one request each, recorded ------------------------------------------------------------
 
+    def _begin(self, method: str) -> tuple[float, str]:
+        started = time.monotonic()
+        self.soak_record.sending = (method, started)
+        return started, self.recorder.phase
+
     def _create(self) -> str:
-        started, phase = time.monotonic(), self.recorder.phase
+        started, phase = self._begin("POST")
         try:
             response = requests.post(
                 self.client.url, headers=self.get_url_creation_headers(), timeout=60
@@ -302,7 +308,7 @@ class ResumingUploader(Uploader):
         return urljoin(self.client.url, response.headers["location"])
 
     def _patch(self) -> None:
-        started, phase = time.monotonic(), self.recorder.phase
+        started, phase = self._begin("PATCH")
         self.request = TusRequest(self)
         self.soak_record.patches += 1
         try:
@@ -311,6 +317,7 @@ class ResumingUploader(Uploader):
             self._failed("PATCH", self.url, started, phase, error.__context__ or error)
             raise
         headers = self.request.response_headers
+        self.soak_record.sending = None
         self.recorder.response(
             kind="tus",
             method="PATCH",
@@ -327,7 +334,7 @@ class ResumingUploader(Uploader):
         self.offset = int(headers["upload-offset"])
 
     def _head(self) -> None:
-        started, phase = time.monotonic(), self.recorder.phase
+        started, phase = self._begin("HEAD")
         try:
             response = requests.head(self.url, headers=self.get_headers(), timeout=60)
         except requests.RequestException as error:
@@ -373,6 +380,7 @@ class ResumingUploader(Uploader):
         return delay * random.uniform(0.5, 1.0)
 
     def _answered(self, method, path, started, phase, response: requests.Response) -> None:
+        self.soak_record.sending = None
         headers = {k.lower(): v for k, v in response.headers.items()}
         self.last_retry_after = headers.get("retry-after")
         self.recorder.response(
@@ -387,6 +395,7 @@ class ResumingUploader(Uploader):
         )
 
     def _failed(self, method, path, started, phase, error) -> None:
+        self.soak_record.sending = None
         self.last_retry_after = None
         timeout = isinstance(error, requests.Timeout)
         label = TIMEOUT if timeout else CONNECTION_ERROR

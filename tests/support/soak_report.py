@@ -210,8 +210,13 @@ def uploads_section(soak, db, media_root: Path) -> tuple[list[Goal], set[str]]:
         f"{sum(len(r.orphans) for r in records)}, uploads the clients never learned of "
         f"{len(orphans)}"
     )
+    t0, end = soak.phases[0][1], soak.phases[-1][2]
     for record in unfinished:
-        print(f"    {record.title}: {record.gave_up or 'still sending at the end'}")
+        why = record.gave_up or "still sending at the end"
+        if record.sending and not record.gave_up:
+            method, since = record.sending
+            why += f": its {method} sent at +{since - t0:.1f} s unanswered {end - since:.0f} s on"
+        print(f"    {record.title}: {why}")
     sha: Counter = Counter()
     for record in finished:
         upload = uploads.get(record.url.rsplit("/", 1)[-1])

@@ -95,3 +95,4 @@ def test_waits_for_retry_after_then_heads_and_resumes(server, tmp_path):
     assert recorder.rows[2].started - recorder.rows[1].started >= 2.0  # Retry-After honoured
     assert [row.method for row in recorder.rows[6:]] == ["PATCH"] * 4
     assert record.retries == 2
+    assert record.sending is None  # nothing left awaiting an answer
