@@ -1,0 +1,301 @@
+"""Soak: uploads, encodes and playback at a steady rate while Redis and PostgreSQL each go away.
+
+    python tests/benchmarks/soak.py [--minutes 4] [--outage 20] [--faults redis-down,pg-down]
+        [--rate 6] [--creators 2] [--upload-every 12] [--drain-timeout 300]
+
+The stack in its production shape on one machine, started as the Procfile starts it: uvicorn
+(``--web-workers`` processes, WEB_CONCURRENCY), a Celery worker (prefork, every queue) and beat,
+on a scratch PostgreSQL database (127.0.0.1:5432) and a throwaway redis-server (cache, edge,
+channel layer, broker, results); media on local disk. The stack reaches both services only
+through FaultProxy (tests/support/faults.py), run in a child process of its own, so that a
+service can be made unavailable without touching the machine's shared servers: ``down`` resets
+every connection and refuses new ones (the service died), ``pause`` answers nothing (it hangs).
+
+Load, all along (rates are options; the load generator shares the two cores with the stack):
+- creators (``--creators``), each starting an upload every ``--upload-every`` s: a generated
+  clip (tests/support/media.py) made unique by an MP4 ``free`` box of random bytes, sent with
+  tuspy in ``--chunk-kib`` PATCHes ``--patch-pause`` s apart; after an error the client waits
+  (Retry-After when sent, else a capped backoff), asks the offset with HEAD and goes on; one
+  more upload starts ``--straddle`` s before each fault, so that one is in flight when it strikes;
+- viewers (Poisson arrivals, ``--rate`` visits/s, each a viewer's bearer token): 40% read the
+  catalog, 30% a content's detail, 30% watch (playback grant, master playlist, media playlist,
+  init segment and one media segment of a ready content);
+- /readyz twice a second.
+
+Timeline: steady, then for each fault in ``--faults`` the service is unavailable ``--outage`` s
+followed by a recovery period, then steady again (``--minutes`` in all), then a drain: no new
+uploads, viewers go on, until every upload has finished and every content is ready or failed
+(at most ``--drain-timeout`` s).
+
+Prints requests by outcome (per phase and per kind), latency p50/p95 per phase and kind, each
+dependency's recovery after ``up()``, uploads, contents, encodes, sha256 checks, and every 500
+and stuck content with the log lines that explain it (every request is also written to
+requests.jsonl next to the logs, which are kept when a goal is missed). Goals (exit status 1
+when one is missed): no 5xx other than 503; every 503 to a client with Retry-After (/readyz
+answers load balancers, and is reported apart); /readyz 200 within ``--recovery-goal`` s of each
+``up()``; every upload finished; no stuck content (each ready, or failed with a message); every
+finished upload's sha256 equal to its stored source's (the file, the content's and the upload's
+rows); the stack's processes still running.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import soak_report as report  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    BIN,
+    embedded_env,
+    free_port,
+    manage,
+    redis_server,
+    spawned,
+    wait_for_log,
+    wait_for_port,
+)
+from tests.support.soak_clients import (  # noqa: E402
+    Recorder,
+)
+from tests.support.soak_load import Phase, Soak  # noqa: E402
+from tests.support.soak_stack import (  # noqa: E402
+    Poller,
+    Proxies,
+    cpu_seconds,
+    create_database,
+    drop_database,
+    process_tree,
+    procfile,
+)
+
+SERVICES = {"redis": "redis", "pg": "postgres"}
+
+
+def prepare(env: dict[str, str], creators: int, viewers: int) -> tuple[list[str], list[str]]:
+    """Migrate; bearer tokens of the creators and of the viewers."""
+    manage(env, "migrate", "--noinput", "-v", "0")
+    out = manage(
+        env,
+        "shell",
+        "-c",
+        "from apps.access.services import api_token_create, user_get_or_create;"
+        f"c = [api_token_create(user=user_get_or_create(username=f'creator{{i}}', creator=True)"
+        f"[0])[1] for i in range({creators})];"
+        f"v = [api_token_create(user=user_get_or_create(username=f'viewer{{i}}')[0])[1]"
+        f" for i in range({viewers})];"
+        "print('TOKENS', *c, '|', *v)",
+    )
+    line = [line for line in out.splitlines() if line.startswith("TOKENS ")][-1]
+    creator_part, viewer_part = line.split(" ", 1)[1].split("|")
+    return creator_part.split(), viewer_part.split()
+
+
+def timeline_of(args: argparse.Namespace) -> list[Phase]:
+    """steady, then each fault and a recovery period after it, then steady: ``--minutes``."""
+    faults = [tuple(item.split("-")) for item in args.faults.split(",") if item]
+    rest = max(0.0, args.minutes * 60 - len(faults) * args.outage)
+    recovery = rest * 0.4 / max(1, len(faults))
+    plan: list[Phase] = [("steady", rest * 0.3, None)]
+    for service, action in faults:
+        label = SERVICES[service]
+        plan.append((f"{label} {action}", args.outage, (label, action)))
+        plan.append((f"after {label} {action}", recovery, None))
+    plan.append(("steady again", rest * 0.3, None))
+    return plan
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=4, help="load before the drain")
+    parser.add_argument("--outage", type=float, default=20, help="seconds each fault lasts")
+    parser.add_argument(
+        "--faults",
+        default="redis-down,pg-down",
+        help="comma-separated, in order: redis-down, pg-down, redis-pause, pg-pause",
+    )
+    parser.add_argument("--rate", type=float, default=6, help="viewer visits per second")
+    parser.add_argument("--in-flight", type=int, default=32, help="viewer visits at once, at most")
+    parser.add_argument("--viewers", type=int, default=40, help="viewer bearer tokens")
+    parser.add_argument("--creators", type=int, default=2)
+    parser.add_argument("--upload-every", type=float, default=12, help="seconds, per creator")
+    parser.add_argument("--chunk-kib", type=int, default=256, help="tus PATCH size")
+    parser.add_argument("--patch-pause", type=float, default=0.5, help="seconds between PATCHes")
+    parser.add_argument(
+        "--straddle", type=float, default=2, help="an extra upload starts this long before a fault"
+    )
+    parser.add_argument("--clip-seconds", type=float, default=8)
+    parser.add_argument("--clip-size", default="640x360")
+    parser.add_argument("--request-timeout", type=float, default=30)
+    parser.add_argument("--client-patience", type=float, default=600, help="tus client, seconds")
+    parser.add_argument("--drain-timeout", type=float, default=300)
+    parser.add_argument("--recovery-goal", type=float, default=30, help="seconds after up()")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--keep", action="store_true", help="keep logs and media")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    random.seed(args.seed)
+    folder = Path(tempfile.mkdtemp(prefix="sg-soak-"))
+    (folder / "uploads").mkdir()
+    (folder / "prometheus").mkdir()
+    database = create_database()
+    direct_dsn = f"postgresql://root@127.0.0.1:5432/{database}"
+    processes: dict[str, object] = {}
+    proxies = None
+    passed = False
+    try:
+        with redis_server(folder / "redis.log") as redis_port:
+            proxies = Proxies({"redis": redis_port, "postgres": 5432})
+            port = free_port()
+            stack_env = embedded_env(
+                folder / "var",
+                DATABASE_URL=f"postgres://root@127.0.0.1:{proxies.ports['postgres']}/{database}",
+                REDIS_URL=f"redis://127.0.0.1:{proxies.ports['redis']}/0",
+                DJANGO_DEBUG="0",
+                LOG_LEVEL="INFO",
+                LOG_FORMAT="json",  # the report reads the logs
+                STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
+                PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+                # The Procfile's variables: two web processes, as compose runs them.
+                WEB_PORT=str(port),
+                WEB_CONCURRENCY=str(args.web_workers),
+                WORKER_CONCURRENCY=str(args.worker_concurrency),
+            )
+            direct_env = dict(
+                stack_env,
+                DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
+                REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+            )
+            creator_tokens, viewer_tokens = prepare(direct_env, args.creators, args.viewers)
+            clips = make_clips(folder, args)
+            passed = run_stack(
+                args,
+                folder,
+                port,
+                stack_env,
+                processes,
+                proxies,
+                direct_dsn,
+                clips,
+                creator_tokens,
+                viewer_tokens,
+            )
+    finally:
+        if proxies is not None:
+            proxies.close()
+        drop_database(database)
+        if args.keep:
+            print(f"\nlogs and media kept in {folder}")
+        elif passed:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:  # the logs are the evidence; the media would fill /tmp run after run
+            for name in ("uploads", "var"):
+                shutil.rmtree(folder / name, ignore_errors=True)
+            for clip in folder.glob("clip-*.mp4"):
+                clip.unlink()
+            print(f"\nlogs kept in {folder}")
+    return 0 if passed else 1
+
+
+def make_clips(folder: Path, args: argparse.Namespace) -> list[bytes]:
+    from tests.support.media import make_video
+
+    clips = []
+    for index, rate in enumerate((24, 25, 30)):
+        path = make_video(
+            folder / f"clip-{index}.mp4",
+            seconds=args.clip_seconds,
+            size=args.clip_size,
+            rate=rate,
+            extra=["-movflags", "+faststart"],
+        )
+        clips.append(path.read_bytes())
+    return clips
+
+
+def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators, viewers) -> bool:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for name in ("web", "worker", "beat"):
+            log = folder / f"{name}.log"
+            processes[name] = stack.enter_context(
+                spawned(["bash", "-c", "exec " + procfile(name)], env=env, log=log)
+            )
+        wait_for_port(port, timeout=60, process=processes["web"], log=folder / "web.log")
+        wait_for_log("ready.", timeout=60, process=processes["worker"], log=folder / "worker.log")
+        trees = {name: process_tree(p.pid) for name, p in processes.items()}
+        poller = Poller(dsn)
+        poller.start()
+        soak = Soak(
+            args=args,
+            port=port,
+            recorder=Recorder(),
+            poller=poller,
+            creator_tokens=creators,
+            viewer_tokens=viewers,
+            clips=clips,
+            folder=folder,
+            rng=random.Random(args.seed),
+        )
+        soak.seed()
+        timeline = timeline_of(args)
+        print(
+            f"soak: {sum(s for _, s, _ in timeline):.0f} s of load then a drain; faults "
+            f"{args.faults or 'none'}, {args.outage:g} s each; {args.rate:g} viewer visits/s, "
+            f"{args.creators} creators each starting an upload every {args.upload_every:g} s"
+        )
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        proxy_cpu_before = cpu_seconds(proxies.process.pid)
+        wall_before = time.monotonic()
+        asyncio.run(soak.run(timeline, proxies))
+        wall = time.monotonic() - wall_before
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        harness_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+            cpu_after.ru_stime - cpu_before.ru_stime
+        )
+        proxy_cpu = cpu_seconds(proxies.process.pid) - proxy_cpu_before
+        opened = {name: proxies.set(name, "count") for name in proxies.ports}
+        poller.stopped.set()
+        poller.join(5)
+        alive = {
+            name: {
+                "alive": process.poll() is None,
+                "before": trees[name],
+                "after": process_tree(process.pid) if process.poll() is None else [],
+            }
+            for name, process in processes.items()
+        }
+        t0 = soak.phases[0][1]
+        with (folder / "requests.jsonl").open("w") as out:  # every request, for a closer look
+            for row in soak.recorder.rows:
+                out.write(json.dumps({**asdict(row), "started": row.started - t0}) + "\n")
+        return report.print_report(
+            soak=soak,
+            dsn=dsn,
+            media_root=folder / "var" / "media",
+            logs={name: folder / f"{name}.log" for name in processes},
+            processes=alive,
+            cpu={"harness": harness_cpu, "proxies": proxy_cpu, "wall": wall},
+            connections=opened,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
