@@ -25,10 +25,10 @@ NOT_FOUND_URL_NAME = "api-not-found"
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "content-disposition"}
 
 
-def api_error(status: int, detail: str, reason: str) -> JsonResponse:
+def api_error(status: int, detail: str, reason: str, **fields: str) -> JsonResponse:
     # Compact, as DRF's JSONRenderer writes it.
     return JsonResponse(
-        {"detail": detail, "reason": reason},
+        {"detail": detail, "reason": reason, **fields},
         status=status,
         json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
     )

@@ -10,7 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production"
 # Django must be set up before anything imports models.
 django.setup(set_prefix=False)
 
+from streamgate.database import DatabaseWaitLimit  # noqa: E402
 from streamgate.edge import EdgeCache  # noqa: E402
+from streamgate.outages import WebsocketOutageGuard  # noqa: E402
 from streamgate.streaming import StreamingBodyASGIHandler  # noqa: E402
 
 django_asgi_app = StreamingBodyASGIHandler()
@@ -20,11 +22,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from apps.access.websocket import websocket_auth_stack  # noqa: E402
 from apps.content.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": EdgeCache(django_asgi_app),
-        "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
-    }
+application = DatabaseWaitLimit(
+    ProtocolTypeRouter(
+        {
+            "http": EdgeCache(django_asgi_app),
+            "websocket": WebsocketOutageGuard(
+                websocket_auth_stack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    ),
+    seconds=settings.DATABASE_WAIT_SECONDS,
 )
 
 if settings.SENTRY_DSN:  # errors in websocket consumers too, not only in HTTP views

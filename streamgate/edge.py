@@ -23,7 +23,8 @@ What makes a read cacheable, and a replay correct:
   bump the auth version (``apps.access.auth_version``); a change made while Django was
   answering leaves an entry that is stale from the start.
 - Each replay gets its own X-Request-ID. If Redis fails, requests go to Django, which has its
-  own page cache and its own fallbacks.
+  own page cache and its own fallbacks; while it stays away (its breaker is open,
+  streamgate/breaker.py) they go to Django at once, without waiting on Redis.
 
 The edge is on when the cache is Redis (``EDGE_CACHE``, default: whenever ``REDIS_URL`` is
 set); the embedded, single-machine setup has no Redis and goes straight to Django.
@@ -39,13 +40,16 @@ import weakref
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.access.auth_version import AUTH_VERSION_KEY
 from apps.access.models import ApiToken
 from apps.content.cache import PAGE_TTL
+from streamgate.breaker import breaker_for_url
 from streamgate.metrics import EDGE_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_for
-from streamgate.versions import cache_is_redis, version_seed
+from streamgate.versions import cache_is_redis, version_seed, versions_unbumped
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +125,8 @@ class _Redis:
     def __init__(self) -> None:
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.auth = cache.make_key(AUTH_VERSION_KEY)
+        # Shared with Django's cache: one failure makes both skip Redis until it answers.
+        self.breaker = breaker_for_url(settings.CACHES["default"]["LOCATION"])
 
     def client(self):
         import redis.asyncio
@@ -183,6 +189,12 @@ class EdgeCache:
         if key is None:
             await self.app(scope, receive, send)
             return
+        if not self._redis.breaker.allow() or versions_unbumped():
+            # Redis failed moments ago: do not wait on it; or a write made meanwhile has not
+            # bumped its versions yet, and a stored entry could be stale.
+            EDGE_RESPONSES.labels(outcome="pass").inc()
+            await self.app(scope, receive, send)
+            return
         try:
             client = self._redis.client()
             auth, entry = await client.mget([self._redis.auth, key])
@@ -191,9 +203,13 @@ class EdgeCache:
                 auth, entry = await client.get(self._redis.auth), None
             replay = entry is not None and await self._current(client, entry, auth)
         except Exception as error:  # noqa: BLE001 - Django answers without the edge
+            if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
+                self._redis.breaker.failed(error)
             logger.warning("edge cache unavailable", extra={"error": repr(error)})
+            EDGE_RESPONSES.labels(outcome="pass").inc()
             await self.app(scope, receive, send)
             return
+        self._redis.breaker.answered()
         if replay:
             meta, stored, body = replay
             request_id = request_id_for(headers.get(_REQUEST_ID, b"").decode("latin-1"))
@@ -262,7 +278,11 @@ class EdgeCache:
                 if n.lower() not in _NOT_STORED
             ],
         }
+        if not self._redis.breaker.allow():
+            return
         try:
             await client.set(key, _encode(meta, b"".join(kept["body"])), ex=PAGE_TTL)
         except Exception as error:  # noqa: BLE001 - the answer was sent; keeping it is optional
+            if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
+                self._redis.breaker.failed(error)
             logger.warning("edge entry not stored", extra={"error": repr(error)})

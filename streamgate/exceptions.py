@@ -43,13 +43,23 @@ class Conflict(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency (an RPC node, storage) did not answer; the client may retry later."""
+    """A dependency (an RPC node, storage, the database) did not answer; the client may retry
+    after ``retry_after`` seconds. ``dependency`` names it in the answer when it is one of ours
+    (streamgate/outages.py)."""
 
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
 
-    def __init__(self, message: str, *, reason: str | None = None, retry_after: int = 5) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        retry_after: int = 5,
+        dependency: str | None = None,
+    ) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+        self.dependency = dependency
 
 
 def status_reason(status_code: int) -> str:
@@ -81,21 +91,33 @@ def django_error(exc: Exception) -> tuple[int, str, str] | None:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus DomainError and Django's bad-request errors -> ``{"detail",
-    "reason"}`` with their HTTP status. DRF's own errors keep their shape (``{"field": [...]}``
-    for validation) and get their code as the reason (``not_found``, ``parse_error``...)."""
+    """DRF's handler, plus DomainError, a dependency that is away (503, streamgate/outages.py)
+    and Django's bad-request errors -> ``{"detail", "reason"}`` with their HTTP status. DRF's
+    own errors keep their shape (``{"field": [...]}`` for validation) and get their code as the
+    reason (``not_found``, ``parse_error``...)."""
     # Imported here: rest_framework.views loads the authentication classes, which import
     # services that raise the errors above.
     from rest_framework.views import exception_handler
 
+    from streamgate.outages import unavailable_for
+
+    request = context.get("request")
+    exc = unavailable_for(exc, path=getattr(request, "path", "")) or exc
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
+        if getattr(exc, "dependency", None):
+            body["dependency"] = exc.dependency
         headers = {}
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         if getattr(exc, "retry_after", None) is not None:  # Unavailable, a busy upload
             headers["Retry-After"] = str(exc.retry_after)
-        return Response(body, status=exc.http_status, headers=headers)
+        response = Response(body, status=exc.http_status, headers=headers)
+        if getattr(exc, "dependency", None):
+            # Logged once where it was recognised (streamgate/outages.py), not again by Django
+            # as a server error.
+            response._has_been_logged = True
+        return response
     known = django_error(exc)
     if known is not None:
         code, detail, reason = known

@@ -1,7 +1,9 @@
 """Liveness and readiness: /healthz says the process answers, /readyz that its dependencies do."""
 
+import contextvars
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
@@ -14,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from apps.content.storage import storage_ping
 from streamgate.celery import app as celery_app
+from streamgate.metrics import BROKER_PROBE_TIMEOUTS
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def check_cache() -> None:
 
 
 def check_broker() -> None:
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(transport_options=BROKER_PROBE_TIMEOUTS) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         # The filesystem transport "connects" without touching the disk; ask for a queue size.
         with conn.channel() as channel:
@@ -58,28 +61,63 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# Every check runs at once in a thread of its own, and the answer comes after this long at
+# most: a dependency that hangs (a paused Redis, a PostgreSQL that accepts and never answers)
+# makes its check fail, never the probe itself time out (compose waits 5 s).
+READYZ_DEADLINE_SECONDS = 1.5
+
+
+def _run_check(name: str, check: Callable[[], None], outcomes: dict[str, tuple]) -> None:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"; it is logged
+        outcome = f"{type(error).__name__}: {error}"[:300]
+    else:
+        outcome = None
+    finally:
+        connection.close()  # this thread's database connection goes back to the pool
+    outcomes[name] = (outcome, round((time.perf_counter() - started) * 1000, 1))
+
+
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when every dependency answers; 503 naming each one that does not.
+    """200 when every dependency answers within READYZ_DEADLINE_SECONDS; 503 naming each one
+    that does not.
 
     Why a check failed (hosts, bucket names, driver errors) goes to the log, not to anonymous
     callers; with DEBUG on, the page shows it too.
     """
-    results: dict[str, dict[str, object]] = {}
+    outcomes: dict[str, tuple] = {}
+    deadline = time.monotonic() + READYZ_DEADLINE_SECONDS
+    threads = []
     for name, check in CHECKS.items():
-        started = time.perf_counter()
-        try:
-            check()
-        except Exception as error:  # noqa: BLE001 - any failure means "not ready"; it is logged
-            detail = f"{type(error).__name__}: {error}"[:300]
+        # In the request's context, so that its database wait limit applies to the check.
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run,
+            args=(_run_check, name, check, outcomes),
+            name=f"readyz-{name}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    results: dict[str, dict[str, object]] = {}
+    for name in CHECKS:
+        detail, ms = outcomes.get(
+            name,
+            (f"no answer within {READYZ_DEADLINE_SECONDS:g} s", READYZ_DEADLINE_SECONDS * 1000),
+        )
+        results[name] = {"ok": detail is None, "ms": ms}
+        if detail is not None:
             logger.warning("readiness check failed: %s: %s", name, detail)
-            results[name] = {"ok": False}
             if settings.DEBUG:
                 results[name]["error"] = detail
-        else:
-            results[name] = {"ok": True}
-        results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     failing = [name for name, result in results.items() if not result["ok"]]
     body = {"status": "fail" if failing else "ok", "failing": failing, "checks": results}
-    return JsonResponse(body, status=503 if failing else 200)
+    response = JsonResponse(body, status=503 if failing else 200)
+    response._has_been_logged = True  # each failing check was, above; not again by Django
+    return response

@@ -21,6 +21,8 @@ from streamgate.metrics_access import metrics_refusal
 
 logger = logging.getLogger(__name__)
 
+BROKER_PROBE_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+
 UPLOAD_BYTES = Counter(
     "streamgate_upload_bytes_total", "Bytes stored by tus PATCH and creation-with-upload."
 )
@@ -67,8 +69,15 @@ WEBSOCKETS = Gauge(
 )
 EDGE_RESPONSES = Counter(
     "streamgate_edge_responses_total",
-    "Content API reads the edge answered from its cache (hit) or passed to Django (miss).",
+    "Content API reads the edge answered from its cache (hit), or passed to Django on a miss "
+    "(miss) or with Redis away (pass).",
     ["outcome"],
+)
+DEPENDENCY_UNAVAILABLE = Counter(
+    "streamgate_dependency_unavailable_total",
+    "Requests that found a dependency away: answered 503 (refused) or served without it "
+    "(degraded), by dependency (database, cache, broker, storage).",
+    ["dependency", "action"],
 )
 
 
@@ -108,7 +117,9 @@ def queue_depths() -> dict[str, int]:
     from streamgate.celery import QUEUES, app
 
     depths = {}
-    with app.connection_for_read() as connection:
+    # A scrape waits 2 s at most on a broker that does not answer (the workers' own
+    # connections keep their longer timeouts).
+    with app.connection_for_read(transport_options=BROKER_PROBE_TIMEOUTS) as connection:
         connection.ensure_connection(max_retries=1, timeout=2)
         channel = connection.default_channel
         for queue in QUEUES:

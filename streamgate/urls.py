@@ -8,6 +8,10 @@ from apps.content import views as pages
 from streamgate.api_errors import NOT_FOUND_URL_NAME, api_not_found
 from streamgate.health import healthz, readyz
 from streamgate.metrics import metrics_view
+from streamgate.outages import server_error
+
+# An outage raised outside a view (a middleware) is a 503 too; any other error the 500 page.
+handler500 = server_error
 
 api_v1 = [
     path("", include("apps.content.api.urls")),

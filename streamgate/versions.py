@@ -4,10 +4,11 @@ A cached answer is stored under (or together with) the version numbers it depend
 bumps the number, and every answer stored under the old one becomes unreachable at once. A
 change bumps at once and again when its transaction commits, so a reader that queried between
 the two cannot leave pre-commit data under the new version. A cache that fails is skipped,
-never an error: the write goes on.
+never an error: the write goes on, and its bump is made again once the cache answers.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -33,14 +34,53 @@ def version_seed() -> int:
     return time.time_ns()
 
 
+# Bumps that failed (the cache was away). Until they are made, a page stored before the write
+# could be served once the cache is back (for up to its TTL): a thread retries them every
+# RETRY_SECONDS, the next version read makes them first, and the edge replays nothing meanwhile.
+RETRY_SECONDS = 1.0
+_unbumped: set[str] = set()
+_retrying = threading.Lock()
+
+
+def _bump(key: str) -> None:
+    try:
+        cache.incr(key)
+    except ValueError:  # no version yet
+        cache.add(key, version_seed(), timeout=None)
+
+
+def _bump_missed() -> None:
+    while _unbumped:
+        key = _unbumped.pop()
+        try:
+            _bump(key)
+        except Exception:  # noqa: BLE001 - still away: kept for the next try
+            _unbumped.add(key)
+            return
+
+
+def _retry_until_bumped() -> None:
+    with _retrying:
+        while _unbumped:
+            time.sleep(RETRY_SECONDS)
+            _bump_missed()
+
+
+def versions_unbumped() -> bool:
+    """Whether this process holds bumps it could not make yet (the cache was away)."""
+    return bool(_unbumped)
+
+
 def version_bump(key: str) -> None:
     try:
-        try:
-            cache.incr(key)
-        except ValueError:  # no version yet
-            cache.add(key, version_seed(), timeout=None)
+        _bump(key)
     except Exception as error:  # noqa: BLE001 - a cache outage must not fail the write
+        _unbumped.add(key)
         logger.warning("cache version not bumped", extra={"key": key, "error": repr(error)})
+        if not _retrying.locked():
+            threading.Thread(target=_retry_until_bumped, name="version-bumps", daemon=True).start()
+        return
+    _bump_missed()
 
 
 def version_changed(key: str) -> None:
@@ -50,7 +90,9 @@ def version_changed(key: str) -> None:
 
 
 def versions_get(keys: list[str]) -> dict[str, int]:
-    """The current versions of ``keys`` in one read (missing ones created)."""
+    """The current versions of ``keys`` in one read (missing ones created); bumps missed while
+    the cache was away are made first."""
+    _bump_missed()
     found = cache.get_many(keys)
     for key in keys:
         if key not in found:

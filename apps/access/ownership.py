@@ -7,6 +7,7 @@ with a positive and a negative TTL, in one cache entry per (chain, contract, acc
 indexer's transfer hook deletes, so that the next question starts afresh and a fetch that raced
 the transfer is not stored.
 
+With the cache away, questions go to the chains and answers are not kept (degraded, not 503).
 Nothing here answers "held" unless a node said so: a failed or slow call is an unknown answer,
 which the gate evaluation turns into a 503, never into a yes.
 """
@@ -25,6 +26,7 @@ from eth_utils import to_checksum_address
 from apps.access.gates import Condition, Wallet
 from apps.chain.chains import ChainNotConfigured, rpc_url, web3_for
 from streamgate.metrics import RPC_SECONDS
+from streamgate.outages import CACHE, outage_of, outage_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,14 @@ def answers_cached(conditions: list[Condition], wallets: list[Wallet]) -> dict[C
     is cached as holding, not held only if every account is cached as not holding."""
     wanted = {c: accounts_for(c, wallets) for c in conditions}
     keys = {_entry_key(c.chain, c.contract, a) for c, accounts in wanted.items() for a in accounts}
-    entries = cache.get_many(list(keys)) if keys else {}
+    try:
+        entries = cache.get_many(list(keys)) if keys else {}
+    except Exception as error:
+        if outage_of(error) != CACHE:
+            raise
+        # The cache is an accelerator: with it away, every question goes to its chain.
+        outage_recorded(CACHE, error, action="degraded", use="ownership")
+        entries = {}
     now = time.time()
     result: dict[Condition, Answer] = {}
     for condition, accounts in wanted.items():
@@ -133,16 +142,22 @@ def answers_cached(conditions: list[Condition], wallets: list[Wallet]) -> dict[C
 
 def _generations_for(condition: Condition, accounts: list[str]) -> dict[str, str | None]:
     """Each account's entry generation, the entry created where missing (read before asking
-    the node, so that an answer fetched across an invalidation is not stored)."""
+    the node, so that an answer fetched across an invalidation is not stored). None for all
+    when the cache is away: the answer is then used once and not stored."""
     keys = {a: _entry_key(condition.chain, condition.contract, a) for a in accounts}
-    found = cache.get_many(list(keys.values()))
     generations: dict[str, str | None] = {}
-    for account, key in keys.items():
-        entry = found.get(key)
-        if entry is None:
-            cache.add(key, {"g": secrets.token_hex(8)}, timeout=_entry_ttl())
-            entry = cache.get(key)
-        generations[account] = entry.get("g") if entry else None
+    try:
+        found = cache.get_many(list(keys.values()))
+        for account, key in keys.items():
+            entry = found.get(key)
+            if entry is None:
+                cache.add(key, {"g": secrets.token_hex(8)}, timeout=_entry_ttl())
+                entry = cache.get(key)
+            generations[account] = entry.get("g") if entry else None
+    except Exception as error:
+        if outage_of(error) != CACHE:
+            raise
+        return dict.fromkeys(accounts)
     return generations
 
 
@@ -153,12 +168,17 @@ def _store(condition: Condition, generations: dict[str, str | None], held: dict[
         generation = generations.get(account)
         if generation:
             expires = time.time() + (positive if value else negative)
-            _entry_update(
-                _entry_key(condition.chain, condition.contract, account),
-                generation,
-                question,
-                [value, expires],
-            )
+            try:
+                _entry_update(
+                    _entry_key(condition.chain, condition.contract, account),
+                    generation,
+                    question,
+                    [value, expires],
+                )
+            except Exception as error:
+                if outage_of(error) != CACHE:
+                    raise
+                return  # not kept: asked again next time
 
 
 def _entry_update(key: str, generation: str, question: str, answer: list) -> None:

@@ -5,6 +5,7 @@ transaction commits, so listeners never hear of a state the database then rolls 
 Consumers only relay what arrives here.
 """
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -13,9 +14,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from streamgate.breaker import channel_layer_breaker
+from streamgate.outages import CACHE, outage_of, outage_recorded
+
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE = "content.event"
+SEND_TIMEOUT_SECONDS = 2
 
 
 def content_group(content_id: uuid.UUID | str) -> str:
@@ -28,11 +33,27 @@ def content_broadcast(*, content_id: uuid.UUID | str, message: dict[str, Any]) -
     transaction.on_commit(lambda: _group_send(content_group(content_id), message))
 
 
+async def _send_within(layer, group: str, message: dict[str, Any]) -> None:
+    await asyncio.wait_for(
+        layer.group_send(group, {"type": EVENT_TYPE, "message": message}), SEND_TIMEOUT_SECONDS
+    )
+
+
 def _group_send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
+    # Progress is advisory: a listener that misses one message gets the state on reconnect.
+    # So a send never fails the caller's work, nor makes it wait on a Redis that is away.
+    breaker = channel_layer_breaker()
+    if breaker is not None and not breaker.allow():
+        return  # Redis failed moments ago
     try:
-        async_to_sync(layer.group_send)(group, {"type": EVENT_TYPE, "message": message})
-    except Exception:
-        # Progress is advisory: a listener that misses one message gets the state on reconnect.
-        # The failure is logged with its traceback, never hidden, and the caller's work goes on.
+        async_to_sync(_send_within)(get_channel_layer(), group, message)
+    except Exception as error:
+        if breaker is not None and (isinstance(error, TimeoutError) or outage_of(error)):
+            breaker.failed(error)
+            outage_recorded(CACHE, error, action="degraded", group=group)
+            return
+        # Anything else is logged with its traceback, never hidden.
         logger.exception("channel layer send failed", extra={"group": group})
+        return
+    if breaker is not None:
+        breaker.answered()

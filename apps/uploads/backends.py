@@ -23,6 +23,7 @@ from django.core.files.storage import FileSystemStorage, Storage
 from apps.content.storage import StorageUnavailable, is_s3
 from apps.uploads.models import Upload, UploadBackend
 from apps.uploads.protocol import Checksum
+from streamgate.outages import DISK_ERRNOS
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,10 @@ class DiskStore:
 
     def begin(self, upload: Upload) -> dict[str, Any]:
         path = self._incoming(upload)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb"):
-            pass
+        with _disk_errors("create the upload's file"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb"):
+                pass
         return {}
 
     def append(self, upload, blocks, *, checksum, on_durable, before_save) -> Durable:
@@ -109,21 +111,37 @@ class DiskStore:
         if size < upload.offset:
             # Fewer bytes on disk than recorded (a machine crash): never pad with zeros.
             raise StoredBehindOffset(size)
+        start = upload.offset  # on_durable moves upload.offset as we go
+        with _disk_errors("open the upload's file"):
+            fd = os.open(path, os.O_WRONLY)
+        try:
+            return self._write(fd, start, blocks, checksum=checksum, on_durable=on_durable)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _write(fd: int, start: int, blocks, *, checksum, on_durable: OnDurable) -> Durable:
+        """Write ``blocks`` at ``start`` with plain write(2) calls, so that ``written`` counts
+        exactly what the kernel took: when the disk fills up or turns read-only midway, the
+        offset recorded is the bytes stored, no more and no less (none, with a checksum: the
+        chunk is all or nothing), and StorageUnavailable says why."""
         commit_bytes = settings.TUS_DISK_COMMIT_BYTES
         commit_seconds = settings.TUS_DISK_COMMIT_SECONDS
         hasher = checksum.new_hasher() if checksum else None
-        start = upload.offset  # on_durable moves upload.offset as we go
         written = since_commit = 0
         committed_at = time.monotonic()
-        with open(path, "r+b") as handle:
+        try:
             # Bytes past the recorded offset were written but never acknowledged (the writer
             # died before committing): they are dropped, and the client resends them.
-            handle.truncate(start)
-            handle.seek(start)
+            os.ftruncate(fd, start)
+            os.lseek(fd, start, os.SEEK_SET)
             for block in blocks:
-                handle.write(block)
-                written += len(block)
-                since_commit += len(block)
+                view = memoryview(block)
+                while view:
+                    taken = os.write(fd, view)
+                    written += taken
+                    since_commit += taken
+                    view = view[taken:]
                 if hasher:
                     hasher.update(block)
                 elif since_commit >= commit_bytes or (
@@ -133,14 +151,21 @@ class DiskStore:
                     # process loses none of them. Bytes and seconds bound what such a crash
                     # mid-PATCH makes the client send again. (After a power loss the file may
                     # be shorter than the offset; stored_offset() notices and says so.)
-                    handle.flush()
                     on_durable(Durable(start + written))
                     since_commit = 0
                     committed_at = time.monotonic()
-            handle.flush()
             if hasher and hasher.digest() != checksum.digest:
-                handle.truncate(start)
+                os.ftruncate(fd, start)
                 raise ChecksumMismatch(checksum.algorithm)
+        except OSError as error:
+            if error.errno not in DISK_ERRNOS:
+                raise
+            if hasher:
+                with suppress(OSError):  # else the next PATCH truncates them
+                    os.ftruncate(fd, start)
+            elif since_commit:
+                on_durable(Durable(start + written))  # what the disk took is kept
+            raise StorageUnavailable(f"disk: {error.strerror}") from error
         return Durable(start + written)
 
     def stored_offset(self, upload: Upload) -> int:
@@ -158,7 +183,7 @@ class DiskStore:
             raise IncomingMissing(f"the received bytes of upload {upload.id} are missing")
 
     def discard(self, upload: Upload) -> None:
-        with suppress(FileNotFoundError):
+        with suppress(FileNotFoundError), _disk_errors("delete the upload's file"):
             os.remove(self._incoming(upload))
 
 
@@ -208,7 +233,11 @@ class S3Store:
         parts = list(upload.s3_parts)
         pending: list[dict[str, Any]] = []
         part_size = upload.part_size
-        with tempfile.TemporaryFile(dir=_buffer_dir()) as buffer:
+        # Parts are spooled on local disk (TUS_BUFFER_DIR): parts sent so far stay recorded.
+        with (
+            _disk_errors("spool a part in TUS_BUFFER_DIR"),
+            tempfile.TemporaryFile(dir=_buffer_dir()) as buffer,
+        ):
             buffered = self._load_tail(upload, buffer)
             for block in blocks:
                 if hasher:
@@ -370,6 +399,18 @@ def _buffer_dir() -> str:
     folder = settings.TUS_BUFFER_DIR
     os.makedirs(folder, exist_ok=True)
     return str(folder)
+
+
+@contextmanager
+def _disk_errors(doing: str) -> Iterator[None]:
+    """Turn a local disk that is full or read-only into StorageUnavailable (any other OSError
+    is ours to fix, and stays one)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_ERRNOS:
+            raise
+        raise StorageUnavailable(f"disk: could not {doing}: {error.strerror}") from error
 
 
 @contextmanager

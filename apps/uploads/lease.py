@@ -5,10 +5,15 @@ still receives, so of two racing PATCHes exactly one wins and a PATCH prepared a
 offset never writes. Renewed before any byte is written once a third of its lifetime has passed,
 so a request that stalled past its lease (and may have been replaced) stops before touching the
 bytes again. A writer that dies stops renewing; its lease runs out after TUS_LOCK_SECONDS.
+
+The lease's token names its holder (holder.py): a process on this host, killed mid-PATCH, is
+seen to be dead by the next request, which frees its lease at once instead of making the client
+wait for it to run out. A holder on another host, or one this process cannot judge, is never
+presumed dead.
 """
 
+import logging
 import math
-import secrets
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -20,7 +25,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.uploads.exceptions import OffsetMismatch, UploadBusy
+from apps.uploads.holder import holder_dead, holder_token
 from apps.uploads.models import Upload, UploadState
+
+logger = logging.getLogger(__name__)
 
 
 def lease_free(now: datetime | None = None) -> Q:
@@ -42,7 +50,7 @@ class WriteLease:
     def acquire(cls, upload: Upload, *, offset: int | None = None) -> "WriteLease":
         """Take the lease of a receiving upload (at ``offset``, when given) and reload the
         upload as the lease found it. OffsetMismatch or UploadBusy when that is not possible."""
-        token = secrets.token_hex(16)
+        token = holder_token()
         claim = Upload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING)
         if offset is not None:
             claim = claim.filter(offset=offset)
@@ -101,13 +109,31 @@ def lease_wait(upload: Upload) -> bool:
     pause = 0.005  # a dropped PATCH commits within milliseconds: poll fast, then back off
     while True:
         upload.refresh_from_db()
-        if not _lease_held(upload):
+        if not _lease_held(upload) or _lease_of_dead_freed(upload):
             return True
         left = deadline - time.monotonic()
         if left <= 0:
             return False
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.05)
+
+
+def _lease_of_dead_freed(upload: Upload) -> bool:
+    """Free the lease if its holder is a process of this host that died (its offset is the one
+    it committed; bytes it wrote past it are dropped by the next append). Conditional on the
+    token, so a lease taken over meanwhile is left alone. True when freed, upload reloaded."""
+    if not holder_dead(upload.lock_token):
+        return False
+    freed = Upload.objects.filter(pk=upload.pk, lock_token=upload.lock_token).update(
+        lock_token="", lock_expires_at=None
+    )
+    if freed:
+        logger.warning(
+            "lease of a dead writer freed",
+            extra={"upload_id": str(upload.id), "offset": upload.offset},
+        )
+    upload.refresh_from_db()
+    return not _lease_held(upload)
 
 
 def _lease_held(upload: Upload) -> bool:

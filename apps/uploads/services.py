@@ -48,6 +48,7 @@ from apps.uploads.protocol import Checksum, ProtocolError, parse_metadata
 from apps.uploads.selectors import storage_used_by, upload_active_for_content
 from streamgate.celery import enqueue_on_commit
 from streamgate.exceptions import Conflict, Unavailable
+from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,7 @@ def upload_create(*, owner: AbstractBaseUser, length: int, metadata_header: str 
             for field, value in store.begin(upload).items():
                 setattr(upload, field, value)
         except StorageUnavailable as error:
-            raise Unavailable(
-                "Storage is unavailable; try again shortly.", reason="storage"
-            ) from error
+            raise storage_unavailable(error, upload_id=str(upload.id)) from error
         try:
             upload.save(force_insert=True)
             content_status_set(content=content, status=ContentStatus.UPLOADING, progress=0)
@@ -181,7 +180,7 @@ def _reconcile(upload: Upload) -> None:
     try:
         stored = store_of(upload, default_storage).stored_offset(upload)
     except StorageUnavailable as error:
-        raise Unavailable("Storage is unavailable; try again shortly.", reason="storage") from error
+        raise storage_unavailable(error, upload_id=str(upload.id)) from error
     if stored < upload.offset:
         moved = (
             Upload.objects.filter(pk=upload.pk, offset=upload.offset)
@@ -241,8 +240,8 @@ def upload_append(
             reason="checksum",
         ) from error
     except StorageUnavailable as error:
-        logger.warning("upload storage failed", extra={"upload_id": str(upload.id)}, exc_info=True)
-        raise Unavailable("Storage is unavailable; resume shortly.", reason="storage") from error
+        # The offset recorded is what storage kept (backends.py): the client resumes from HEAD.
+        raise storage_unavailable(error, upload_id=str(upload.id)) from error
     except StoredBehindOffset as error:
         raise _offset_mismatch(offset, error.args[0]) from error
     except IncomingMissing as error:
@@ -253,6 +252,17 @@ def upload_append(
     if upload.offset == upload.length:
         _complete(upload)
     return upload
+
+
+def storage_unavailable(error: StorageUnavailable, *, upload_id: str) -> Unavailable:
+    """The 503 for storage that failed (logged and counted once): a local disk that is full or
+    read-only (someone must act: Retry-After 30 s), else storage that did not answer (5 s)."""
+    outage_recorded(STORAGE, error, action="refused", upload_id=upload_id)
+    if outage_of(error) == STORAGE:
+        return unavailable(STORAGE)
+    return Unavailable(
+        "Storage is unavailable; try again shortly.", reason=REASON, dependency=STORAGE
+    )
 
 
 def _offset_mismatch(claimed: int, stored: int) -> OffsetMismatch:

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "streamgate.client_address.ClientAddressMiddleware",
     "streamgate.observability.RequestIdMiddleware",
     "streamgate.api_errors.ApiErrorMiddleware",  # JSON errors under /api/; before Host checks
+    "streamgate.outages.DependencyOutageMiddleware",  # a dependency away: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -103,10 +104,14 @@ TEMPLATES = [
 # --- Data stores -------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# How long a web request waits for PostgreSQL (a pooled connection, then each answer) before
+# it answers 503 + Retry-After (streamgate/database.py).
+DATABASE_WAIT_SECONDS = env.float("DATABASE_WAIT_SECONDS", default=2.0)
 DATABASES = {
     "default": database_config(
         env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=0),
+        wait_seconds=DATABASE_WAIT_SECONDS,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 
@@ -70,8 +71,9 @@ def read_secret_json(env: environ.Env, name: str, default: Any) -> Any:
         raise ImproperlyConfigured(f"{name} must be JSON.") from None
 
 
-def database_config(url: str, *, conn_max_age: int) -> dict[str, Any]:
-    """A DATABASES entry for the URL, instrumented for Prometheus."""
+def database_config(url: str, *, conn_max_age: int, wait_seconds: float = 2.0) -> dict[str, Any]:
+    """A DATABASES entry for the URL, instrumented for Prometheus. ``wait_seconds``: how long
+    a web request waits for a pooled connection, and for each answer (streamgate/database.py)."""
     config = environ.Env.db_url_config(url)
     config["ENGINE"] = _PROMETHEUS_ENGINES.get(config["ENGINE"], config["ENGINE"])
     config["CONN_MAX_AGE"] = conn_max_age
@@ -87,9 +89,25 @@ def database_config(url: str, *, conn_max_age: int) -> dict[str, Any]:
     else:
         options.setdefault("connect_timeout", 5)
         if conn_max_age == 0:
+            from streamgate.database import BoundedConnection
+
             # A connection pool (psycopg_pool) instead of a new connection per request: under
             # ASGI each request runs in its own thread, so persistent connections don't apply.
-            options.setdefault("pool", {"min_size": 2, "max_size": 20, "timeout": 10})
+            # A request waits ``wait_seconds`` for a connection, then answers 503. While the
+            # server is away the pool retries with a doubling delay; it gives up after
+            # ``reconnect_timeout`` and the next request starts a fresh attempt, so a server
+            # that is back is found within seconds (the default, 5 min, left pools waiting
+            # half a minute after an outage of one).
+            options.setdefault(
+                "pool",
+                {
+                    "min_size": 2,
+                    "max_size": 20,
+                    "timeout": wait_seconds,
+                    "reconnect_timeout": 4,
+                    "connection_class": BoundedConnection,
+                },
+            )
     return config
 
 
@@ -101,16 +119,22 @@ def cache_config(redis_url: str, folder: Path) -> dict[str, Any]:
     """
     if not redis_url:
         return {"default": {"BACKEND": EMBEDDED_CACHE, "LOCATION": str(folder)}}
+    options: dict[str, Any] = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        "SOCKET_CONNECT_TIMEOUT": 2,
+        "SOCKET_TIMEOUT": 2,
+    }
+    if urlsplit(redis_url).scheme == "redis":  # TLS (rediss://) keeps redis-py's own class
+        from streamgate.breaker import BreakerConnection
+
+        # While Redis is away, cache calls fail at once instead of each waiting 2 s.
+        options["CONNECTION_POOL_KWARGS"] = {"connection_class": BreakerConnection}
     return {
         "default": {
             "BACKEND": REDIS_CACHE,
             "LOCATION": redis_url,
             "KEY_PREFIX": "sg",
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
-            },
+            "OPTIONS": options,
         }
     }
 
@@ -127,7 +151,16 @@ def channel_layer_config(redis_url: str, folder: Path) -> dict[str, Any]:
                 "CONFIG": {
                     # redis-py 8 caps a pool at 100 connections and then fails at once; a
                     # burst of websocket connects or disconnects each holds one briefly.
-                    "hosts": [{"address": redis_url, "max_connections": CHANNEL_LAYER_CONNECTIONS}],
+                    # A Redis that stops answering must not hold a call for ever; reads wait
+                    # longer than the 5 s that channels-redis blocks in BZPOPMIN for messages.
+                    "hosts": [
+                        {
+                            "address": redis_url,
+                            "max_connections": CHANNEL_LAYER_CONNECTIONS,
+                            "socket_connect_timeout": 2,
+                            "socket_timeout": 10,
+                        }
+                    ],
                     "prefix": "sg-asgi",
                     "capacity": 1000,
                 },

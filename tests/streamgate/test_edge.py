@@ -343,7 +343,9 @@ def test_only_responses_the_key_fully_describes_are_kept():
 
 def test_the_served_application_has_the_edge_in_front_of_django():
     from streamgate.asgi import application
+    from streamgate.database import DatabaseWaitLimit
 
-    http = application.application_mapping["http"]
+    assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
+    http = application.app.application_mapping["http"]
     assert isinstance(http, EdgeCache)
     assert isinstance(http.app, StreamingBodyASGIHandler)

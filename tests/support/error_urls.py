@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from streamgate.urls import handler500  # noqa: F401 - the product's, as in production
 from streamgate.urls import urlpatterns as streamgate_urlpatterns
 
 

@@ -10,7 +10,6 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.access.api.serializers import (
@@ -37,6 +36,7 @@ from apps.access.services import (
     wallet_unlink,
 )
 from apps.content.selectors import content_visible_plain
+from streamgate.throttling import LenientScopedRateThrottle, StrictScopedRateThrottle
 
 ERRORS = {
     400: OpenApiResponse(description="Malformed request"),
@@ -52,7 +52,9 @@ def _client_secret(request: Request) -> str:
 
 class _SignInView(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    # Anonymous, and each request writes a nonce or checks a signature: with the cache away,
+    # the limit cannot count, so sign-in answers 503 rather than go unlimited.
+    throttle_classes = [StrictScopedRateThrottle]
     throttle_scope = "signin"
 
 
@@ -237,7 +239,8 @@ class TokenDetailView(APIView):
 
 class PlaybackView(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    # With the cache away, viewers still get their URLs (the gate has its own timeouts).
+    throttle_classes = [LenientScopedRateThrottle]
     throttle_scope = "playback"
 
     @extend_schema(
