@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus
@@ -18,7 +18,7 @@ from apps.content.storage import StorageUnavailable
 from apps.uploads.backends import IncomingMissing, store_of
 from apps.uploads.lease import lease_free
 from apps.uploads.models import DEAD_STATES, Upload, UploadState
-from apps.uploads.services import upload_discard
+from apps.uploads.services import upload_complete, upload_discard
 from apps.uploads.sources import source_attach, source_inspect
 from streamgate.celery import enqueue_on_commit
 
@@ -30,9 +30,11 @@ logger = logging.getLogger(__name__)
 # claim's token) takes its claim back at once.
 FINALIZE_LEASE = timedelta(minutes=2)
 RENEW_EVERY = 20.0
-# A complete upload nobody claimed after this long lost its task although the outbox should
-# have sent it (a row deleted by hand, a worker that dropped the message): a last resort.
-UNCLAIMED_GRACE = timedelta(minutes=15)
+# A complete upload nobody claimed after this long lost its task although the outbox sent it: a
+# worker that received it and died before its body (a result-backend connection that Redis had
+# reset), a message dropped. Sending it again costs nothing (one run claims it, a second finds it
+# claimed), so the grace is short: an upload waits minutes, not hours.
+UNCLAIMED_GRACE = timedelta(minutes=2)
 
 
 class ClaimLost(Exception):
@@ -177,8 +179,11 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
     from apps.uploads.tasks import upload_finalize as finalize_task
 
     now = now or timezone.now()
-    counts = {"expired": 0, "orphaned": 0, "discarded": 0, "refinalized": 0}
+    counts = {"expired": 0, "orphaned": 0, "discarded": 0, "refinalized": 0, "completed": 0}
     idle = Upload.objects.filter(state=UploadState.RECEIVING).filter(lease_free(now))
+    # Every byte stored, but the PATCH that stored the last one died before completing it.
+    for upload in idle.filter(offset=F("length"), content__isnull=False):
+        counts["completed"] += upload_complete(upload=upload)
     for upload in idle.filter(expires_at__lte=now).select_related("content"):
         with transaction.atomic():
             # Claimed only if it still receives, is still expired and nobody writes to it now.

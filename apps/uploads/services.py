@@ -220,8 +220,13 @@ def upload_append(
             f"({upload.length}).",
             reason="length",
         )
-    if remaining == 0 or content_length == 0:
-        return upload  # nothing to write: an empty PATCH, or a retry after completion
+    if remaining == 0:
+        # A retry after the last byte. If the PATCH that stored it died before completing the
+        # upload (a database drop between committing the offset and completing), complete it now.
+        upload_complete(upload=upload)
+        return upload
+    if content_length == 0:
+        return upload  # nothing to write: an empty PATCH
     lease = WriteLease.acquire(upload, offset=offset)
     upload = lease.upload
     try:
@@ -250,7 +255,7 @@ def upload_append(
     finally:
         lease.release()
     if upload.offset == upload.length:
-        _complete(upload)
+        upload_complete(upload=upload)
     return upload
 
 
@@ -314,7 +319,10 @@ def _commit(upload: Upload, lease: WriteLease, durable: Durable) -> None:
         )
 
 
-def _complete(upload: Upload) -> None:
+def upload_complete(*, upload: Upload) -> bool:
+    """Mark an upload whose every byte is stored complete and queue its finalisation; nothing
+    when it is not receiving or not whole. Called by the PATCH that stores the last byte, by a
+    retried PATCH at the end, and by the reaper (the last PATCH died before it got here)."""
     from apps.uploads.tasks import upload_finalize
 
     with transaction.atomic():
@@ -325,6 +333,7 @@ def _complete(upload: Upload) -> None:
             upload.state = UploadState.COMPLETE
             enqueue_on_commit(upload_finalize, str(upload.id))
             logger.info("upload complete", extra={"upload_id": str(upload.id)})
+    return bool(moved)
 
 
 def _fail(upload: Upload, lease: WriteLease, error: str) -> None:

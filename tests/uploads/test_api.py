@@ -354,6 +354,47 @@ def test_patch_after_completion(tus, media_root):
     assert incoming_file(media_root, upload_of(location)).read_bytes() == DATA[:1000]
 
 
+def whole_but_receiving(tus, data: bytes) -> str:
+    """The state the soak found (tests/benchmarks/soak.py): the last PATCH committed the final
+    offset, then its database connection dropped before it could mark the upload complete, so
+    the upload holds every byte yet still receives. Made here by uploading, then putting the
+    row back as that PATCH left it."""
+    location = tus.upload(data, chunk=len(data))
+    Upload.objects.filter(pk=upload_of(location).pk).update(
+        state=UploadState.RECEIVING, completed_at=None
+    )
+    return location
+
+
+def test_a_retried_last_patch_completes_an_upload_its_first_try_left_receiving(
+    tus, media_root, django_capture_on_commit_callbacks
+):
+    location = whole_but_receiving(tus, DATA[:1000])
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = tus.patch(location, 1000, b"")
+    assert again.status_code == 204
+    upload = upload_of(location)
+    assert upload.state == UploadState.COMPLETE
+    finalizations = [c for c in callbacks if getattr(c, "task", None) is upload_finalize]
+    assert [c.args for c in finalizations] == [(str(upload.id),)]
+
+
+def test_the_reaper_completes_an_upload_whose_last_patch_died_before_completing(
+    tus, media_root, django_capture_on_commit_callbacks
+):
+    from apps.uploads.finalize import uploads_reap
+
+    location = whole_but_receiving(tus, DATA[:1000])
+    with django_capture_on_commit_callbacks() as callbacks:
+        counts = uploads_reap()
+    assert counts["completed"] == 1
+    upload = upload_of(location)
+    assert upload.state == UploadState.COMPLETE
+    finalizations = [c for c in callbacks if getattr(c, "task", None) is upload_finalize]
+    assert [c.args for c in finalizations] == [(str(upload.id),)]
+    assert uploads_reap()["completed"] == 0  # once
+
+
 @pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256"])
 def test_checksum_match(tus, media_root, algorithm):
     location = tus.create(len(DATA))["Location"]
