@@ -28,24 +28,38 @@ from apps.transcode.outage import wait_out
 from apps.transcode.packaging import PackagingError
 from apps.transcode.probe import NotMedia
 from apps.transcode.runner import Cancelled, JobRun, Outcome, execute
-from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
+from streamgate.celery import TRANSIENT, enqueue_on_commit, enqueue_on_commit_with
 from streamgate.exceptions import Conflict
 from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
 
 logger = logging.getLogger(__name__)
 
-# Failures that say nothing about the video: the job goes back to the queue and is retried.
-TRANSIENT = (StorageUnavailable, OperationalError, InterfaceError)
+# Failures that say nothing about the video (streamgate.celery.TRANSIENT: storage, database,
+# cache or broker away): the job goes back to the queue and is retried.
 
 # Why a job ended or started again, for the job record (staff) and the creator.
 WORKER_STOPPED = "The worker encoding this video stopped; it was started again."
 WORKER_SILENT = "The worker encoding this video stopped answering; it was started again."
 RESTARTED_DATABASE = "Restarted after the database was unavailable."
 RESTARTED_STORAGE = "Restarted after storage was unavailable."
+RESTARTED_REDIS = "Restarted after Redis (cache and broker) was unavailable."
 
 
 def restart_reason(error: BaseException) -> str:
-    return RESTARTED_STORAGE if isinstance(error, StorageUnavailable) else RESTARTED_DATABASE
+    if isinstance(error, StorageUnavailable):
+        return RESTARTED_STORAGE
+    if isinstance(error, OperationalError | InterfaceError):
+        return RESTARTED_DATABASE
+    return RESTARTED_REDIS
+
+
+def unavailable_dependency(error: BaseException) -> str:
+    """What a TRANSIENT error says was away, as the start of a sentence for the creator."""
+    if isinstance(error, StorageUnavailable):
+        return "Storage"
+    if isinstance(error, OperationalError | InterfaceError):
+        return "The database"
+    return "Redis (cache and broker)"
 
 
 def this_worker() -> str:

@@ -5,8 +5,7 @@ import logging
 from celery import shared_task
 
 from apps.transcode import services
-from apps.transcode.services import TRANSIENT
-from streamgate.celery import RETRY_TRANSIENT
+from streamgate.celery import RETRY_TRANSIENT, TRANSIENT
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def transcode_job(self, job_id: str) -> str | None:
         )
     except TRANSIENT as error:
         if self.request.retries >= self.max_retries:
-            away = "Storage" if isinstance(error, StorageUnavailable) else "The database"
+            away = services.unavailable_dependency(error)
             services.transcode_give_up(
                 job_id=job_id, message=f"{away} was unavailable for too long; retry later."
             )

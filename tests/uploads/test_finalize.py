@@ -319,7 +319,13 @@ def test_reaper_retries_deletions_that_failed(tus, media_root):
 def test_reaper_leaves_live_uploads_alone(tus, media_root):
     location = tus.create(1000)["Location"]
     tus.patch(location, 0, b"x" * 300)
-    assert run(uploads_reap) == {"expired": 0, "orphaned": 0, "discarded": 0, "refinalized": 0}
+    assert run(uploads_reap) == {
+        "expired": 0,
+        "orphaned": 0,
+        "discarded": 0,
+        "refinalized": 0,
+        "completed": 0,
+    }
     assert (media_root / upload_of(location).incoming_path).stat().st_size == 300
 
 
