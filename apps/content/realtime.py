@@ -29,8 +29,15 @@ def content_group(content_id: uuid.UUID | str) -> str:
 
 
 def content_broadcast(*, content_id: uuid.UUID | str, message: dict[str, Any]) -> None:
-    """Send ``message`` (a contract websocket message) to the content's group after commit."""
-    transaction.on_commit(lambda: _group_send(content_group(content_id), message))
+    """Send ``message`` (a contract websocket message) to the content's group after commit;
+    at once outside a transaction."""
+    group = content_group(content_id)
+    # transaction.on_commit() asks the connection whether it autocommits, which opens one:
+    # an encode reporting progress while the database is away would fail on that alone.
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _group_send(group, message))
+    else:
+        _group_send(group, message)
 
 
 async def _send_within(layer, group: str, message: dict[str, Any]) -> None:

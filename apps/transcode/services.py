@@ -224,6 +224,11 @@ def transcode_run(
         logger.info("transcode cancelled", extra={"job_id": job_id})
         _delete_outputs(job.output_prefix)
     except TRANSIENT as error:
+        logger.warning(
+            "transcode interrupted; the job goes back to the queue",
+            extra={"job_id": job_id, "reason": restart_reason(error)},
+            exc_info=True,
+        )
         _requeue(job, worker, reason=restart_reason(error))
         raise
     except BaseException as error:  # a time limit, a bug: record it, then let it propagate
