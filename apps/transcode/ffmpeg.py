@@ -3,8 +3,10 @@
 
 One process decodes the source once; a ``split`` feeds a ``scale`` per rung (libx264, closed
 GOPs of ``gop_seconds`` aligned across rungs, no scene-cut keyframes), one branch writes the
-poster and one the storyboard sprite sheets. The DASH muxer writes CMAF fMP4 segments once and
-both manifests (MPD and HLS playlists) that reference them.
+poster and one the storyboard sprite sheets. The DASH muxer writes CMAF fMP4 segments once
+(``movflags=+cmaf`` for its mp4 submuxer: ``cmfc`` in the init segments' brands, fragment
+data addressed from their own ``moof``) and an MPD whose SegmentTimeline gives every
+segment's real duration; packaging.py writes the HLS playlists from that timeline.
 """
 
 import collections
@@ -136,8 +138,8 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         "f": "dash",
         "seg_duration": plan.segment_seconds,
         "use_template": 1,
-        "use_timeline": 0,
-        "hls_playlist": 1,
+        "use_timeline": 1,
+        "format_options": "movflags=+cmaf",
         "adaptation_sets": "id=0,streams=v id=1,streams=a" if plan.has_audio else "id=0,streams=v",
         "map_metadata": -1,
         "map_chapters": -1,

@@ -1,25 +1,33 @@
 """Finishing FFmpeg's output into what players get: pure file work in the job's folder.
 
-FFmpeg's DASH muxer writes the segments, the MPD and HLS media playlists. Here we:
-- rewrite the media playlists as VOD playlists (``#EXT-X-PLAYLIST-TYPE:VOD``, no wall-clock
-  program dates), so players know the list is complete and can seek anywhere;
-- write the HLS v7 master playlist ourselves, with BANDWIDTH (peak) and AVERAGE-BANDWIDTH
-  measured from the segments actually written, RESOLUTION, CODECS and FRAME-RATE, which
-  FFmpeg's own master lacks in part;
+FFmpeg's DASH muxer writes CMAF fMP4 segments and an MPD whose SegmentTimeline lists them.
+Here we:
+- merge a sliver at the end of a track (a tail shorter than ``MIN_TAIL_SECONDS``, e.g. the
+  one AAC frame the encoder's priming pushes past the last boundary) into the segment before,
+  in every track alike, so audio and video end together (hls.js stalls on such a sliver);
+- give every segment CMAF segment brands (see cmaf.py);
+- rewrite the MPD: every segment addressed with its real duration (mpd.py);
+- write the HLS media playlists from the same timeline as VOD playlists (``#EXT-X-PLAYLIST-
+  TYPE:VOD``), so players know the list is complete and can seek anywhere;
+- write the HLS v7 master playlist, with BANDWIDTH (peak over whole segments) and
+  AVERAGE-BANDWIDTH measured from the segments actually written, RESOLUTION, CODECS and
+  FRAME-RATE; the MPD gets the same measured peaks;
 - write the storyboard WebVTT track (``sprite-NNN.jpg#xywh=x,y,w,h`` cues).
 """
 
 import math
 import mimetypes
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from apps.transcode.cmaf import finish_segment
 from apps.transcode.ffmpeg import MANIFEST, POSTER, Storyboard, sprite_count
 from apps.transcode.ladder import PlannedRung
+from apps.transcode.mpd import Track, read_tracks, settle_tails, write_mpd
 
-MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+# A last segment shorter than this is merged into the one before (in every track alike).
+MIN_TAIL_SECONDS = 0.5
 MASTER = "master.m3u8"
 STORYBOARD_VTT = "storyboard.vtt"
 AUDIO_GROUP = "audio"
@@ -103,7 +111,8 @@ def read_media_playlist(path: Path) -> MediaPlaylist:
 
 
 def write_vod_playlist(path: Path, playlist: MediaPlaylist) -> None:
-    target = math.ceil(max(segment.duration for segment in playlist.segments))
+    # RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, <= the target duration.
+    target = max(math.floor(segment.duration + 0.5) for segment in playlist.segments)
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
@@ -133,32 +142,13 @@ def measure(folder: Path, playlist: MediaPlaylist) -> tuple[int, int]:
     return math.ceil(peak), math.ceil(average)
 
 
-def mpd_codecs(folder: Path) -> dict[str, str]:
-    """Representation id -> RFC 6381 codecs string, as FFmpeg wrote it into the MPD."""
-    root = ET.parse(folder / MANIFEST).getroot()  # noqa: S314 - FFmpeg's own output, not user input
-    return {
-        rep.get("id"): rep.get("codecs", "")
-        for rep in root.iterfind(".//mpd:Representation", MPD_NS)
-    }
-
-
-def rewrite_mpd(folder: Path, bandwidths: dict[str, int]) -> None:
-    """Put the measured peak bitrates into the MPD (FFmpeg writes the configured target,
-    so DASH and HLS players would see different ladders) and drop bitstreamSwitching, which
-    does not hold across resolutions with out-of-band parameter sets (avc1)."""
-    for prefix, uri in (
-        ("", MPD_NS["mpd"]),
-        ("xsi", "http://www.w3.org/2001/XMLSchema-instance"),
-        ("xlink", "http://www.w3.org/1999/xlink"),
-    ):
-        ET.register_namespace(prefix, uri)
-    tree = ET.parse(folder / MANIFEST)  # noqa: S314 - FFmpeg's own output, not user input
-    for adaptation in tree.getroot().iterfind(".//mpd:AdaptationSet", MPD_NS):
-        adaptation.attrib.pop("bitstreamSwitching", None)
-        for rep in adaptation.iterfind("mpd:Representation", MPD_NS):
-            if rep.get("id") in bandwidths:
-                rep.set("bandwidth", str(bandwidths[rep.get("id")]))
-    tree.write(folder / MANIFEST, encoding="utf-8", xml_declaration=True)
+def track_playlist(track: Track) -> MediaPlaylist:
+    """The HLS media playlist of a track, named as FFmpeg names them (``media_<id>.m3u8``)."""
+    return MediaPlaylist(
+        name=f"media_{track.id}.m3u8",
+        init=track.init,
+        segments=[Segment(uri=s.uri, duration=track.seconds(s.duration)) for s in track.segments],
+    )
 
 
 def write_master(
@@ -226,6 +216,21 @@ def _timestamp(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
 
 
+def finish_tracks(folder: Path) -> list[Track]:
+    """Merge the slivers, brand every segment CMAF, and return the tracks as they now are."""
+    tracks = read_tracks(folder / MANIFEST)
+    videos = [track for track in tracks if track.content_type == "video"]
+    if not videos or any(not track.segments for track in tracks):
+        raise PackagingError("FFmpeg's manifest lists no video or a track without segments")
+    settled = settle_tails(tracks, reference=videos[0], min_tail=MIN_TAIL_SECONDS)
+    for track, merged in settled:
+        for index, segment in enumerate(track.segments):
+            last = index == len(track.segments) - 1
+            tails = tuple(folder / uri for uri in merged) if last else ()
+            finish_segment(folder / segment.uri, tails=tails)
+    return [track for track, _ in settled]
+
+
 def package(
     folder: Path,
     *,
@@ -237,29 +242,29 @@ def package(
     storyboard: Storyboard,
 ) -> Package:
     """Finish the job folder; returns what to publish and which files to upload."""
-    codecs = mpd_codecs(folder)
+    tracks = {track.id: track for track in finish_tracks(folder)}
     bandwidths: dict[str, int] = {}
     audio_id = str(len(rungs))
-    audio_codecs = codecs.get(audio_id) if has_audio else None
+    audio_codecs = tracks[audio_id].codecs if has_audio else None
     audio = None
     media_files: list[str] = []
+    playlists: list[str] = []
     if has_audio:
-        audio_playlist = read_media_playlist(folder / f"media_{audio_id}.m3u8")
+        audio_playlist = track_playlist(tracks[audio_id])
         write_vod_playlist(folder / audio_playlist.name, audio_playlist)
         peak, average = measure(folder, audio_playlist)
         bandwidths[audio_id] = peak
         audio = (audio_playlist.name, peak, average, audio_channels)
         media_files += [audio_playlist.init, *(s.uri for s in audio_playlist.segments)]
+        playlists.append(audio_playlist.name)
     renditions = []
-    encoded = 0.0
     for index, rung in enumerate(rungs):
-        playlist = read_media_playlist(folder / f"media_{index}.m3u8")
-        if index == 0:
-            encoded = sum(segment.duration for segment in playlist.segments)
+        track = tracks[str(index)]
+        playlist = track_playlist(track)
         write_vod_playlist(folder / playlist.name, playlist)
         peak, average = measure(folder, playlist)
-        bandwidths[str(index)] = peak
-        video_codecs = codecs.get(str(index)) or "avc1.640028"
+        bandwidths[track.id] = peak
+        video_codecs = track.codecs or "avc1.640028"
         renditions.append(
             PackagedRendition(
                 name=rung.name,
@@ -272,14 +277,14 @@ def package(
             )
         )
         media_files += [playlist.init, *(s.uri for s in playlist.segments)]
+        playlists.insert(index, playlist.name)
     write_master(folder, renditions=renditions, frame_rate=frame_rate, audio=audio)
-    rewrite_mpd(folder, bandwidths)
+    write_mpd(folder / MANIFEST, list(tracks.values()), bandwidths=bandwidths)
     sheets = write_storyboard_vtt(folder, duration=duration, storyboard=storyboard)
     if not (folder / POSTER).exists():
         raise PackagingError("the poster branch wrote no image")
-    playlists = [f"media_{index}.m3u8" for index in range(len(rungs))]
-    if has_audio:
-        playlists.append(f"media_{audio_id}.m3u8")
+    top = tracks["0"]
+    encoded = sum(top.seconds(segment.duration) for segment in top.segments)
     # Media before manifests: a manifest never names a file that is not uploaded yet.
     files = [*media_files, POSTER, *sheets, STORYBOARD_VTT, *playlists, MANIFEST, MASTER]
     return Package(renditions=renditions, audio_codecs=audio_codecs, files=files, duration=encoded)
