@@ -112,7 +112,8 @@ def read_media_playlist(path: Path) -> MediaPlaylist:
 
 def write_vod_playlist(path: Path, playlist: MediaPlaylist) -> None:
     # RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, <= the target duration.
-    target = max(math.floor(segment.duration + 0.5) for segment in playlist.segments)
+    # At least 1: a clip shorter than half a second is no reason for a zero target.
+    target = max(1, *(math.floor(segment.duration + 0.5) for segment in playlist.segments))
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",

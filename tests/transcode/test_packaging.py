@@ -1,10 +1,18 @@
-"""Packaging on hand-made folders: playlist rewriting, the master and the storyboard track."""
+"""Packaging on hand-made folders: playlist rewriting, the master, the storyboard track, the
+MPD timeline with its tail settled, and CMAF segment boxes."""
 
+import struct
 from fractions import Fraction
 
+import pytest
+
+from apps.transcode.cmaf import BoxError, boxes, brands, finish_segment
 from apps.transcode.ffmpeg import Storyboard
+from apps.transcode.mpd import TimedSegment, Track, read_tracks, settle_tails, write_mpd
 from apps.transcode.packaging import (
+    MediaPlaylist,
     PackagedRendition,
+    Segment,
     cache_control_of,
     content_type_of,
     measure,
@@ -118,3 +126,126 @@ def test_headers_for_outputs():
     assert cache_control_of("chunk-stream0-00001.m4s").endswith("immutable")
     assert cache_control_of("storyboard/sprite-001.jpg").endswith("immutable")
     assert cache_control_of("master.m3u8") == "private, max-age=60"
+
+
+# --- the tail, the timeline and the CMAF boxes ---------------------------------------------
+
+
+def track(track_id, kind, timescale, durations, start=0):
+    segments, time = [], start
+    for number, duration in enumerate(durations, 1):
+        segments.append(TimedSegment(f"chunk-stream{track_id}-{number:05d}.m4s", time, duration))
+        time += duration
+    return Track(track_id, kind, "", timescale, f"init-stream{track_id}.m4s", tuple(segments))
+
+
+def test_an_audio_sliver_is_merged_into_the_segment_before():
+    # 8 s at 25 fps in 4 s segments; the AAC priming pushes one 1024-sample frame past 8 s.
+    video = track("0", "video", 12800, [51200, 51200])
+    audio = track("1", "audio", 48000, [191488, 191488, 1024])
+    (settled_video, merged_video), (settled_audio, merged_audio) = settle_tails(
+        [video, audio], reference=video, min_tail=0.5
+    )
+    assert (settled_video, merged_video) == (video, ())
+    assert [s.duration for s in settled_audio.segments] == [191488, 192512]
+    assert merged_audio == ("chunk-stream1-00003.m4s",)
+
+
+def test_a_video_tail_takes_every_track_with_it():
+    # One frame past the boundary: 40 ms of video, 61 ms of audio, merged in both.
+    video = track("0", "video", 12800, [51200, 51200, 512])
+    low = track("1", "video", 12800, [51200, 51200, 512])
+    audio = track("2", "audio", 48000, [191488, 191488, 2944])
+    settled = settle_tails([video, low, audio], reference=video, min_tail=0.5)
+    assert [[s.duration for s in t.segments] for t, _ in settled] == [
+        [51200, 51712],
+        [51200, 51712],
+        [191488, 194432],
+    ]
+    assert [merged for _, merged in settled] == [
+        ("chunk-stream0-00003.m4s",),
+        ("chunk-stream1-00003.m4s",),
+        ("chunk-stream2-00003.m4s",),
+    ]
+
+
+def test_a_short_clip_and_a_long_tail_keep_their_segments():
+    single = track("0", "video", 1000, [300])
+    assert settle_tails([single], reference=single, min_tail=0.5) == [(single, ())]
+    odd = track("0", "video", 1000, [4000, 1300])
+    assert settle_tails([odd], reference=odd, min_tail=0.5) == [(odd, ())]
+
+
+FFMPEG_MPD = """<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" maxSegmentDuration="PT4.0S">
+  <Period id="0" start="PT0.0S">
+    <AdaptationSet id="0" contentType="audio" bitstreamSwitching="true">
+      <Representation id="1" mimeType="audio/mp4" codecs="mp4a.40.2" bandwidth="128000">
+        <SegmentTemplate timescale="48000" initialization="init-stream$RepresentationID$.m4s"
+            media="chunk-stream$RepresentationID$-$Number%05d$.m4s" startNumber="1">
+          <SegmentTimeline><S t="0" d="191488" r="1" /><S d="1024" /></SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"""
+
+
+def test_the_mpd_timeline_is_read_and_rewritten_with_real_durations(tmp_path):
+    (tmp_path / "manifest.mpd").write_text(FFMPEG_MPD)
+    (audio,) = read_tracks(tmp_path / "manifest.mpd")
+    assert (audio.id, audio.content_type, audio.codecs) == ("1", "audio", "mp4a.40.2")
+    assert audio.init == "init-stream1.m4s"
+    assert [(s.uri, s.start, s.duration) for s in audio.segments] == [
+        ("chunk-stream1-00001.m4s", 0, 191488),
+        ("chunk-stream1-00002.m4s", 191488, 191488),
+        ("chunk-stream1-00003.m4s", 382976, 1024),
+    ]
+    ((settled, _),) = settle_tails([audio], reference=audio, min_tail=0.5)
+    write_mpd(tmp_path / "manifest.mpd", [settled], bandwidths={"1": 130_001})
+    text = (tmp_path / "manifest.mpd").read_text()
+    assert '<S t="0" d="191488" /><S d="192512" />' in text.replace("\n", "").replace("  ", "")
+    assert 'maxSegmentDuration="PT4.011S"' in text  # 192512 / 48000 = 4.01067, rounded up
+    assert 'bandwidth="130001"' in text
+    assert "bitstreamSwitching" not in text
+    (again,) = read_tracks(tmp_path / "manifest.mpd")
+    assert again.segments == settled.segments
+
+
+def test_target_duration_is_the_longest_segment_rounded(tmp_path):
+    for durations, target in (([4.010667, 3.989333], 4), ([4.0, 4.6], 5), ([0.4], 1)):
+        playlist = MediaPlaylist(
+            "media_0.m3u8", "init.m4s", [Segment(f"s{i}.m4s", d) for i, d in enumerate(durations)]
+        )
+        write_vod_playlist(tmp_path / "media_0.m3u8", playlist)
+        assert f"#EXT-X-TARGETDURATION:{target}\n" in (tmp_path / "media_0.m3u8").read_text()
+
+
+def box(kind: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def test_segments_get_cmaf_brands_and_a_tail_is_appended(tmp_path):
+    dash_styp = box(b"styp", b"msdh\0\0\0\0msdhmsix")
+    first = [box(b"moof", b"A" * 20), box(b"mdat", b"a" * 100)]
+    tail = [box(b"moof", b"B" * 20), box(b"mdat", b"b" * 3)]
+    (tmp_path / "one.m4s").write_bytes(dash_styp + box(b"sidx", b"\0" * 44) + b"".join(first))
+    (tmp_path / "two.m4s").write_bytes(dash_styp + box(b"sidx", b"\0" * 44) + b"".join(tail))
+    (tmp_path / "alone.m4s").write_bytes(dash_styp + b"".join(first))
+
+    finish_segment(tmp_path / "one.m4s", tails=(tmp_path / "two.m4s",))
+    finish_segment(tmp_path / "alone.m4s")
+
+    assert not (tmp_path / "two.m4s").exists()
+    merged = (tmp_path / "one.m4s").read_bytes()
+    assert merged == box(b"styp", b"cmfs\0\0\0\0cmfsmsdh") + b"".join(first + tail)
+    assert brands(tmp_path / "one.m4s") == ["cmfs", "cmfs", "msdh"]  # two fragments: no cmff
+    assert brands(tmp_path / "alone.m4s") == ["cmfs", "cmfs", "msdh", "cmff"]
+    assert [kind for kind, _, _ in boxes(tmp_path / "alone.m4s")] == [b"styp", b"moof", b"mdat"]
+
+
+def test_a_truncated_segment_is_refused(tmp_path):
+    (tmp_path / "cut.m4s").write_bytes(box(b"styp", b"msdh\0\0\0\0") + box(b"moof", b"x" * 20)[:12])
+    with pytest.raises(BoxError, match="cut.m4s"):
+        finish_segment(tmp_path / "cut.m4s")
