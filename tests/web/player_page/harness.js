@@ -19,11 +19,23 @@ const report = {
   warnings: [], // errors the player says it recovers from
   renditions: [],
   asked: null,
+  before: null, // {declared, shown} sizes of the rendition playing before the switch
   switched: null, // {width, height} of the picture once the asked rendition shows
   switchError: null,
   stalledAt: null,
+  timeline: [], // media element events with the time they happened at
 };
 window.report = report;
+
+// When a player declares the end of its media (MediaSource.endOfStream), for the timeline.
+for (const Source of [window.MediaSource, window.ManagedMediaSource].filter(Boolean)) {
+  const endOfStream = Source.prototype.endOfStream;
+  Source.prototype.endOfStream = function (...args) {
+    const video = document.getElementById("video");
+    report.timeline.push(`endOfStream@${video ? video.currentTime.toFixed(3) : "?"}`);
+    return endOfStream.apply(this, args);
+  };
+}
 
 function loadScript(src) {
   return new Promise((resolve, reject) => {
@@ -89,6 +101,14 @@ function dashjsAdapter(video) {
     report.errors.push(`dash.js error ${error.code}: ${error.message || JSON.stringify(event)}`);
   });
   player.on(events.PLAYBACK_ERROR, (event) => report.errors.push(`dash.js playback error ${event.error}`));
+  // dash.js's own end signal: it re-emits the element's `ended`, and when its timer sees the end
+  // first it pauses the element itself, which then never fires `ended` (seen once in ~40 runs).
+  player.on(events.PLAYBACK_ENDED, (event) => {
+    report.timeline.push(`dash.js PLAYBACK_ENDED@${video.currentTime.toFixed(3)}`);
+    if (event.isLast) {
+      report.ended = true;
+    }
+  });
   return {
     load(url) {
       const ready = new Promise((resolve) => player.on(events.STREAM_INITIALIZED, resolve));
@@ -172,6 +192,10 @@ async function switchRendition(video, adapter) {
     return;
   }
   const active = adapter.active();
+  report.before = {
+    declared: report.renditions.find((r) => r.id === active),
+    shown: { width: video.videoWidth, height: video.videoHeight },
+  };
   const target = report.renditions.find((r) => r.id !== active);
   report.asked = target;
   report.stage = "switching";
@@ -191,6 +215,9 @@ async function switchRendition(video, adapter) {
 
 window.harnessRun = async function (player, url, endTimeoutMs) {
   const video = document.getElementById("video");
+  // As a page that shows captions or draws frames must: media fetched in CORS mode, which also
+  // makes Chromium's native HLS (otherwise a no-cors load) depend on our CORS answers.
+  video.crossOrigin = "anonymous";
   video.addEventListener("error", () => {
     const error = video.error;
     report.errors.push(`media element error ${error && error.code}: ${error && error.message}`);
@@ -201,12 +228,16 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
   video.addEventListener("waiting", () => {
     report.stalledAt = where(video);
   });
+  for (const name of ["playing", "pause", "seeking", "seeked", "waiting", "ended", "ratechange"]) {
+    video.addEventListener(name, () => report.timeline.push(`${name}@${video.currentTime.toFixed(3)}`));
+  }
   try {
     if (LIBRARIES[player]) {
       await loadScript(LIBRARIES[player]);
     }
     const adapter = ADAPTERS[player](video);
-    await adapter.load(url);
+    // A player that gives up (an error event) may never settle its load: stop at its error.
+    await Promise.race([adapter.load(url), until(() => false, 20000, "the manifest to load")]);
     report.stage = "playing";
     video.muted = true;
     await video.play();
