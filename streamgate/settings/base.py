@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "streamgate.client_address.ClientAddressMiddleware",
     "streamgate.observability.RequestIdMiddleware",
+    "apps.access.stream_cors.StreamCorsMiddleware",  # /stream/ answers any origin; outside the rest
     "streamgate.api_errors.ApiErrorMiddleware",  # JSON errors under /api/; before Host checks
     "streamgate.outages.DependencyOutageMiddleware",  # a dependency away: 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
@@ -204,7 +205,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_URLS_REGEX = r"^/(api|stream)/.*$"
+# The JSON API's allowlist; /stream/ answers every origin (apps/access/stream_cors.py).
+CORS_URLS_REGEX = r"^/api/.*$"
 TUS_HEADERS = [
     "tus-resumable",
     "tus-version",

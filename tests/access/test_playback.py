@@ -239,22 +239,6 @@ def test_x_accel_redirect_hands_the_bytes_to_nginx(ready, settings):
     assert response["Content-Type"] == "video/iso.segment"
 
 
-def test_player_origins_get_cors_headers(ready, settings):
-    settings.CORS_ALLOWED_ORIGINS = ["https://player.example"]
-    token = signed(ready.content)
-    response = Client().get(
-        f"/stream/{token}/{ready.content.id}/chunk-stream0-00001.m4s",
-        HTTP_ORIGIN="https://player.example",
-        HTTP_RANGE="bytes=0-9",
-    )
-    assert response["Access-Control-Allow-Origin"] == "https://player.example"
-    assert "content-range" in response["Access-Control-Expose-Headers"]
-    stranger = Client().get(
-        f"/stream/{token}/{ready.content.id}/master.m3u8", HTTP_ORIGIN="https://evil.example"
-    )
-    assert "Access-Control-Allow-Origin" not in stranger
-
-
 class SlowNode:
     """An RPC endpoint that answers nothing for ``delay`` seconds."""
 

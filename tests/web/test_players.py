@@ -1,0 +1,303 @@
+"""The player conformance matrix: StreamGate's real output, from a real server, played to the end
+by the players our viewers' sites use, each on a page of another origin.
+
+Players: hls.js 1.7.4 (the one /watch/ ships), dash.js 5.2.1, Shaka Player 5.2.12 (its DASH and
+its HLS) and Chromium's native HLS; all from npm (package.json), served to the page from
+node_modules, never from a CDN. Clips, made by FFmpeg and encoded by `manage.py ingest` in the
+embedded stack (uvicorn, SQLite, the disk) with a two-rung ladder: a length that is a multiple
+of the 4 s segment, an odd length, a portrait phone video (landscape frames with a rotation
+flag), an HEVC 10-bit source, a variable frame rate source, and one without audio.
+
+Each case loads the stream with a playback grant from the API, starts playing, asks the player
+for the other rendition and waits for the picture to become it, then plays at 4x to `ended`.
+The cases run once per module, several pages at a time (tests/web/player_page/harness.js); the
+tests below read their reports, one test per player, clip and property.
+"""
+
+import functools
+import json
+import re
+import shutil
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.support.media import make_rotated, make_video
+from tests.support.processes import ROOT, embedded_env, free_port, manage, web_server
+
+PAGE = Path(__file__).parent / "player_page"
+PLAYER_FILES = {
+    "hls.min.js": ROOT / "node_modules/hls.js/dist/hls.min.js",
+    "dash.all.min.js": ROOT / "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+    "shaka-player.compiled.js": ROOT / "node_modules/shaka-player/dist/shaka-player.compiled.js",
+}
+# Player -> which manifest it plays.
+PLAYERS = {
+    "hlsjs": "hls",
+    "dashjs": "dash",
+    "shaka-dash": "dash",
+    "shaka-hls": "hls",
+    "native": "hls",
+}
+NATIVE_HLS = "application/vnd.apple.mpegurl"
+PARALLEL_PAGES = 6
+CASE_DEADLINE = 60  # seconds for one case, loading included
+
+
+def _multiple(path: Path) -> Path:  # 8 s: two whole 4 s segments
+    return make_video(path, seconds=8, size="640x360")
+
+
+def _odd(path: Path) -> Path:
+    return make_video(path, seconds=7.3, size="640x360")
+
+
+def _portrait(path: Path) -> Path:  # as phones record: landscape frames, "rotate 90" flag
+    landscape = make_video(path.with_suffix(".landscape.mp4"), seconds=6, size="640x360")
+    return make_rotated(path, landscape, 90)
+
+
+def _hevc_10bit(path: Path) -> Path:
+    return make_video(
+        path,
+        seconds=6,
+        size="640x360",
+        pix_fmt="yuv420p10le",
+        extra=["-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1"],
+    )
+
+
+def _variable_rate(path: Path) -> Path:  # 60 fps for 2 s, then 20 fps
+    return make_video(
+        path,
+        seconds=6,
+        size="640x360",
+        rate=60,
+        video_filter=r"select='lt(t\,2)+not(mod(n\,3))'",
+        extra=["-fps_mode", "vfr"],
+    )
+
+
+def _no_audio(path: Path) -> Path:
+    return make_video(path, seconds=6, size="640x360", audio=False)
+
+
+CLIPS = {
+    "multiple-of-segment": (_multiple, 8),
+    "odd-length": (_odd, 7.3),
+    "portrait-rotated": (_portrait, 6),
+    "hevc-10bit": (_hevc_10bit, 6),
+    "vfr": (_variable_rate, 6),
+    "no-audio": (_no_audio, 6),
+}
+
+INGEST_ALL = """
+import io, json, os
+from django.core.management import call_command
+urls = {}
+for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
+    out = io.StringIO()
+    call_command("ingest", path, title=name, owner="maker", stdout=out)
+    urls[name] = out.getvalue()
+print("INGESTED " + json.dumps(urls))
+"""
+
+
+@dataclass
+class Stack:
+    base: str
+    contents: dict[str, str]  # clip -> content id
+
+    def grant(self, clip: str) -> dict:
+        """A viewer's playback grant, from the API (the contents are open to anyone)."""
+        request = urllib.request.Request(
+            f"{self.base}/api/v1/contents/{self.contents[clip]}/playback/", data=b"", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The embedded stack with every clip encoded by `manage.py ingest`, served by uvicorn."""
+    folder = tmp_path_factory.mktemp("players")
+    port = free_port()
+    env = embedded_env(
+        folder / "var",
+        DJANGO_SETTINGS_MODULE="tests.support.player_settings",
+        DJANGO_DEBUG="0",
+        TRANSCODE_PRESET="ultrafast",
+        LOG_LEVEL="WARNING",
+        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "create_api_token", "maker", "--creator")
+    sources = {name: str(make(folder / f"{name}.mp4")) for name, (make, _) in CLIPS.items()}
+    # One process ingests them all: Django starts once, each encode is the command's own.
+    clips_env = {**env, "PLAYER_CLIPS": json.dumps(sources)}
+    output = manage(clips_env, "shell", "-c", INGEST_ALL, timeout=600)
+    printed = json.loads(output.split("INGESTED ", 1)[1])
+    contents = {
+        name: re.search(r"/stream/[^/]+/([0-9a-f-]{36})/master\.m3u8", text).group(1)
+        for name, text in printed.items()
+    }
+    logs = folder / "logs"
+    logs.mkdir()
+    with web_server(env, logs / "web.log", port) as base:
+        yield Stack(base=base, contents=contents)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def player_site(tmp_path_factory):
+    """The third-party page: a plain static server on another origin (localhost, own port)."""
+    folder = tmp_path_factory.mktemp("player-site")
+    for name in ("index.html", "harness.js"):
+        shutil.copy(PAGE / name, folder / name)
+    for name, source in PLAYER_FILES.items():
+        if not source.exists():
+            pytest.fail(f"{source} is missing: run `npm ci` (package.json pins the players)")
+        shutil.copy(source, folder / name)
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Case:
+    player: str
+    clip: str
+    url: str
+    context: object = None
+    page: object = None
+    started: float = 0.0
+    console: list[str] = field(default_factory=list)
+    report: dict | None = None
+
+
+def _start(browser, site: str, case: Case) -> None:
+    case.context = browser.new_context()
+    case.page = case.context.new_page()
+    case.page.on("console", lambda m: case.console.append(m.text) if m.type == "error" else None)
+    case.page.on("pageerror", lambda error: case.console.append(f"page error: {error}"))
+    case.page.goto(f"{site}/index.html")
+    seconds = CLIPS[case.clip][1]
+    end_timeout = int((seconds / 4 + 20) * 1000)
+    case.page.evaluate(
+        "([player, url, ms]) => { window.harnessRun(player, url, ms); }",
+        [case.player, case.url, end_timeout],
+    )
+    case.started = time.monotonic()
+
+
+def _finished(case: Case) -> bool:
+    report = case.page.evaluate("() => window.report")
+    if report["done"] or time.monotonic() - case.started > CASE_DEADLINE:
+        if not report["done"]:
+            report["errors"].append(f"no result after {CASE_DEADLINE} s (stage {report['stage']})")
+        report["console"] = case.console[:8]
+        case.report = report
+        case.context.close()
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def matrix(browser, stack, player_site):
+    """Every player on every clip, PARALLEL_PAGES at a time; (player, clip) -> the report."""
+    probe = browser.new_page()
+    native = probe.evaluate(f"() => document.createElement('video').canPlayType('{NATIVE_HLS}')")
+    version = browser.version
+    probe.close()
+    grants = {clip: stack.grant(clip) for clip in CLIPS}
+    waiting = [
+        Case(player, clip, grants[clip][f"{kind}_url"])
+        for player, kind in PLAYERS.items()
+        for clip in CLIPS
+        if player != "native" or native
+    ]
+    running: list[Case] = []
+    reports = {}
+    while waiting or running:
+        while waiting and len(running) < PARALLEL_PAGES:
+            case = waiting.pop(0)
+            _start(browser, player_site, case)
+            running.append(case)
+        time.sleep(0.2)
+        for case in [c for c in running if _finished(c)]:
+            running.remove(case)
+            reports[case.player, case.clip] = case.report
+    reports["native-support"] = (native, version)
+    return reports
+
+
+def _report(matrix, player: str, clip: str) -> dict:
+    if player == "native" and not matrix["native-support"][0]:
+        pytest.skip(
+            f"Chromium {matrix['native-support'][1]} has no native HLS: "
+            f"canPlayType('{NATIVE_HLS}') answers ''"
+        )
+    return matrix[player, clip]
+
+
+def _describe(report: dict) -> str:
+    keys = ("stage", "errors", "warnings", "where", "stalledAt", "timeline", "console")
+    return json.dumps({key: report.get(key) for key in keys}, indent=1)[:3000]
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+@pytest.mark.parametrize("player", PLAYERS)
+def test_plays_to_the_end(matrix, player, clip):
+    report = _report(matrix, player, clip)
+    assert not report["errors"], _describe(report)
+    assert report["ended"], _describe(report)
+    where = report["where"]
+    assert where["currentTime"] >= where["duration"] - 0.25, _describe(report)
+
+
+def _switched(matrix, player: str, clip: str) -> dict:
+    if player == "native":
+        pytest.skip("Chromium's native HLS has no API to list or ask for a rendition")
+    return _report(matrix, player, clip)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+@pytest.mark.parametrize("player", PLAYERS)
+def test_switches_rendition_when_asked(matrix, player, clip):
+    report = _switched(matrix, player, clip)
+    assert len(report["renditions"]) == 2, report["renditions"]
+    assert report["switched"], f"{report['switchError']}\n{_describe(report)}"
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+@pytest.mark.parametrize("player", PLAYERS)
+def test_the_picture_has_the_declared_size(matrix, player, clip):
+    """Before and after the switch, the picture is exactly the size the manifest declares for
+    the rendition playing: square pixels (non-square ones make a 426x240 rung show as 427x240)."""
+    report = _switched(matrix, player, clip)
+    if not report["switched"]:
+        pytest.fail(f"never switched: {report['switchError']}")
+    sizes = [
+        (report["before"]["declared"], report["before"]["shown"]),
+        (report["asked"], report["switched"]),
+    ]
+    wrong = [
+        f"declared {want['width']}x{want['height']}, shown {shown['width']}x{shown['height']}"
+        for want, shown in sizes
+        if (shown["width"], shown["height"]) != (want["width"], want["height"])
+    ]
+    assert not wrong, "; ".join(wrong)
