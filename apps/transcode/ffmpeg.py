@@ -1,8 +1,9 @@
 """The boundary to FFmpeg: build the one command that encodes a whole job, run it, and read its
 ``-progress`` output. Nothing else lives here.
 
-One process decodes the source once; a ``split`` feeds a ``scale`` per rung (libx264, closed
-GOPs of ``gop_seconds`` aligned across rungs, no scene-cut keyframes), one branch writes the
+One process decodes the source once; a ``split`` feeds a ``scale`` per rung (square pixels;
+libx264 at constant quality under the rung's VBV cap, closed GOPs of ``gop_seconds`` aligned
+across rungs, no scene-cut keyframes), one branch writes the
 poster and one the storyboard sprite sheets. The DASH muxer writes CMAF fMP4 segments once and
 both manifests (MPD and HLS playlists) that reference them.
 """
@@ -69,7 +70,6 @@ class EncodePlan:
     audio_channels: int
     poster_at: float
     storyboard: Storyboard
-    display_aspect: Fraction = Fraction(16, 9)
     threads: int = 0
     input_format: str | None = None  # the probed demuxer: never let FFmpeg guess (playlists!)
 
@@ -97,13 +97,10 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         .split()
     )
     branches = [video[index] for index in range(len(plan.rungs) + 2)]
-    # Rounding to even widths bends the aspect ratio a hair (854x480 is not 16:9): the pixels
-    # get the aspect that makes every rung show exactly the source's shape, as DASH requires
-    # of one adaptation set.
+    # Square pixels: the ladder's sizes already share one exact shape (apps/transcode/ladder),
+    # so the source's own sample aspect (anamorphic DV, a rounding) is scaled away, not kept.
     scaled = [
-        branch.filter("scale", rung.width, rung.height, flags="bicubic").filter(
-            "setdar", f"{plan.display_aspect.numerator}/{plan.display_aspect.denominator}"
-        )
+        branch.filter("scale", rung.width, rung.height, flags="bicubic").filter("setsar", "1")
         for branch, rung in zip(branches, plan.rungs, strict=False)
     ]
     top = plan.rungs[0]
@@ -143,7 +140,7 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         "map_chapters": -1,
     }
     for index, rung in enumerate(plan.rungs):
-        options[f"b:v:{index}"] = rung.bitrate
+        options[f"crf:v:{index}"] = rung.crf
         options[f"maxrate:v:{index}"] = rung.maxrate
         options[f"bufsize:v:{index}"] = rung.bufsize
     if plan.has_audio:
