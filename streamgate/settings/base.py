@@ -268,11 +268,11 @@ UPLOAD_PROGRESS_INTERVAL = 0.25  # at most 4 progress messages a second per uplo
 # constant quality TRANSCODE_CRF under its cap (maxrate, VBV bufsize); a rung's cap is also never
 # above TRANSCODE_SOURCE_SHARE of the source's own video bits for that many pixels.
 TRANSCODE_LADDER = [
-    {"name": "1080p", "height": 1080, "maxrate": 5_350_000, "bufsize": 7_500_000},
-    {"name": "720p", "height": 720, "maxrate": 3_000_000, "bufsize": 4_200_000},
-    {"name": "480p", "height": 480, "maxrate": 1_500_000, "bufsize": 2_100_000},
-    {"name": "360p", "height": 360, "maxrate": 856_000, "bufsize": 1_200_000},
-    {"name": "240p", "height": 240, "maxrate": 428_000, "bufsize": 600_000},
+    {"name": "1080p", "height": 1080, "maxrate": 5_000_000, "bufsize": 7_500_000},
+    {"name": "720p", "height": 720, "maxrate": 2_800_000, "bufsize": 4_200_000},
+    {"name": "480p", "height": 480, "maxrate": 1_400_000, "bufsize": 2_100_000},
+    {"name": "360p", "height": 360, "maxrate": 800_000, "bufsize": 1_200_000},
+    {"name": "240p", "height": 240, "maxrate": 400_000, "bufsize": 600_000},
 ]
 TRANSCODE_CRF = env.int("TRANSCODE_CRF", default=23)  # x264's constant-quality scale; lower: better
 TRANSCODE_SOURCE_SHARE = env.float("TRANSCODE_SOURCE_SHARE", default=0.75)
