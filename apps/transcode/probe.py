@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Frame timing is read from packet timestamps (no decoding) in a few windows spread over the
 # file, so that a long file costs a few seeks, not a read to the end.
 TIMING_WINDOWS = 4
-TIMING_WINDOW_PACKETS = 150
+TIMING_WINDOW_PACKETS = 120
 VFR_TOLERANCE = 0.1
 # A rate is measured over this many consecutive frames: millisecond timestamps (Matroska, FLV)
 # put 16 or 17 ms between 60 fps frames, 6 % apart; over 10 frames the error is under 1 %.
@@ -261,11 +261,14 @@ def _timestamps(container, video, duration: float | None, window: int) -> list[i
     except av.FFmpegError:
         return []
     timestamps: list[int] = []
-    for packet in container.demux(video):
-        if packet.pts is not None:
-            timestamps.append(packet.pts)
-        if len(timestamps) >= TIMING_WINDOW_PACKETS:
-            break
+    try:
+        for packet in container.demux(video):
+            if packet.pts is not None:
+                timestamps.append(packet.pts)
+            if len(timestamps) >= TIMING_WINDOW_PACKETS:
+                break
+    except av.FFmpegError:
+        pass  # a damaged stretch: the timestamps before it still tell the rate
     return sorted(timestamps)
 
 

@@ -292,7 +292,7 @@ def main() -> None:
         source = work / "source-1080p.mp4"
         make_source(source, args.seconds)
         a, job = pipeline(source)
-        c, folder = by_hand(shlex.split(job.command))
+        c, folder = by_hand(with_folder(job, work / "by-hand"))
         b = per_rung(job, source, work / "per-rung")
         for round_ in range(1, args.rounds):
             # On a shared machine one slow run says nothing: the best of each kind counts.
