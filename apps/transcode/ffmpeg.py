@@ -1,12 +1,13 @@
 """The boundary to FFmpeg: build the one command that encodes a whole job, run it, and read its
 ``-progress`` output. Nothing else lives here.
 
-One process decodes the source once; a ``split`` feeds a ``scale`` per rung (libx264, closed
-GOPs of ``gop_seconds`` aligned across rungs, no scene-cut keyframes), one branch writes the
-poster and one the storyboard sprite sheets. The DASH muxer writes CMAF fMP4 segments once
-(``movflags=+cmaf`` for its mp4 submuxer: ``cmfc`` in the init segments' brands, fragment
-data addressed from their own ``moof``) and an MPD whose SegmentTimeline gives every
-segment's real duration; packaging.py writes the HLS playlists from that timeline.
+One process decodes the source once; a ``split`` feeds a ``scale`` per rung (square pixels;
+libx264 at constant quality under the rung's VBV cap, closed GOPs of ``gop_seconds`` aligned
+across rungs, no scene-cut keyframes), one branch writes the poster and one the storyboard
+sprite sheets. The DASH muxer writes CMAF fMP4 segments once (``movflags=+cmaf`` for its mp4
+submuxer: ``cmfc`` in the init segments' brands, fragment data addressed from their own
+``moof``) and an MPD whose SegmentTimeline gives every segment's real duration; packaging.py
+writes the HLS playlists from that timeline.
 """
 
 import collections
@@ -71,7 +72,6 @@ class EncodePlan:
     audio_channels: int
     poster_at: float
     storyboard: Storyboard
-    display_aspect: Fraction = Fraction(16, 9)
     threads: int = 0
     input_format: str | None = None  # the probed demuxer: never let FFmpeg guess (playlists!)
 
@@ -99,13 +99,10 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         .split()
     )
     branches = [video[index] for index in range(len(plan.rungs) + 2)]
-    # Rounding to even widths bends the aspect ratio a hair (854x480 is not 16:9): the pixels
-    # get the aspect that makes every rung show exactly the source's shape, as DASH requires
-    # of one adaptation set.
+    # Square pixels: the ladder's sizes already share one exact shape (apps/transcode/ladder),
+    # so the source's own sample aspect (anamorphic DV, a rounding) is scaled away, not kept.
     scaled = [
-        branch.filter("scale", rung.width, rung.height, flags="bicubic").filter(
-            "setdar", f"{plan.display_aspect.numerator}/{plan.display_aspect.denominator}"
-        )
+        branch.filter("scale", rung.width, rung.height, flags="bicubic").filter("setsar", "1")
         for branch, rung in zip(branches, plan.rungs, strict=False)
     ]
     top = plan.rungs[0]
@@ -145,7 +142,7 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         "map_chapters": -1,
     }
     for index, rung in enumerate(plan.rungs):
-        options[f"b:v:{index}"] = rung.bitrate
+        options[f"crf:v:{index}"] = rung.crf
         options[f"maxrate:v:{index}"] = rung.maxrate
         options[f"bufsize:v:{index}"] = rung.bufsize
     if plan.has_audio:

@@ -24,7 +24,6 @@ from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import storage_exists, storage_source_location
 from apps.transcode import ffmpeg
 from apps.transcode.ladder import (
-    PlannedRung,
     UnusableSource,
     check_complete,
     check_source,
@@ -161,12 +160,8 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
     info = _blame_storage_first(content.source_path, lambda: require_video(probe(source)))
     width, height = info.display_size
     check_source(width=width, height=height, duration=info.duration)
-    rungs = plan_ladder(
-        display_width=width,
-        display_height=height,
-        rungs=rungs_from_settings(settings.TRANSCODE_LADDER),
-    )
-    plan = _plan(source, workdir, info, rungs)
+    plan = encode_plan(source, workdir, info)
+    rungs = plan.rungs
     args = ffmpeg.build_command(plan, binary=ffmpeg.ffmpeg_binary(settings.TRANSCODE_FFMPEG))
     job.source_info = info.as_json()
     job.ladder = [rung.__dict__ for rung in rungs]
@@ -273,13 +268,22 @@ def _encode(run: JobRun, args: list[str], duration: float) -> ffmpeg.RunResult:
         watchdog.join(timeout=10)
 
 
-def _plan(
-    source: str, workdir: Path, info: MediaInfo, rungs: list[PlannedRung]
-) -> ffmpeg.EncodePlan:
+def encode_plan(source: str, workdir: Path, info: MediaInfo) -> ffmpeg.EncodePlan:
+    """What FFmpeg is to make of a probed source, from settings: the ladder (capped by what the
+    source carries), the output frame rate (the source's peak, capped), audio, poster and
+    storyboard. No database, no I/O."""
     audio = settings.TRANSCODE_AUDIO
     board = settings.TRANSCODE_STORYBOARD
     width, height = info.display_size
     aspect = Fraction(width, height)
+    rungs = plan_ladder(
+        display_width=width,
+        display_height=height,
+        rungs=rungs_from_settings(settings.TRANSCODE_LADDER),
+        crf=settings.TRANSCODE_CRF,
+        source_bitrate=info.video_bitrate,
+        source_share=Fraction(settings.TRANSCODE_SOURCE_SHARE).limit_denominator(1000),
+    )
     return ffmpeg.EncodePlan(
         source=source,
         input_format=info.demuxer,
@@ -304,6 +308,5 @@ def _plan(
             columns=board["columns"],
             rows=board["rows"],
         ),
-        display_aspect=aspect,
         threads=settings.TRANSCODE_THREADS,
     )

@@ -79,3 +79,20 @@ def make_padded_video(path: Path, *, total_bytes: int) -> Path:
             padding -= min(padding, len(chunk))
     clip.unlink()
     return path
+
+
+def make_rate_burst(path: Path, *, seconds: float = 4, slow: int = 20, fast: int = 60) -> Path:
+    """An MP4 at ``slow`` fps with one second at ``fast`` fps from t=2 s (a phone's slow-motion
+    stretch, a screen capture's busy moment). Timestamps are in milliseconds, as screen
+    recorders and Matroska write them: 60 fps frames are 16 or 17 ms apart."""
+    step = fast // slow
+    keep = rf"between(t\,2\,{3 - 1 / fast:.4f})+not(mod(n\,{step}))"
+    return make_video(
+        path,
+        seconds=seconds,
+        size="320x240",
+        rate=fast,
+        audio=False,
+        video_filter=f"select='{keep}'",
+        extra=["-fps_mode", "vfr", "-video_track_timescale", "1000"],
+    )

@@ -16,28 +16,10 @@ from tests.factories import ContentFactory
 from tests.support.media import ffmpeg_binary
 
 TEST_LADDER = [
-    {
-        "name": "1080p",
-        "height": 1080,
-        "bitrate": 5_000_000,
-        "maxrate": 5_350_000,
-        "bufsize": 7_500_000,
-    },
-    {
-        "name": "720p",
-        "height": 720,
-        "bitrate": 2_800_000,
-        "maxrate": 3_000_000,
-        "bufsize": 4_200_000,
-    },
-    {
-        "name": "480p",
-        "height": 480,
-        "bitrate": 1_400_000,
-        "maxrate": 1_500_000,
-        "bufsize": 2_100_000,
-    },
-    {"name": "360p", "height": 360, "bitrate": 800_000, "maxrate": 856_000, "bufsize": 1_200_000},
+    {"name": "1080p", "height": 1080, "maxrate": 5_350_000, "bufsize": 7_500_000},
+    {"name": "720p", "height": 720, "maxrate": 3_000_000, "bufsize": 4_200_000},
+    {"name": "480p", "height": 480, "maxrate": 1_500_000, "bufsize": 2_100_000},
+    {"name": "360p", "height": 360, "maxrate": 856_000, "bufsize": 1_200_000},
 ]
 
 
