@@ -8,6 +8,15 @@
   const state = $("state");
   let hls = null;
 
+  // A rung's everyday name from its short side (portrait 1080x1920 is 1080p), snapped to the
+  // usual names: square-pixel ladders have sizes such as 864x486 (480p) or 416x234 (240p).
+  const RUNG_NAMES = [144, 240, 360, 480, 540, 720, 1080, 1440, 2160, 4320];
+  function rungName(level) {
+    const side = Math.min(level.width, level.height);
+    const nearest = RUNG_NAMES.reduce((a, b) => (Math.abs(b - side) < Math.abs(a - side) ? b : a));
+    return `${Math.abs(nearest - side) <= side * 0.04 ? nearest : side}p`;
+  }
+
   function showState(html) {
     state.hidden = false;
     state.innerHTML = html;
@@ -67,7 +76,7 @@
           .forEach(({ level, index }) => {
             const option = document.createElement("option");
             option.value = String(index);
-            option.textContent = `${level.height}p`;
+            option.textContent = rungName(level);
             menu.appendChild(option);
           });
       });
