@@ -37,8 +37,8 @@ SLIVER = 0.5  # seconds: no segment but a track's only one may be shorter
 TOLERANCE = 0.001  # seconds between what a manifest says and what the media holds
 
 LADDER = [
-    {"name": "240p", "height": 240, "bitrate": 400_000, "maxrate": 430_000, "bufsize": 600_000},
-    {"name": "144p", "height": 144, "bitrate": 150_000, "maxrate": 160_000, "bufsize": 225_000},
+    {"name": "240p", "height": 240, "maxrate": 430_000, "bufsize": 600_000},
+    {"name": "144p", "height": 144, "maxrate": 160_000, "bufsize": 225_000},
 ]
 CLIPS = {
     # Duration a multiple of the 4 s segment: the AAC priming used to leave a 21 ms audio tail.
