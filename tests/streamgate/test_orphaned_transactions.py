@@ -15,12 +15,11 @@ with it.
 """
 
 import time
-import uuid
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db.backends.postgresql.base import DatabaseWrapper
+from django.db.utils import ConnectionHandler
 
 from streamgate.settings.environment import database_config
 from tests.streamgate.test_database import admin_url
@@ -83,13 +82,10 @@ def test_a_transaction_whose_client_vanished_gives_its_locks_back(postgres_port)
             conn_max_age=60,  # one plain connection, made as the stack makes them
             idle_in_transaction_seconds=2,
         )
-        wrapper = DatabaseWrapper({**config, "TIME_ZONE": None}, alias=f"orphan_{uuid.uuid4().hex}")
-        wrapper.connect()
-        wrapper.set_autocommit(False)
-        with wrapper.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-            cursor.execute("SELECT pg_backend_pid()")
-            backend = cursor.fetchone()[0]
+        wrapper = ConnectionHandler({"default": config})["default"]  # with Django's defaults
+        client = wrapper.get_new_connection(wrapper.get_connection_params())
+        client.execute("SELECT pg_advisory_xact_lock(%s)", (key,))  # a transaction holds it
+        backend = client.info.backend_pid
         proxy.sever()  # the stack's side is reset; PostgreSQL hears nothing
         assert backend_state(backend) == "idle in transaction"
         waited = lock_free_within(15, key)
@@ -97,8 +93,8 @@ def test_a_transaction_whose_client_vanished_gives_its_locks_back(postgres_port)
         assert waited < 6
         assert backend_state(backend) is None
         with pytest.raises(psycopg.OperationalError):
-            wrapper.connection.execute("SELECT 1")
-        wrapper.connection.close()
+            client.execute("SELECT 1")
+        client.close()
 
 
 @pytest.mark.django_db
