@@ -75,7 +75,9 @@ def upload_create(*, owner: AbstractBaseUser, length: int, metadata_header: str 
     store = store_for(default_storage)
     with transaction.atomic():
         # One creation per user at a time, so that parallel POSTs cannot all pass the quota.
-        get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+        # FOR NO KEY UPDATE: creations wait for each other, key checks on the user (a row that
+        # references it, written elsewhere) do not wait for the creation.
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
         used = storage_used_by(user=owner)
         if used + length > settings.TUS_USER_QUOTA:
             raise UploadTooLarge(

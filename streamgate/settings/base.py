@@ -108,11 +108,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # How long a web request waits for PostgreSQL (a pooled connection, then each answer) before
 # it answers 503 + Retry-After (streamgate/database.py).
 DATABASE_WAIT_SECONDS = env.float("DATABASE_WAIT_SECONDS", default=2.0)
+# PostgreSQL ends a session idle inside a transaction this long, releasing its locks: one whose
+# client vanished without the server hearing of it (0: never; streamgate/settings/environment.py).
+DATABASE_IDLE_IN_TRANSACTION_SECONDS = env.int("DATABASE_IDLE_IN_TRANSACTION_SECONDS", default=60)
 DATABASES = {
     "default": database_config(
         env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=0),
         wait_seconds=DATABASE_WAIT_SECONDS,
+        idle_in_transaction_seconds=DATABASE_IDLE_IN_TRANSACTION_SECONDS,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

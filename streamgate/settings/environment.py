@@ -71,9 +71,17 @@ def read_secret_json(env: environ.Env, name: str, default: Any) -> Any:
         raise ImproperlyConfigured(f"{name} must be JSON.") from None
 
 
-def database_config(url: str, *, conn_max_age: int, wait_seconds: float = 2.0) -> dict[str, Any]:
+def database_config(
+    url: str,
+    *,
+    conn_max_age: int,
+    wait_seconds: float = 2.0,
+    idle_in_transaction_seconds: int = 60,
+) -> dict[str, Any]:
     """A DATABASES entry for the URL, instrumented for Prometheus. ``wait_seconds``: how long
-    a web request waits for a pooled connection, and for each answer (streamgate/database.py)."""
+    a web request waits for a pooled connection, and for each answer (streamgate/database.py).
+    ``idle_in_transaction_seconds``: how long PostgreSQL keeps a session that sits in a
+    transaction without a query (0: for ever)."""
     config = environ.Env.db_url_config(url)
     config["ENGINE"] = _PROMETHEUS_ENGINES.get(config["ENGINE"], config["ENGINE"])
     config["CONN_MAX_AGE"] = conn_max_age
@@ -88,6 +96,15 @@ def database_config(url: str, *, conn_max_age: int, wait_seconds: float = 2.0) -
         options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     else:
         options.setdefault("connect_timeout", 5)
+        if idle_in_transaction_seconds:
+            # A transaction whose client is gone without the server hearing of it (a firewall
+            # or load balancer that dropped the flow, a host that vanished) would otherwise hold
+            # its locks until TCP keepalives notice (hours) or for ever: every request for the
+            # locked rows answering 503, every task waiting on them stuck. The server ends such a
+            # session instead; our own transactions never sit idle that long (no network call
+            # or file copy inside one).
+            bound = f"-c idle_in_transaction_session_timeout={idle_in_transaction_seconds * 1000}"
+            options["options"] = f"{options.get('options', '')} {bound}".strip()
         if conn_max_age == 0:
             from streamgate.database import BoundedConnection
 

@@ -8,6 +8,9 @@ import tempfile
 
 os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/streamgate")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+# A test's own transaction (pytest-django's) stays open while it encodes or waits on a browser;
+# production's 60 s would end it on a busy machine. The bound itself has its own test.
+os.environ.setdefault("DATABASE_IDLE_IN_TRANSACTION_SECONDS", "600")
 # Media, broker folders and the like go to a fresh folder per run, never into the checkout's var/.
 os.environ.setdefault("STREAMGATE_VAR_DIR", tempfile.mkdtemp(prefix="streamgate-test-"))
 

@@ -30,7 +30,11 @@ uploads, viewers go on, until every upload has finished and every content is rea
 Prints requests by outcome (per phase and per kind), latency p50/p95 per phase and kind, each
 dependency's recovery after ``up()``, uploads, contents, encodes, sha256 checks, and every 500
 and stuck content with the log lines that explain it (every request is also written to
-requests.jsonl next to the logs, which are kept when a goal is missed). Goals (exit status 1
+requests.jsonl next to the logs, which are kept when a goal is missed). When a goal is missed, or
+the drain ends with work unfinished, the stack is examined before it is stopped
+(tests/support/soak_forensics.py): pg-activity.txt (the database's sessions, who blocks whom,
+its locks) and py-spy-<process>-<pid>.txt (every stack process's threads), named in the report.
+Goals (exit status 1
 when one is missed): no 5xx other than 503; every 503 to a client with Retry-After (/readyz
 answers load balancers, and is reported apart); /readyz 200 within ``--recovery-goal`` s of each
 ``up()``; every upload finished; no stuck content (each ready, or failed with a message); every
@@ -54,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import soak_forensics as forensics  # noqa: E402
 from tests.support import soak_report as report  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     BIN,
@@ -266,6 +271,9 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
         wall_before = time.monotonic()
         asyncio.run(soak.run(timeline, proxies))
         wall = time.monotonic() - wall_before
+        evidence: list[Path] = []
+        if not soak.settled():  # the drain ran out: look now, before anything else moves
+            evidence = forensics.capture(dsn, live_trees(processes), folder, "work unfinished")
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         harness_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
             cpu_after.ru_stime - cpu_before.ru_stime
@@ -286,7 +294,7 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
         with (folder / "requests.jsonl").open("w") as out:  # every request, for a closer look
             for row in soak.recorder.rows:
                 out.write(json.dumps({**asdict(row), "started": row.started - t0}) + "\n")
-        return report.print_report(
+        passed = report.print_report(
             soak=soak,
             dsn=dsn,
             media_root=folder / "var" / "media",
@@ -295,6 +303,22 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
             cpu={"harness": harness_cpu, "proxies": proxy_cpu, "wall": wall},
             connections=opened,
         )
+        if not passed and not evidence:
+            evidence = forensics.capture(dsn, live_trees(processes), folder, "a goal missed")
+        if evidence:
+            print("\n== forensics (captured while the stack still ran)")
+            for path in evidence:
+                print(f"  {path}")
+        return passed
+
+
+def live_trees(processes: dict) -> dict[str, list[int]]:
+    """Each running stack process and its children (uvicorn's workers, the prefork children)."""
+    return {
+        name: process_tree(process.pid)
+        for name, process in processes.items()
+        if process.poll() is None
+    }
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ refused, or packets that never get an answer.
 import socket
 import struct
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -16,9 +17,18 @@ BLOCK = 64 * 1024
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with a TCP RST (SO_LINGER 0), as a crashed peer's kernel would answer."""
+    """Close with a TCP RST (SO_LINGER 0), as a crashed peer's kernel would answer.
+
+    ``shutdown(SHUT_RD)`` first: on Linux, closing a socket that another thread is blocked on
+    in ``recv`` neither wakes that thread nor closes anything (the pending call holds the socket
+    open), so an idle connection outlived ``down()`` on both sides: the server kept the session
+    (and a transaction's locks) and the client only learnt of it when it next wrote. SHUT_RD
+    wakes the pump, which lets go of the socket; the close then resets it.
+    """
     with suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with suppress(OSError):
         sock.close()
 
@@ -26,7 +36,11 @@ def _reset(sock: socket.socket) -> None:
 class FaultProxy:
     """Forwards 127.0.0.1:<port> to 127.0.0.1:<upstream_port>.
 
-    - ``down()``: resets every connection and refuses new ones (the service died).
+    - ``down()``: resets every connection and refuses new ones (the service died: its sessions,
+      and their transactions, end with it).
+    - ``sever()``: resets the client's side of every connection and leaves the service's side
+      open and silent (a firewall or load balancer that forgot its flows, a client host that
+      vanished): the service never hears that its clients are gone.
     - ``pause()``: keeps connections open but forwards nothing, and accepts new connections
       without answering (the service hangs, or a network partition).
     - ``up()``: back to normal; connections made while paused go on where they were.
@@ -39,8 +53,11 @@ class FaultProxy:
         self._flowing.set()
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._orphans: list[socket.socket] = []
+        self._cut: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # reset by us
         self._listener: socket.socket | None = None
         self._closed = False
+        self._generation = 0  # bumped by down(): a connection accepted before it never pairs
         self.connections = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -65,6 +82,14 @@ class FaultProxy:
         """The service is gone: live connections are reset, new ones refused."""
         self._stop_listening()
         self._reset_all()
+
+    def sever(self) -> None:
+        """The way to the service is lost: our clients are reset, the service hears nothing."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self._orphans += [upstream for _, upstream in pairs]  # open until down() or close()
+        for client, _ in pairs:
+            self._reset(client)
 
     def pause(self) -> None:
         """The service stops answering; nothing is closed."""
@@ -97,10 +122,18 @@ class FaultProxy:
 
     def _reset_all(self) -> None:
         with self._lock:
+            self._generation += 1
             pairs, self._pairs = self._pairs, []
+            orphans, self._orphans = self._orphans, []
         for client, upstream in pairs:
-            _reset(client)
-            _reset(upstream)
+            self._reset(client)
+            self._reset(upstream)
+        for upstream in orphans:
+            self._reset(upstream)
+
+    def _reset(self, sock: socket.socket) -> None:
+        self._cut.add(sock)  # before its pump wakes: EOF from it is ours, not the peer's
+        _reset(sock)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -108,22 +141,27 @@ class FaultProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # stopped listening
-            threading.Thread(target=self._open, args=(client,), daemon=True).start()
+            with self._lock:
+                generation = self._generation
+            threading.Thread(target=self._open, args=(client, generation), daemon=True).start()
 
-    def _open(self, client: socket.socket) -> None:
+    def _open(self, client: socket.socket, generation: int) -> None:
         self._flowing.wait()  # a paused service accepts and then says nothing
-        if self._closed or self._listener is None:
-            _reset(client)
-            return
         try:
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
             upstream.settimeout(None)
         except OSError:
             _reset(client)
             return
-        with self._lock:
-            self._pairs.append((client, upstream))
-            self.connections += 1
+        with self._lock:  # a down() since the accept (or a close()) reset this one too
+            live = not self._closed and generation == self._generation
+            if live:
+                self._pairs.append((client, upstream))
+                self.connections += 1
+        if not live:
+            self._reset(client)
+            self._reset(upstream)
+            return
         for source, target in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
@@ -140,8 +178,9 @@ class FaultProxy:
                 target.sendall(data)
             except OSError:
                 break
-        with suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
+        if source not in self._cut:  # the peer closed its side: say so to the other one
+            with suppress(OSError):
+                target.shutdown(socket.SHUT_WR)
 
 
 @contextmanager
