@@ -58,12 +58,16 @@ run: $(VENV)/.base-installed static/dist/.built
 		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus SUPERVISOR_RUN_DIR=$(CURDIR)/var \
 		$(BIN)/supervisord --configuration supervisord.conf
 
-## test: dev dependencies, PostgreSQL + Redis up, lint, the whole suite
+## test: dev dependencies, PostgreSQL + Redis up, lint, types, migrations, the whole suite
+# makemigrations --check fails when a model change has no migration; it needs no database, so
+# it gets an empty in-memory one rather than waiting on PostgreSQL's (not yet created) default.
 test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
 	tests/services.sh
 	tests/browser.sh
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m mypy
+	DJANGO_SETTINGS_MODULE=streamgate.settings.test DATABASE_URL=sqlite://:memory: \
+		$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest --create-db
 
 ## bench: every benchmark under tests/benchmarks/, printing ratios against their baselines
@@ -77,6 +81,7 @@ check: $(VENV)/.base-installed
 	STREAMGATE_PUBLIC_URL="$${STREAMGATE_PUBLIC_URL:-https://streamgate.example}" \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
+## lint: ruff's lint rules and format check (the same hooks run in .pre-commit-config.yaml)
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

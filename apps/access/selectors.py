@@ -3,7 +3,7 @@
 import contextlib
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q, QuerySet
@@ -17,7 +17,7 @@ from apps.chain.chains import configured_chains
 from streamgate.versions import cache_is_redis, versions_get
 
 
-def user_is_creator(user: AbstractBaseUser | AnonymousUser) -> bool:
+def user_is_creator(user: User | AnonymousUser) -> bool:
     """True for active users allowed to upload: superusers and members of the creators group."""
     if not user.is_authenticated or not user.is_active:
         return False
@@ -61,9 +61,9 @@ def api_token_authenticate(token: str) -> ApiToken | None:
         return _token_lookup(digest)
     cached = found.get(key)
     if cached is not None and cached[0] == version:
-        live = _token_from(cached[1], cached[2])
-        if live.expires_at is None or live.expires_at > timezone.now():
-            return live
+        hit = _token_from(cached[1], cached[2])
+        if hit.expires_at is None or hit.expires_at > timezone.now():
+            return hit
     live = _token_lookup(digest)  # after reading the version: a change since makes it stale
     if live is not None:
         entry = (
@@ -101,15 +101,15 @@ def _token_lookup(digest: str) -> ApiToken | None:
     )
 
 
-def api_tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
+def api_tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).select_related("wallet").order_by("-created_at")
 
 
-def wallets_of(user: AbstractBaseUser) -> QuerySet[WalletAccount]:
+def wallets_of(user: User) -> QuerySet[WalletAccount]:
     return WalletAccount.objects.filter(user=user).order_by("created_at")
 
 
-def viewer_wallets(user: AbstractBaseUser | AnonymousUser) -> list[Wallet]:
+def viewer_wallets(user: User | AnonymousUser) -> list[Wallet]:
     """The user's wallets as gates see them (none for anonymous callers)."""
     if not user.is_authenticated:
         return []

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -47,7 +47,7 @@ NONCE_LENGTH = 24  # 142 bits
 @transaction.atomic
 def api_token_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     name: str = "",
     expires_at: datetime | None = None,
     source: str = TokenSource.COMMAND,
@@ -89,7 +89,7 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 
 
 @transaction.atomic
-def user_get_or_create(*, username: str, creator: bool = False) -> tuple[AbstractBaseUser, bool]:
+def user_get_or_create(*, username: str, creator: bool = False) -> tuple[User, bool]:
     """The user named ``username``, created (without a usable password) if missing.
 
     With ``creator`` the user joins the creators group, whether new or not.
@@ -103,14 +103,14 @@ def user_get_or_create(*, username: str, creator: bool = False) -> tuple[Abstrac
     return user, created
 
 
-def creator_grant(*, user: AbstractBaseUser) -> None:
+def creator_grant(*, user: User) -> None:
     """Let ``user`` upload and manage content."""
     group, _ = Group.objects.get_or_create(name=CREATORS_GROUP)
     user.groups.add(group)
 
 
 @transaction.atomic
-def demo_account_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUser, str]:
+def demo_account_ensure(*, username: str, password: str | None) -> tuple[User, str]:
     """The demo creator, an administrator of this install, with ``password`` (a new random one
     when None). Returns the user and the password to print."""
     user, _ = user_get_or_create(username=username, creator=True)
@@ -144,8 +144,10 @@ def _default_evm_chain_ids() -> set[int]:
     """Public EVM chains StreamGate knows, and every EVM chain it has an RPC endpoint for."""
     from apps.chain.chains import KNOWN_CHAINS, configured_evm_chains
 
-    public = {c.chain_id for c in KNOWN_CHAINS.values() if c.is_evm and c.confirmations > 0}
-    return public | {c.chain_id for c in configured_evm_chains()}
+    public = {
+        c.chain_id for c in KNOWN_CHAINS.values() if c.chain_id is not None and c.confirmations > 0
+    }
+    return public | {c.chain_id for c in configured_evm_chains() if c.chain_id is not None}
 
 
 def _client_hash(client_secret: str) -> str:
@@ -163,9 +165,10 @@ def signin_nonce_issue(*, namespace: str, client_secret: str) -> SignInNonce:
     )
 
 
-def _nonce_check(*, value: str, namespace: str, client_secret: str, now: datetime) -> None:
-    """Why the nonce cannot be used (a clear reason before the signature is checked)."""
-    nonce = SignInNonce.objects.filter(value=value, namespace=namespace).first()
+def _nonce_check(*, value: str | None, namespace: str, client_secret: str, now: datetime) -> None:
+    """Why the nonce cannot be used (a clear reason before the signature is checked); a
+    message without one (None) names no nonce we issued."""
+    nonce = SignInNonce.objects.filter(value=value, namespace=namespace).first() if value else None
     if nonce is None:
         raise SignInFailed("We did not issue this nonce.", reason="nonce_unknown")
     if nonce.used_at is not None:
@@ -194,7 +197,7 @@ def _nonce_consume(*, value: str, namespace: str, client_secret: str, now: datet
 
 @dataclass(frozen=True)
 class SignInResult:
-    user: AbstractBaseUser
+    user: User
     wallet: WalletAccount
     token: ApiToken
     clear_token: str
@@ -203,7 +206,7 @@ class SignInResult:
 
 
 def signin_ethereum(
-    *, message: str, signature: str, client_secret: str, user: AbstractBaseUser | None = None
+    *, message: str, signature: str, client_secret: str, user: User | None = None
 ) -> SignInResult:
     """Sign in (or, with ``user``, link a wallet) with an EIP-4361 message and its signature."""
     now = timezone.now()
@@ -230,7 +233,7 @@ def signin_solana(
     signature: str,
     public_key: str,
     client_secret: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> SignInResult:
     """Sign in (or link a wallet) with a Sign In With Solana message and its ed25519 signature."""
     now = timezone.now()
@@ -259,7 +262,7 @@ def _contract_wallet_provider(chain_id: int):
 
 
 def _signed_in(
-    claim: SignInClaim, *, client_secret: str, user: AbstractBaseUser | None, source: str
+    claim: SignInClaim, *, client_secret: str, user: User | None, source: str
 ) -> SignInResult:
     now = timezone.now()
     # The nonce is spent in its own transaction: a sign-in refused after this point (the
@@ -294,7 +297,7 @@ def _address_key(claim: SignInClaim) -> str:
 
 
 def _wallet_for(
-    claim: SignInClaim, *, user: AbstractBaseUser | None, now: datetime
+    claim: SignInClaim, *, user: User | None, now: datetime
 ) -> tuple[WalletAccount, bool]:
     key = _address_key(claim)
     wallet = (
@@ -332,7 +335,7 @@ def _wallet_for(
     return wallet, created_user
 
 
-def _viewer_create(claim: SignInClaim) -> AbstractBaseUser:
+def _viewer_create(claim: SignInClaim) -> User:
     """A new viewer named after the wallet (no password: wallets are how it signs in)."""
     model = get_user_model()
     base = claim.address.lower() if claim.namespace == "eip155" else claim.address

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3RPCError
+from web3.types import TxReceipt
 
 from apps.access.gates import gate_hash
 from apps.chain.chains import (
@@ -73,7 +74,9 @@ RECEIPT_TIMEOUT = 120
 # --- deploying --------------------------------------------------------------------------------
 
 
-def _send_and_wait(web3: Web3, call, *, spec: Chain, names: tuple[str, ...]) -> dict:
+def _send_and_wait(web3: Web3, call, *, spec: Chain, names: tuple[str, ...]) -> TxReceipt:
+    if spec.chain_id is None:
+        raise DomainError(f"{spec.name} is not an EVM chain; our contracts deploy to eip155 ones.")
     account = signer()
     fees = current_fees(web3, spec)
     gas = estimate_gas(call, account.address, contract_names=names)
@@ -104,12 +107,13 @@ def contract_deploy(*, caip2: str, kind: ContractKind, args: tuple = ()) -> Chai
     receipt = _send_and_wait(
         web3, factory.constructor(*args), spec=spec, names=(ARTIFACT_OF[kind],)
     )
-    if receipt["status"] != 1:
+    address = receipt["contractAddress"]  # None only for a receipt that created no contract
+    if receipt["status"] != 1 or address is None:
         raise DomainError(f"Deploying {compiled['contractName']} on {caip2} failed.")
     record = ChainContract.objects.create(
         chain=caip2,
         kind=kind,
-        address=Web3.to_checksum_address(receipt["contractAddress"]),
+        address=Web3.to_checksum_address(address),
         deployed_block=receipt["blockNumber"],
         deploy_tx=receipt["transactionHash"].to_0x_hex(),
     )

@@ -3,13 +3,13 @@
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
 from apps.content.models import Content, ContentStatus
 
 
-def content_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Content]:
+def content_visible_to(user: User | AnonymousUser) -> QuerySet[Content]:
     """Contents ``user`` may see, with what their JSON shows (owner, renditions, chain)."""
     return (
         content_visible_plain(user)
@@ -18,7 +18,7 @@ def content_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Conte
     )
 
 
-def content_visible_plain(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Content]:
+def content_visible_plain(user: User | AnonymousUser) -> QuerySet[Content]:
     """Contents ``user`` may see: staff see all; others see ready content and their own. No
     related rows (playback needs only the content's own)."""
     if user.is_authenticated and user.is_staff:
@@ -31,7 +31,7 @@ def content_visible_plain(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Co
 
 def content_list(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: User | AnonymousUser,
     status: str | None = None,
     owner: str | None = None,
 ) -> QuerySet[Content]:
@@ -47,7 +47,7 @@ def content_list(
     return contents.order_by("-created_at", "-id")
 
 
-def content_can_manage(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> bool:
+def content_can_manage(*, user: User | AnonymousUser, content: Content) -> bool:
     """Owners and staff manage a content (edit, delete, retry, follow its progress)."""
     return (
         user.is_authenticated and user.is_active and (user.is_staff or content.owner_id == user.pk)
@@ -55,7 +55,7 @@ def content_can_manage(*, user: AbstractBaseUser | AnonymousUser, content: Conte
 
 
 def content_get_manageable(
-    *, user: AbstractBaseUser | AnonymousUser, content_id: uuid.UUID | str
+    *, user: User | AnonymousUser, content_id: uuid.UUID | str
 ) -> Content | None:
     """The content if ``user`` may manage it, else None (missing or someone else's)."""
     content = Content.objects.filter(pk=content_id).first()

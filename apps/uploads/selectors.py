@@ -2,19 +2,19 @@
 
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Sum
 
 from apps.content.models import Content
 from apps.uploads.models import LIVE_STATES, Upload
 
 
-def upload_get_for_owner(*, user: AbstractBaseUser, upload_id: uuid.UUID | str) -> Upload | None:
+def upload_get_for_owner(*, user: User, upload_id: uuid.UUID | str) -> Upload | None:
     """The upload if it exists and belongs to ``user``; another user's looks like none."""
     return Upload.objects.filter(pk=upload_id, owner_id=user.pk).first()
 
 
-def storage_used_by(*, user: AbstractBaseUser) -> int:
+def storage_used_by(*, user: User) -> int:
     """Bytes counted against ``user``'s quota: sources kept plus uploads still under way."""
     sources = Content.objects.filter(owner_id=user.pk).aggregate(total=Sum("source_size"))
     pending = Upload.objects.filter(owner_id=user.pk, state__in=LIVE_STATES).aggregate(

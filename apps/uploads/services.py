@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 ATTACHABLE = (ContentStatus.DRAFT, ContentStatus.FAILED, ContentStatus.UPLOADING)
 
 
-def upload_create(*, owner: AbstractBaseUser, length: int, metadata_header: str | None) -> Upload:
+def upload_create(*, owner: User, length: int, metadata_header: str | None) -> Upload:
     """Create an upload of ``length`` bytes for a new content, or for the draft named by the
     ``content_id`` metadata. The content becomes ``uploading``."""
     if not user_is_creator(owner):
@@ -113,7 +113,7 @@ def upload_create(*, owner: AbstractBaseUser, length: int, metadata_header: str 
     return upload
 
 
-def _content_for(*, owner: AbstractBaseUser, metadata: dict[str, str], filename: str) -> Content:
+def _content_for(*, owner: User, metadata: dict[str, str], filename: str) -> Content:
     title = (metadata.get("title") or "").strip()[:200]
     raw_id = metadata.get("content_id")
     if not raw_id:
@@ -311,9 +311,10 @@ def _commit(upload: Upload, lease: WriteLease, durable: Durable) -> None:
     lease.renew(**fields)
     for field, value in fields.items():
         setattr(upload, field, value)
-    if due:
+    if due and upload.content_id is not None:  # None: the content was deleted meanwhile
         content_progress_set(
-            content_id=upload.content_id, progress=int(100 * durable.offset / upload.length)
+            content_id=str(upload.content_id),
+            progress=int(100 * durable.offset / upload.length),
         )
         content_broadcast(
             content_id=upload.content_id,
@@ -338,12 +339,19 @@ def upload_complete(*, upload: Upload) -> bool:
     return bool(moved)
 
 
+def _content_of(upload: Upload) -> Content | None:
+    """The upload's content, or None once it was deleted (the foreign key is then null)."""
+    if upload.content_id is None:
+        return None
+    return Content.objects.filter(pk=upload.content_id).first()
+
+
 def _fail(upload: Upload, lease: WriteLease, error: str) -> None:
     """The bytes are gone for good: end the upload and give the content back to its creator."""
     with transaction.atomic():
         if not lease.owned().update(state=UploadState.FAILED, error=error):
             return
-        content = Content.objects.filter(pk=upload.content_id).first()
+        content = _content_of(upload)
         if content is not None and content.status == ContentStatus.UPLOADING:
             content_status_set(
                 content=content,
@@ -380,7 +388,7 @@ def upload_terminate(*, upload: Upload) -> None:
             if upload.state == UploadState.RECEIVING:
                 raise lease_busy(upload)
             raise Conflict("This upload was completed meanwhile.", reason="complete")
-        content = Content.objects.filter(pk=upload.content_id).first()
+        content = _content_of(upload)
         if content is not None and content.status == ContentStatus.UPLOADING:
             content_status_set(content=content, status=ContentStatus.DRAFT, progress=0)
     logger.info("upload terminated", extra={"upload_id": str(upload.id)})

@@ -143,16 +143,17 @@ def test_answers_are_cached_and_decided_from_the_cache(tester_chain, deployed, h
     assert {a.source for a in second.answers.values()} == {"cache"}
 
 
-def test_negative_answers_expire_sooner(tester_chain, deployed, holders, settings):
+def test_negative_answers_expire_sooner(tester_chain, deployed, holders, settings, time_machine):
     _, other = holders
     gate = erc721(deployed, tester_chain.caip2)
     wallets = viewer_wallets(viewer(other))
-    settings.GATE_CACHE_NEGATIVE_TTL = 1
     first = gate_evaluate(gate=gate, wallets=wallets)
     assert (first.result, sources(first)) == (False, {"rpc"})
     again = gate_evaluate(gate=gate, wallets=wallets)
     assert (again.result, sources(again)) == (False, {"cache"})
-    time.sleep(1.1)
+    assert settings.GATE_CACHE_NEGATIVE_TTL < settings.GATE_CACHE_POSITIVE_TTL
+    # Past the negative TTL, well within the positive one (and the backend's own expiry).
+    time_machine.move_to(time.time() + settings.GATE_CACHE_NEGATIVE_TTL + 1)
     later = gate_evaluate(gate=gate, wallets=wallets)
     assert (later.result, sources(later)) == (False, {"rpc"})
 

@@ -1,26 +1,23 @@
+import base64
 import io
 import subprocess
 from pathlib import Path
 
 import av
 import pytest
-from django.core.files import File
-from django.core.files.storage import default_storage
-from django.db import transaction
+from django.conf import settings as django_settings
 
 from apps.content.models import Content
 from apps.transcode.models import TranscodeJob
 from apps.transcode.services import transcode_request, transcode_run
-from apps.uploads.sources import source_attach, source_inspect
+from apps.uploads.finalize import upload_finalize
+from apps.uploads.models import UploadState
+from apps.uploads.services import upload_append, upload_create
 from tests.factories import ContentFactory
 from tests.support.media import ffmpeg_binary
 
-TEST_LADDER = [
-    {"name": "1080p", "height": 1080, "maxrate": 5_350_000, "bufsize": 7_500_000},
-    {"name": "720p", "height": 720, "maxrate": 3_000_000, "bufsize": 4_200_000},
-    {"name": "480p", "height": 480, "maxrate": 1_500_000, "bufsize": 2_100_000},
-    {"name": "360p", "height": 360, "maxrate": 856_000, "bufsize": 1_200_000},
-]
+# The configured ladder down to 360p (its rungs, not a copy that drifts from them).
+TEST_LADDER = [rung for rung in django_settings.TRANSCODE_LADDER if rung["height"] >= 360]
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +30,20 @@ def _fast_transcodes(settings, tmp_path):
 
 
 def store_source(content: Content, path: Path) -> Content:
-    """What an upload's finalisation does: store the file, inspect it, attach it."""
-    stored = f"sources/{content.id}/{path.name}"
+    """``path`` uploaded as ``content``'s source through the upload services, then finalised
+    here by the finalisation its last byte queues (its task is not waited for)."""
+    header = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in (("content_id", str(content.id)), ("filename", path.name))
+    )
+    length = path.stat().st_size
+    upload = upload_create(owner=content.owner, length=length, metadata_header=header)
     with path.open("rb") as handle:
-        default_storage.save(stored, File(handle))
-    report = source_inspect(stored)
-    with transaction.atomic():
-        source_attach(content=content, report=report)
+        chunks = iter(lambda: handle.read(1 << 20), b"")
+        upload_append(upload=upload, offset=0, body=chunks, content_length=length, checksum=None)
+    finalized = upload_finalize(upload_id=str(upload.id))
+    assert finalized is not None
+    assert finalized.state == UploadState.FINALIZED, finalized.error
     content.refresh_from_db()
     return content
 
