@@ -13,7 +13,6 @@ from django.utils import timezone
 from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3RPCError
 
-from apps.access.gates import gate_hash
 from apps.chain.chains import (
     Chain,
     ChainNotConfigured,
@@ -24,6 +23,7 @@ from apps.chain.chains import (
     signer,
     web3_for,
 )
+from apps.chain.gate_digest import gate_hash
 from apps.chain.models import (
     ChainContract,
     ContractKind,

@@ -9,6 +9,9 @@ from django.utils import timezone
 
 from apps.content.cache import ChangeTrackingQuerySet, ContentQuerySet
 
+# The auth group whose members may publish (created by access's migration 0002).
+CREATORS_GROUP = "creators"
+
 
 class ContentStatus(models.TextChoices):
     DRAFT = "draft", "Draft"

@@ -7,7 +7,7 @@ class TranscodeConfig(AppConfig):
     verbose_name = "Transcoding"
 
     def ready(self) -> None:
+        from apps.content.signals import source_ready
         from apps.transcode.receivers import source_ready_received
-        from apps.uploads.signals import source_ready
 
         source_ready.connect(source_ready_received, dispatch_uid="transcode.source_ready")

@@ -19,10 +19,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from apps.access.selectors import user_is_creator
 from apps.content.exceptions import NotACreator
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
+from apps.content.selectors import user_is_creator
 from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import StorageUnavailable
 from apps.uploads.backends import (

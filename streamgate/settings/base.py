@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.transcode",
     "apps.access",
     "apps.chain",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
