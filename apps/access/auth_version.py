@@ -20,9 +20,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db import models, transaction
 
-from streamgate.versions import version_changed
+from streamgate.versions import AUTH_VERSION_KEY, version_changed
 
-AUTH_VERSION_KEY = "access:auth-version"
+# AUTH_VERSION_KEY is the edge's (streamgate.versions); access bumps it on every auth change.
 QUIET_TOKEN_FIELDS = frozenset({"last_used_at"})
 
 

@@ -30,3 +30,8 @@ class ContentConfig(AppConfig):
                 content_api_changed()
 
         post_save.connect(user_saved, sender=get_user_model(), weak=False)
+
+        from apps.content.storage import storage_ping
+        from streamgate.health import readiness_check_register
+
+        readiness_check_register("storage", storage_ping)

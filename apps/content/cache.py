@@ -24,13 +24,12 @@ from django.core.cache import cache
 from django.db import models
 from rest_framework.request import Request
 
-from streamgate.versions import tracking_queryset, version_changed, versions_get
+from streamgate.versions import PAGE_TTL, tracking_queryset, version_changed, versions_get
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "content:api-version"
 PRIVATE_VERSION_KEY = "content:api-version:private"
-PAGE_TTL = 60
 # Fields whose change on an unpublished content only its owner and staff can see.
 PRIVATE_FIELDS = frozenset({"progress"})
 
