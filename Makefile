@@ -58,12 +58,13 @@ run: $(VENV)/.base-installed static/dist/.built
 		PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus SUPERVISOR_RUN_DIR=$(CURDIR)/var \
 		$(BIN)/supervisord --configuration supervisord.conf
 
-## test: dev dependencies, PostgreSQL + Redis up, lint, the whole suite
+## test: dev dependencies, PostgreSQL + Redis up, lint, the import layers, the whole suite
 test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
 	tests/services.sh
 	tests/browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --create-db
 
 ## bench: every benchmark under tests/benchmarks/, printing ratios against their baselines
@@ -80,6 +81,7 @@ check: $(VENV)/.base-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
