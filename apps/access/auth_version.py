@@ -83,9 +83,7 @@ def on_token_deleted(*, instance, **_) -> None:
 
 def on_user_saved(*, instance, created: bool, update_fields=None, **_) -> None:
     if not created and set(update_fields or ()) != {"last_login"}:
-        from apps.access.models import ApiToken
-
-        tokens_changed(ApiToken.objects.filter(user=instance).values_list("key_hash", flat=True))
+        tokens_changed(instance.api_tokens.values_list("key_hash", flat=True))
 
 
 def on_user_deleted(**_) -> None:

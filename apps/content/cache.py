@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import models
 from rest_framework.request import Request
 
+from apps.content.status import ContentStatus
 from streamgate.versions import PAGE_TTL, tracking_queryset, version_changed, versions_get
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ class ContentQuerySet(ChangeTrackingQuerySet):
     def update(self, **kwargs: Any) -> int:
         if not kwargs or not set(kwargs) <= PRIVATE_FIELDS:
             return super().update(**kwargs)
-        from apps.content.models import ContentStatus
-
         # Unpublished rows first, then published ones, each an UPDATE of its own (untracked:
         # the bumps follow). A row published in between is updated by both, so both bump.
         unpublished = self.exclude(status=ContentStatus.READY)

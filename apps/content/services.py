@@ -14,6 +14,7 @@ from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
 from apps.content.selectors import content_status_message, user_is_creator
 from apps.content.storage import storage_read_chunks
+from apps.content.tasks import content_files_delete
 from streamgate.celery import enqueue_on_commit
 
 UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
@@ -71,8 +72,6 @@ def content_update(
 @transaction.atomic
 def content_delete(*, content: Content) -> None:
     """Delete the content; its stored files are removed by a task once the delete commits."""
-    from apps.content.tasks import content_files_delete
-
     content_id = str(content.id)
     content.delete()
     enqueue_on_commit(content_files_delete, content_id)
