@@ -85,6 +85,7 @@ check: $(VENV)/.base-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

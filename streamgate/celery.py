@@ -92,6 +92,8 @@ class EnqueueOnCommit:
         self.message = message
 
     def __call__(self) -> None:
+        # Imported when used, not at the top: this module loads at start-up (streamgate/__init__),
+        # before Django's app registry, and the outbox is a model.
         from apps.content.outbox import outbox_send
 
         outbox_send(message=self.message)
@@ -112,7 +114,7 @@ def enqueue_on_commit_with(task: Task, args: tuple, *, options: dict[str, Any]) 
 
 
 def _enqueue(task: Task, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
-    from apps.content.outbox import outbox_add
+    from apps.content.outbox import outbox_add  # when used: see EnqueueOnCommit.__call__
 
     message = outbox_add(task=task.name, args=args, kwargs=kwargs, options=options)
     transaction.on_commit(EnqueueOnCommit(task, args, kwargs, options, message=message))

@@ -43,13 +43,16 @@ from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.access.auth_version import AUTH_VERSION_KEY
-from apps.access.models import ApiToken
-from apps.content.cache import PAGE_TTL
 from streamgate.breaker import breaker_for_url
 from streamgate.metrics import EDGE_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_for
-from streamgate.versions import cache_is_redis, version_seed, versions_unbumped
+from streamgate.versions import (
+    AUTH_VERSION_KEY,
+    PAGE_TTL,
+    cache_is_redis,
+    version_seed,
+    versions_unbumped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +85,12 @@ def edge_mark(response, *, request, versions: dict[str, int] | None) -> None:
     django_request = getattr(request, "_request", request)
     if not versions or not (getattr(django_request, "scope", None) or {}).get(SCOPE_FLAG):
         return
+    # A bearer token's ``request.auth`` (access's ApiToken) carries its expiry; a session's is
+    # None.
     auth = request.auth
-    if request.user.is_authenticated and not isinstance(auth, ApiToken):
+    if request.user.is_authenticated and not hasattr(auth, "expires_at"):
         return  # a session, not a bearer token
-    expires = auth.expires_at if isinstance(auth, ApiToken) else None
+    expires = getattr(auth, "expires_at", None)
     until = int(expires.timestamp()) if expires else 0
     response[EDGE_MARKER] = json.dumps({"until": until, "versions": versions})
 

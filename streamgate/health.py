@@ -14,7 +14,6 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.content.storage import storage_ping
 from streamgate.celery import app as celery_app
 from streamgate.metrics import BROKER_PROBE_TIMEOUTS
 
@@ -43,16 +42,18 @@ def check_broker() -> None:
             channel.queue_declare(queue="default", passive=False, durable=True)
 
 
-def check_storage() -> None:
-    storage_ping()
-
-
+# What /readyz checks: the project's own dependencies, then those the apps register from their
+# AppConfig.ready() (content registers "storage"). A check raises when its dependency is away.
 CHECKS: dict[str, Callable[[], None]] = {
     "database": check_database,
     "cache": check_cache,
     "broker": check_broker,
-    "storage": check_storage,
 }
+
+
+def readiness_check_register(name: str, check: Callable[[], None]) -> None:
+    """Add ``check`` to /readyz under ``name`` (a second registration replaces the first)."""
+    CHECKS[name] = check
 
 
 @never_cache

@@ -9,13 +9,14 @@ state, queue depth) are read when /metrics is scraped.
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 
 import prometheus_client
 from celery.signals import task_failure
 from django.http import HttpRequest, HttpResponse
 from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from streamgate.metrics_access import metrics_refusal
 
@@ -86,21 +87,22 @@ def _count_task_failure(sender=None, **_):
     TASK_FAILURES.labels(task=getattr(sender, "name", "unknown")).inc()
 
 
+# Gauges read at scrape time that apps contribute from their AppConfig.ready(), by name (a
+# second registration replaces the first): transcode registers "transcode_jobs".
+_STATE_SOURCES: dict[str, Callable[[], Iterable[Metric]]] = {}
+
+
+def state_source_register(name: str, source: Callable[[], Iterable[Metric]]) -> None:
+    """Add ``source()``'s metric families to every scrape of /metrics."""
+    _STATE_SOURCES[name] = source
+
+
 class StateCollector:
-    """Jobs by state and queue depths, read at scrape time."""
+    """What the apps contribute, and queue depths, read at scrape time."""
 
     def collect(self):
-        from django.db.models import Count
-
-        from apps.transcode.models import JobState, TranscodeJob
-
-        jobs = GaugeMetricFamily(
-            "streamgate_transcode_jobs", "Transcode jobs by state.", labels=["state"]
-        )
-        counted = dict(TranscodeJob.objects.values_list("state").annotate(n=Count("id")).order_by())
-        for state in JobState.values:
-            jobs.add_metric([state], counted.get(state, 0))
-        yield jobs
+        for source in list(_STATE_SOURCES.values()):
+            yield from source()
         depth = GaugeMetricFamily(
             "streamgate_queue_depth", "Messages waiting per Celery queue.", labels=["queue"]
         )

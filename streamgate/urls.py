@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.access import pages
 from apps.access import views as access_views
 from apps.access.stream import stream_file
-from apps.content import views as pages
 from streamgate.api_errors import NOT_FOUND_URL_NAME, api_not_found
 from streamgate.health import healthz, readyz
 from streamgate.metrics import metrics_view
@@ -15,6 +15,9 @@ handler500 = server_error
 
 api_v1 = [
     path("", include("apps.content.api.urls")),
+    # Actions on a content, each routed by the app that owns it.
+    path("", include("apps.transcode.api.urls")),
+    path("", include("apps.chain.api.urls")),
     path("", include("apps.uploads.api.urls")),
     path("", include("apps.access.api.urls")),
 ]

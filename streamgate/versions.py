@@ -19,6 +19,12 @@ from django.db import models, transaction
 
 logger = logging.getLogger(__name__)
 
+# The version every change of who may do what bumps (access's tokens and users); the edge
+# replays no answer stored before the latest bump.
+AUTH_VERSION_KEY = "access:auth-version"
+# How long a cached answer is kept: the content API's page cache and the edge's entries.
+PAGE_TTL = 60
+
 
 def cache_is_redis() -> bool:
     """Whether the cache is Redis, whose INCR is atomic (the file cache's is a read and a write,

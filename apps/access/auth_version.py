@@ -20,9 +20,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db import models, transaction
 
-from streamgate.versions import version_changed
+from streamgate.versions import AUTH_VERSION_KEY, version_changed
 
-AUTH_VERSION_KEY = "access:auth-version"
+# AUTH_VERSION_KEY is the edge's (streamgate.versions); access bumps it on every auth change.
 QUIET_TOKEN_FIELDS = frozenset({"last_used_at"})
 
 
@@ -83,9 +83,7 @@ def on_token_deleted(*, instance, **_) -> None:
 
 def on_user_saved(*, instance, created: bool, update_fields=None, **_) -> None:
     if not created and set(update_fields or ()) != {"last_login"}:
-        from apps.access.models import ApiToken
-
-        tokens_changed(ApiToken.objects.filter(user=instance).values_list("key_hash", flat=True))
+        tokens_changed(instance.api_tokens.values_list("key_hash", flat=True))
 
 
 def on_user_deleted(**_) -> None:

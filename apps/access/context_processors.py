@@ -1,6 +1,6 @@
 """What every page's navigation needs to know about the viewer."""
 
-from apps.access.selectors import user_is_creator
+from apps.content.selectors import user_is_creator
 
 
 def viewer(request) -> dict:

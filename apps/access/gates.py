@@ -12,8 +12,8 @@ Metaplex collection on Solana) and ``{"allowlist": {"accounts": [CAIP-10, ...]}}
 balances as decimal strings), or raises ``GateInvalid`` with the JSON path of the bad node. Given
 the chains this server can ask (``chains``), it also refuses conditions on any other chain:
 ownership there could never be checked, so no one could ever be let in.
-The canonical JSON of the normal form, and its keccak256, are what the ContentRegistry stores, so
-that anyone can check that the rule StreamGate enforces is the one the creator registered.
+The canonical JSON of the normal form, and its keccak256, are what the ContentRegistry stores
+(``apps.chain.gate_digest``).
 
 Evaluation is three-valued (Kleene): a condition whose answer is not known yet (or could not be
 fetched) is ``None``; ``gate_decide`` answers True or False as soon as the known answers settle
@@ -21,15 +21,16 @@ it, and None when they do not, so that callers can stop asking RPC nodes early a
 unknown into a "yes".
 """
 
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import is_checksum_address, keccak, to_checksum_address
+from eth_utils import is_checksum_address, to_checksum_address
 
-ZERO_HASH = "0x" + "00" * 32
+# The error is the core's (content checks a gate through the normaliser access registers).
+from apps.content.extensions import GateInvalid
+
 MAX_DEPTH = 8
 MAX_NODES = 64
 MAX_ALLOWLIST = 1000
@@ -45,15 +46,6 @@ _SOLANA_CHAIN = re.compile(r"^solana:[A-Za-z0-9]{1,32}\Z")
 _EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 _BASE58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}\Z")
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})\Z")
-
-
-class GateInvalid(ValueError):
-    """A gate rule that cannot be enforced; ``path`` points at the bad node (``$.any[1]...``)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -258,23 +250,6 @@ def caip10_normalize(value: Any, path: str = "$") -> str:
     except GateInvalid as error:
         raise GateInvalid(path, f"{expected} ({error.message})") from None
     raise GateInvalid(path, expected)
-
-
-# --- canonical form ----------------------------------------------------------------------------
-
-
-def gate_canonical(gate: dict[str, Any] | None) -> str:
-    """UTF-8 JSON with sorted keys and no insignificant whitespace."""
-    return json.dumps(
-        gate, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def gate_hash(gate: dict[str, Any] | None) -> str:
-    """0x-prefixed keccak256 of the canonical form; all zeros for an open content (no gate)."""
-    if gate is None:
-        return ZERO_HASH
-    return "0x" + keccak(text=gate_canonical(gate)).hex()
 
 
 # --- evaluation --------------------------------------------------------------------------------

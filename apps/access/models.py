@@ -7,8 +7,6 @@ from django.db.models import Q
 
 from apps.access.auth_version import ApiTokenQuerySet
 
-CREATORS_GROUP = "creators"
-
 
 class TokenSource(models.TextChoices):
     COMMAND = "command", "create_api_token"

@@ -339,6 +339,8 @@ async def _metaplex_held(condition: Condition, accounts: list[str]) -> dict[str,
     from solana.rpc.models import TokenAccountOpts
     from solders.pubkey import Pubkey
 
+    # Imported here, not at the top: the Solana libraries load only in a process that checks a
+    # Metaplex gate (the solana/solders imports above, and metaplex.py's own).
     from apps.access.metaplex import (
         METADATA_PROGRAM,
         TOKEN_2022_PROGRAM,

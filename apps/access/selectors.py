@@ -1,6 +1,7 @@
 """Reads about users, their credentials and their wallets."""
 
 import contextlib
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
@@ -10,21 +11,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.access.auth_version import AUTH_VERSION_KEY, token_cache_key
-from apps.access.gates import Wallet
-from apps.access.models import CREATORS_GROUP, ApiToken, WalletAccount, WalletKind
+from apps.access.gates import Wallet, gate_validate
+from apps.access.models import ApiToken, WalletAccount, WalletKind
 from apps.access.tokens import token_hash
 from apps.chain.chains import configured_chains
 from streamgate.versions import cache_is_redis, versions_get
-
-
-def user_is_creator(user: User | AnonymousUser) -> bool:
-    """True for active users allowed to upload: superusers and members of the creators group."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return user.groups.filter(name=CREATORS_GROUP).exists()
-
 
 TOKEN_CACHE_TTL = 60
 # What a cached lookup keeps: the token's columns (its hash, not its secret) and the user's
@@ -128,3 +119,9 @@ def viewer_wallets(user: User | AnonymousUser) -> list[Wallet]:
 def gate_chains() -> list[str]:
     """The chains a gate may name in a token condition: those this server has an RPC for."""
     return configured_chains()
+
+
+def gate_normal_form(gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The rule's normal form (None: anyone may watch), or GateInvalid: registered as the
+    core's gate normaliser."""
+    return gate_validate(gate, chains=gate_chains())

@@ -18,7 +18,6 @@ from django.utils import timezone
 from apps.access.auth_version import token_cache_key
 from apps.access.exceptions import ChainUnavailable, SignInFailed, WalletTaken
 from apps.access.models import (
-    CREATORS_GROUP,
     ApiToken,
     SignInNonce,
     TokenSource,
@@ -36,6 +35,14 @@ from apps.access.signin import (
     siws_verify,
 )
 from apps.access.tokens import PREFIX_LENGTH, token_generate, token_hash
+from apps.chain.chains import (
+    KNOWN_CHAINS,
+    ChainNotConfigured,
+    configured_evm_chains,
+    rpc_url,
+    web3_for,
+)
+from apps.content.models import CREATORS_GROUP
 from streamgate.exceptions import Conflict
 
 # Refresh last_used_at at most this often, so that authenticated reads do not all write.
@@ -142,8 +149,6 @@ def signin_policy() -> SignInPolicy:
 
 def _default_evm_chain_ids() -> set[int]:
     """Public EVM chains StreamGate knows, and every EVM chain it has an RPC endpoint for."""
-    from apps.chain.chains import KNOWN_CHAINS, configured_evm_chains
-
     public = {
         c.chain_id for c in KNOWN_CHAINS.values() if c.chain_id is not None and c.confirmations > 0
     }
@@ -249,8 +254,6 @@ def signin_solana(
 def _contract_wallet_provider(chain_id: int):
     """The provider of the message's own chain, for ERC-1271; None where we have no RPC (then
     only key-held accounts can sign in on that chain)."""
-    from apps.chain.chains import ChainNotConfigured, rpc_url, web3_for
-
     caip2 = f"eip155:{chain_id}"
     try:
         rpc_url(caip2)

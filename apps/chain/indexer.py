@@ -29,6 +29,7 @@ from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3.exceptions import BlockNotFound, Web3RPCError
 
+from apps.chain import tasks
 from apps.chain.chains import Chain, artifact, chain, web3_for
 from apps.chain.models import (
     ChainContract,
@@ -42,6 +43,7 @@ from apps.chain.models import (
 from apps.chain.signals import nft_transfer_seen
 from apps.content.models import Content
 from streamgate import metrics
+from streamgate.celery import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -508,13 +510,11 @@ def _rollback_above(caip2: str, ancestor: int) -> int:
             confirmed_at=None,
             step_due_at=timezone.now(),  # watched again from now on (the reaper's clock)
         )
-        from apps.chain.tasks import chain_registration_advance
-        from streamgate.celery import enqueue_on_commit
 
         for registration_id in Registration.objects.filter(
             chain=caip2, tx_hash__in=registered, status=RegistrationStatus.SUBMITTED
         ).values_list("pk", flat=True):
-            enqueue_on_commit(chain_registration_advance, registration_id)
+            enqueue_on_commit(tasks.chain_registration_advance, registration_id)
     # Transfers in orphaned blocks may have moved tokens: ownership answers go too.
     transfers: dict[str, set[str]] = defaultdict(set)
     for address, args in orphans.filter(

@@ -14,7 +14,7 @@ from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
-from apps.access.gates import gate_hash
+from apps.chain import tasks
 from apps.chain.chains import (
     Chain,
     ChainNotConfigured,
@@ -25,6 +25,7 @@ from apps.chain.chains import (
     signer,
     web3_for,
 )
+from apps.chain.gate_digest import gate_hash
 from apps.chain.models import (
     ChainContract,
     ContractKind,
@@ -37,7 +38,6 @@ from apps.chain.models import (
 from apps.chain.pinning import PinningError, PinningService
 from apps.chain.steps import (
     LIVE,
-    TRANSIENT,
     LeaseLost,
     Step,
     lease_claim,
@@ -54,6 +54,7 @@ from apps.chain.transactions import (
     release_nonce,
     sign,
 )
+from apps.chain.transient import TRANSIENT
 from apps.content.cid import same_content
 from apps.content.exceptions import SourceMissing
 from apps.content.models import Content, ContentStatus
@@ -140,8 +141,6 @@ def registry_for(caip2: str) -> ChainContract:
 def registration_request(*, content: Content, caip2: str, price: int = 0) -> Registration:
     """Queue the registration of a ready content on ``caip2``'s registry. After a failed one,
     this is how it is tried again."""
-    from apps.chain.tasks import chain_registration_advance
-
     chain(caip2)  # an unknown chain is an error here, not in the task
     if content.status != ContentStatus.READY:
         raise Conflict("Only ready content can be registered on chain.", reason="not_ready")
@@ -164,7 +163,7 @@ def registration_request(*, content: Content, caip2: str, price: int = 0) -> Reg
         gate_hash=gate_hash(content.gate),
         step_due_at=timezone.now(),
     )
-    enqueue_on_commit(chain_registration_advance, registration.pk)
+    enqueue_on_commit(tasks.chain_registration_advance, registration.pk)
     return registration
 
 
@@ -204,13 +203,17 @@ def registration_advance(*, registration_id: int) -> Registration | None:
     except (SignerMissing, ChainNotConfigured, SourceMissing) as error:  # no retry mends these
         step = Step(changes={"status": RegistrationStatus.FAILED, "error": str(error)})
     except TRANSIENT as error:
-        step_failed(registration, lease, error, retry=True)
+        step_failed(
+            registration, lease, error, retry=True, advance=tasks.chain_registration_advance
+        )
         return Registration.objects.filter(pk=registration_id).first()
     except Exception as error:  # a time limit, a bug: counted, resumed by the reaper, and raised
-        step_failed(registration, lease, error, retry=False)
+        step_failed(
+            registration, lease, error, retry=False, advance=tasks.chain_registration_advance
+        )
         raise
     try:
-        step_finish(registration, lease, step)
+        step_finish(registration, lease, step, advance=tasks.chain_registration_advance)
     except LeaseLost:
         logger.warning("registration taken over", extra={"registration_id": registration_id})
     return Registration.objects.filter(pk=registration_id).first()
@@ -243,8 +246,6 @@ PIN_LIVE = (PinStatus.QUEUED, PinStatus.PINNING)
 @transaction.atomic
 def pin_request(*, content: Content) -> Pin:
     """Ask the pinning service to pin the content's source under its CID."""
-    from apps.chain.tasks import chain_pin_advance
-
     if not content.source_path:
         raise Conflict("This content has no uploaded file to pin.", reason="no_source")
     if not settings.IPFS_PINNING_URL:
@@ -252,15 +253,13 @@ def pin_request(*, content: Content) -> Pin:
             "No pinning service is configured (IPFS_PINNING_URL).", reason="no_pinning_service"
         )
     pin = Pin.objects.create(content=content, cid="", step_due_at=timezone.now())
-    enqueue_on_commit(chain_pin_advance, pin.pk)
+    enqueue_on_commit(tasks.chain_pin_advance, pin.pk)
     return pin
 
 
 def pin_advance(*, pin_id: int) -> Pin | None:
     """One step of a pin: send the content's CID, or poll the service's status. No lock is
     held; a duplicate step finds the pin the service already has instead of adding another."""
-    from apps.chain.tasks import chain_pin_advance
-
     pin = Pin.objects.select_related("content").filter(pk=pin_id).first()
     if pin is None or pin.status not in PIN_LIVE:
         return pin
@@ -307,7 +306,9 @@ def pin_advance(*, pin_id: int) -> Pin | None:
         )
         if polling:
             enqueue_on_commit_with(
-                chain_pin_advance, (pin.pk,), options={"countdown": settings.IPFS_POLL_SECONDS}
+                tasks.chain_pin_advance,
+                (pin.pk,),
+                options={"countdown": settings.IPFS_POLL_SECONDS},
             )
     return Pin.objects.get(pk=pin.pk)
 
@@ -342,8 +343,6 @@ def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
     (a worker died in it, a time limit stopped it, its message was lost), each resumption
     counted as a failure; one past CHAIN_STEP_MAX_FAILURES fails with the reason. Each row is
     claimed with a conditional update, so two reapers never resume one twice."""
-    from apps.chain.tasks import chain_pin_advance, chain_registration_advance
-
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.CHAIN_REAP_AFTER_SECONDS)
     cap = settings.CHAIN_STEP_MAX_FAILURES
@@ -373,7 +372,7 @@ def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
                 ):
                     counts["failed"] += 1
             elif still.update(failures=failures, step_due_at=now, updated_at=now):
-                enqueue_on_commit(chain_registration_advance, registration.pk)
+                enqueue_on_commit(tasks.chain_registration_advance, registration.pk)
                 counts["resumed"] += 1
     for pin in Pin.objects.filter(status__in=PIN_LIVE).filter(_overdue(stale_before)):
         failures = pin.failures + 1
@@ -394,7 +393,7 @@ def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
                 ):
                     counts["pins_failed"] += 1
             elif still.update(failures=failures, step_due_at=now, updated_at=now):
-                enqueue_on_commit(chain_pin_advance, pin.pk)
+                enqueue_on_commit(tasks.chain_pin_advance, pin.pk)
                 counts["pins_resumed"] += 1
     if any(counts.values()):
         logger.warning("chain reaped", extra=counts)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -48,8 +49,6 @@ LIVE = (RegistrationStatus.PENDING, RegistrationStatus.WAITING_GAS, Registration
 LEASE = timedelta(minutes=5)
 RENEW_EVERY = 30.0  # seconds between lease renewals during a long read
 MAX_REPLACEMENTS = 5  # 1.15^5: fees at most doubled by bumping
-# Failures worth another attempt: the node or storage did not answer, or answered an error.
-TRANSIENT = (RequestException, Web3RPCError, TimeoutError, ConnectionError, StorageUnavailable)
 
 
 class LeaseLost(Exception):
@@ -123,10 +122,9 @@ def step_run(registration: Registration, lease: Lease) -> Step:
     return step
 
 
-def step_finish(registration: Registration, lease: Lease, step: Step) -> None:
-    """Write the step's outcome, give the lease back and schedule the next step."""
-    from apps.chain.tasks import chain_registration_advance
-
+def step_finish(registration: Registration, lease: Lease, step: Step, *, advance: Task) -> None:
+    """Write the step's outcome, give the lease back and schedule the next step (the task
+    ``advance``, chain_registration_advance: passed in, as tasks.py imports this module)."""
     changes = dict(step.changes)
     if registration.failures:
         changes.setdefault("error", "")  # a step got through: the last failure is history
@@ -135,15 +133,18 @@ def step_finish(registration: Registration, lease: Lease, step: Step) -> None:
         lease.write(**changes, failures=0, step_due_at=due, lease_token="", lease_expires_at=None)
         if step.delay is not None:
             enqueue_on_commit_with(
-                chain_registration_advance, (registration.pk,), options={"countdown": step.delay}
+                advance,
+                (registration.pk,),
+                options={"countdown": step.delay},
             )
 
 
-def step_failed(registration: Registration, lease: Lease, error: Exception, *, retry: bool) -> None:
+def step_failed(
+    registration: Registration, lease: Lease, error: Exception, *, retry: bool, advance: Task
+) -> None:
     """Record a step that failed: try again later with backoff (``retry``; otherwise the reaper
-    resumes it), or fail the registration after CHAIN_STEP_MAX_FAILURES in a row."""
-    from apps.chain.tasks import chain_registration_advance
-
+    resumes it) by the task ``advance``, or fail the registration after CHAIN_STEP_MAX_FAILURES
+    in a row."""
     failures, cap = registration.failures + 1, settings.CHAIN_STEP_MAX_FAILURES
     reason = _describe(error, registration.chain)
     now = timezone.now()
@@ -180,7 +181,9 @@ def step_failed(registration: Registration, lease: Lease, error: Exception, *, r
             )
             if delay is not None:
                 enqueue_on_commit_with(
-                    chain_registration_advance, (registration.pk,), options={"countdown": delay}
+                    advance,
+                    (registration.pk,),
+                    options={"countdown": delay},
                 )
     except LeaseLost:
         logger.warning("registration taken over", extra={"registration_id": registration.pk})

@@ -9,7 +9,7 @@ from requests.exceptions import RequestException
 from apps.chain import indexer, services
 from apps.chain.chains import configured_evm_chains
 from apps.chain.pinning import PinningError
-from apps.chain.steps import TRANSIENT
+from apps.chain.transient import TRANSIENT
 from apps.content.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)

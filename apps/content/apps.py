@@ -7,18 +7,19 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
+        # Imported here, not at the top: models load after the app registry.
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
-        from apps.chain.models import ChainContract, Pin, Registration
         from apps.content.cache import content_api_changed
         from apps.content.models import Content, Rendition
 
         def changed(**_):
             content_api_changed()
 
-        # Everything a content's JSON shows; bulk writes are caught by their QuerySets.
-        for model in (Content, Rendition, Registration, Pin, ChainContract):
+        # Everything a content's JSON shows (chain wires its own models); bulk writes are
+        # caught by their QuerySets.
+        for model in (Content, Rendition):
             post_save.connect(changed, sender=model, weak=False)
             post_delete.connect(changed, sender=model, weak=False)
 
@@ -29,3 +30,8 @@ class ContentConfig(AppConfig):
                 content_api_changed()
 
         post_save.connect(user_saved, sender=get_user_model(), weak=False)
+
+        from apps.content.storage import storage_ping
+        from streamgate.health import readiness_check_register
+
+        readiness_check_register("storage", storage_ping)

@@ -24,13 +24,13 @@ from django.core.cache import cache
 from django.db import models
 from rest_framework.request import Request
 
-from streamgate.versions import tracking_queryset, version_changed, versions_get
+from apps.content.status import ContentStatus
+from streamgate.versions import PAGE_TTL, tracking_queryset, version_changed, versions_get
 
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "content:api-version"
 PRIVATE_VERSION_KEY = "content:api-version:private"
-PAGE_TTL = 60
 # Fields whose change on an unpublished content only its owner and staff can see.
 PRIVATE_FIELDS = frozenset({"progress"})
 
@@ -59,8 +59,6 @@ class ContentQuerySet(ChangeTrackingQuerySet):
     def update(self, **kwargs: Any) -> int:
         if not kwargs or not set(kwargs) <= PRIVATE_FIELDS:
             return super().update(**kwargs)
-        from apps.content.models import ContentStatus
-
         # Unpublished rows first, then published ones, each an UPDATE of its own (untracked:
         # the bumps follow). A row published in between is updated by both, so both bump.
         unpublished = self.exclude(status=ContentStatus.READY)

@@ -8,15 +8,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.content.cache import ChangeTrackingQuerySet, ContentQuerySet
+from apps.content.status import ContentStatus
 
-
-class ContentStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    UPLOADING = "uploading", "Uploading"
-    QUEUED = "queued", "Queued"
-    PROCESSING = "processing", "Processing"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
+# The auth group whose members may publish (created by access's migration 0002).
+CREATORS_GROUP = "creators"
 
 
 class Content(models.Model):

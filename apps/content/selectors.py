@@ -6,15 +6,26 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
-from apps.content.models import Content, ContentStatus
+from apps.content.extensions import output_prefetches
+from apps.content.models import CREATORS_GROUP, Content, ContentStatus
+
+
+def user_is_creator(user: User | AnonymousUser) -> bool:
+    """True for active users allowed to upload: superusers and members of the creators group."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name=CREATORS_GROUP).exists()
 
 
 def content_visible_to(user: User | AnonymousUser) -> QuerySet[Content]:
-    """Contents ``user`` may see, with what their JSON shows (owner, renditions, chain)."""
+    """Contents ``user`` may see, with what their JSON shows (owner, renditions, what other
+    apps contribute)."""
     return (
         content_visible_plain(user)
         .select_related("owner")
-        .prefetch_related("renditions", "registrations__contract", "pins")
+        .prefetch_related("renditions", *output_prefetches())
     )
 
 

@@ -7,14 +7,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from apps.access.gates import GateInvalid, gate_validate
-from apps.access.selectors import gate_chains, user_is_creator
 from apps.content.cid import CidBuilder
 from apps.content.exceptions import BadGate, NotACreator, SourceMissing
+from apps.content.extensions import GateInvalid, gate_normalize
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
-from apps.content.selectors import content_status_message
+from apps.content.selectors import content_status_message, user_is_creator
 from apps.content.storage import storage_read_chunks
+from apps.content.tasks import content_files_delete
 from streamgate.celery import enqueue_on_commit
 
 UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
@@ -40,7 +40,7 @@ def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
     """The gate's normal form; BadGate for a rule that cannot be enforced, which is refused
     when saved. (Forms call it to show the error before ``content_update`` saves.)"""
     try:
-        return gate_validate(gate, chains=gate_chains())
+        return gate_normalize(gate)
     except GateInvalid as error:
         raise BadGate(
             f"Invalid gate at {error.path}: {error.message}", reason="gate_invalid"
@@ -72,8 +72,6 @@ def content_update(
 @transaction.atomic
 def content_delete(*, content: Content) -> None:
     """Delete the content; its stored files are removed by a task once the delete commits."""
-    from apps.content.tasks import content_files_delete
-
     content_id = str(content.id)
     content.delete()
     enqueue_on_commit(content_files_delete, content_id)

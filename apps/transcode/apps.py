@@ -7,7 +7,13 @@ class TranscodeConfig(AppConfig):
     verbose_name = "Transcoding"
 
     def ready(self) -> None:
+        # Imported here, not at the top: models and what imports them load after the app registry.
+        from apps.content.signals import source_ready
         from apps.transcode.receivers import source_ready_received
-        from apps.uploads.signals import source_ready
 
         source_ready.connect(source_ready_received, dispatch_uid="transcode.source_ready")
+
+        from apps.transcode.metrics import transcode_jobs_gauge
+        from streamgate.metrics import state_source_register
+
+        state_source_register("transcode_jobs", transcode_jobs_gauge)

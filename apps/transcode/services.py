@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.content.models import Content, ContentStatus, Rendition
 from apps.content.services import content_status_set
 from apps.content.storage import StorageUnavailable, storage_delete_prefix
-from apps.transcode import ffmpeg
+from apps.transcode import ffmpeg, tasks
 from apps.transcode.ladder import UnusableSource
 from apps.transcode.models import FINISHED_STATES, JobState, TranscodeJob
 from apps.transcode.outage import wait_out
@@ -90,8 +90,6 @@ def transcode_request(*, content: Content, enqueue: bool = True) -> TranscodeJob
 
 
 def _new_job(content: Content, *, enqueue: bool = True, restart: bool = False) -> TranscodeJob:
-    from apps.transcode.tasks import transcode_job
-
     last = content.transcode_jobs.aggregate(last=Max("attempt"))["last"] or 0
     job = TranscodeJob(
         content=content, attempt=last + 1, restart=restart, enqueued_at=timezone.now()
@@ -99,7 +97,9 @@ def _new_job(content: Content, *, enqueue: bool = True, restart: bool = False) -
     job.output_prefix = f"renditions/{content.id}/{job.id}/"
     job.save(force_insert=True)
     if enqueue:
-        enqueue_on_commit_with(transcode_job, (str(job.id),), options=time_limits(content.duration))
+        enqueue_on_commit_with(
+            tasks.transcode_job, (str(job.id),), options=time_limits(content.duration)
+        )
     logger.info("transcode queued", extra={"job_id": str(job.id), "attempt": job.attempt})
     return job
 
@@ -283,8 +283,6 @@ def _is_dead_here(worker: str) -> bool:
 
 def _publish(job: TranscodeJob, outcome: Outcome) -> None:
     """Point the content at this job's outputs, in one transaction."""
-    from apps.transcode.tasks import transcode_outputs_prune
-
     with transaction.atomic():
         current = TranscodeJob.objects.select_for_update().filter(pk=job.pk).first()
         content = Content.objects.select_for_update().filter(pk=job.content_id).first()
@@ -317,7 +315,7 @@ def _publish(job: TranscodeJob, outcome: Outcome) -> None:
             stage="",
         )
         content_status_set(content=content, status=ContentStatus.READY, progress=100)
-        enqueue_on_commit(transcode_outputs_prune, str(content.id), str(job.id))
+        enqueue_on_commit(tasks.transcode_outputs_prune, str(content.id), str(job.id))
     if outcome.realtime_factor:
         TRANSCODE_REALTIME.observe(outcome.realtime_factor)
         TRANSCODE_SECONDS.observe(outcome.duration / outcome.realtime_factor)
@@ -426,8 +424,6 @@ def worker_lost(
 def transcode_reap() -> dict[str, int]:
     """Beat: restart jobs whose worker died, resend jobs whose message was lost, and queue
     contents whose source is ready but have no job."""
-    from apps.transcode.tasks import transcode_job
-
     now = timezone.now()
     counts = {"restarted": 0, "resent": 0, "requested": 0}
     stale = now - timedelta(seconds=settings.TRANSCODE_STALE_AFTER_SECONDS)
@@ -442,7 +438,7 @@ def transcode_reap() -> dict[str, int]:
     for job in forgotten:
         if TranscodeJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(enqueued_at=now):
             enqueue_on_commit_with(
-                transcode_job, (str(job.id),), options=time_limits(job.content.duration)
+                tasks.transcode_job, (str(job.id),), options=time_limits(job.content.duration)
             )
             counts["resent"] += 1
     waiting = (

@@ -15,10 +15,10 @@ from django.utils import timezone
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
 from apps.content.storage import StorageUnavailable
+from apps.uploads import services, tasks
 from apps.uploads.backends import IncomingMissing, store_of
 from apps.uploads.lease import lease_free
 from apps.uploads.models import DEAD_STATES, Upload, UploadState
-from apps.uploads.services import upload_complete, upload_discard
 from apps.uploads.sources import source_attach, source_inspect
 from streamgate.celery import enqueue_on_commit
 
@@ -104,7 +104,7 @@ def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | Non
         Upload.objects.filter(pk=upload.pk, finalize_token=token).update(
             state=UploadState.TERMINATED
         )
-        upload_discard(upload_id=upload.id)
+        services.upload_discard(upload_id=upload.id)
         return upload
 
     try:
@@ -167,7 +167,7 @@ def _fail(upload: Upload, token: str, message: str) -> Upload:
                 content=content, status=ContentStatus.FAILED, error=message, progress=0
             )
             upload_id = upload.id
-            transaction.on_commit(lambda: upload_discard(upload_id=upload_id))
+            transaction.on_commit(lambda: services.upload_discard(upload_id=upload_id))
     logger.error("upload finalize failed", extra={"upload_id": str(upload.id), "error": message})
     upload.refresh_from_db()
     return upload
@@ -176,14 +176,12 @@ def _fail(upload: Upload, token: str, message: str) -> Upload:
 def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
     """End uploads that expired or lost their content, delete the bytes of ended uploads, and
     resend finalisations that were lost. Each upload is claimed before anything is deleted."""
-    from apps.uploads.tasks import upload_finalize as finalize_task
-
     now = now or timezone.now()
     counts = {"expired": 0, "orphaned": 0, "discarded": 0, "refinalized": 0, "completed": 0}
     idle = Upload.objects.filter(state=UploadState.RECEIVING).filter(lease_free(now))
     # Every byte stored, but the PATCH that stored the last one died before completing it.
     for upload in idle.filter(offset=F("length"), content__isnull=False):
-        counts["completed"] += upload_complete(upload=upload)
+        counts["completed"] += services.upload_complete(upload=upload)
     for upload in idle.filter(expires_at__lte=now).select_related("content"):
         with transaction.atomic():
             # Claimed only if it still receives, is still expired and nobody writes to it now.
@@ -215,7 +213,7 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
         state__in=DEAD_STATES, discarded_at__isnull=True
     ).values_list("id", flat=True):
         try:
-            upload_discard(upload_id=upload_id)
+            services.upload_discard(upload_id=upload_id)
             counts["discarded"] += 1
         except StorageUnavailable:
             logger.warning("could not delete upload bytes yet", extra={"upload_id": str(upload_id)})
@@ -224,7 +222,7 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
         | Q(state=UploadState.FINALIZING, finalize_renewed_at__lte=now - FINALIZE_LEASE)
     )
     for upload_id in stuck.values_list("id", flat=True):
-        enqueue_on_commit(finalize_task, str(upload_id))
+        enqueue_on_commit(tasks.upload_finalize, str(upload_id))
         counts["refinalized"] += 1
     logger.info("uploads reaped", extra=counts)
     return counts

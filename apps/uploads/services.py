@@ -19,12 +19,13 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from apps.access.selectors import user_is_creator
 from apps.content.exceptions import NotACreator
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_broadcast
+from apps.content.selectors import user_is_creator
 from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import StorageUnavailable
+from apps.uploads import tasks
 from apps.uploads.backends import (
     ChecksumMismatch,
     Durable,
@@ -326,15 +327,13 @@ def upload_complete(*, upload: Upload) -> bool:
     """Mark an upload whose every byte is stored complete and queue its finalisation; nothing
     when it is not receiving or not whole. Called by the PATCH that stores the last byte, by a
     retried PATCH at the end, and by the reaper (the last PATCH died before it got here)."""
-    from apps.uploads.tasks import upload_finalize
-
     with transaction.atomic():
         moved = Upload.objects.filter(
             pk=upload.pk, state=UploadState.RECEIVING, offset=upload.length
         ).update(state=UploadState.COMPLETE, completed_at=timezone.now())
         if moved:
             upload.state = UploadState.COMPLETE
-            enqueue_on_commit(upload_finalize, str(upload.id))
+            enqueue_on_commit(tasks.upload_finalize, str(upload.id))
             logger.info("upload complete", extra={"upload_id": str(upload.id)})
     return bool(moved)
 

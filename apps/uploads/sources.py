@@ -13,9 +13,9 @@ from django.db import transaction
 from apps.content.cid import CidBuilder
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_source_attach, content_status_set
+from apps.content.signals import source_ready
 from apps.content.storage import storage_open_seekable, storage_read_chunks
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
-from apps.uploads.signals import source_ready
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 from celery import shared_task
 
-from apps.uploads.finalize import upload_finalize as finalize
-from apps.uploads.finalize import uploads_reap as reap
+from apps.uploads import finalize
 from streamgate.celery import RETRY_TRANSIENT
 
 
@@ -17,11 +16,11 @@ from streamgate.celery import RETRY_TRANSIENT
 def upload_finalize(self, upload_id: str) -> str | None:
     """Assemble, hash and check a complete upload; queue or fail its content. Its retries
     (same task id) take its claim back at once."""
-    upload = finalize(upload_id=upload_id, token=self.request.id)
+    upload = finalize.upload_finalize(upload_id=upload_id, token=self.request.id)
     return upload.state if upload else None
 
 
 @shared_task(name="apps.uploads.tasks.uploads_reap", **RETRY_TRANSIENT)
 def uploads_reap() -> dict[str, int]:
     """Beat: discard expired and orphaned uploads, resend lost finalisations."""
-    return reap()
+    return finalize.uploads_reap()

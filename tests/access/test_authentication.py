@@ -8,9 +8,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.access.models import ApiToken
-from apps.access.selectors import api_token_authenticate, user_is_creator
+from apps.access.selectors import api_token_authenticate
 from apps.access.services import api_token_create, api_token_revoke, api_token_touch
 from apps.access.tokens import token_hash
+from apps.content.selectors import user_is_creator
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,13 +8,12 @@ from apps.access.gates import (
     GateInvalid,
     Wallet,
     allowlist_match,
-    gate_canonical,
     gate_conditions,
     gate_decide,
     gate_explain,
-    gate_hash,
     gate_validate,
 )
+from apps.chain.gate_digest import gate_canonical, gate_hash
 
 NFT = "0x" + "12" * 20
 NFT_CHECKSUM = "0x1212121212121212121212121212121212121212"

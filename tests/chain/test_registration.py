@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.access.gates import gate_hash
+from apps.chain.gate_digest import gate_hash
 from apps.chain.models import Registration, RegistrationStatus
 from apps.chain.services import content_id_bytes32, registration_advance
 from apps.chain.tasks import chain_registration_advance

@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
-from apps.access.gates import gate_hash
+from apps.chain.gate_digest import gate_hash
 from apps.chain.models import ChainContract, ContractKind, Registration
 from apps.chain.tasks import chain_registration_advance
 from apps.content.models import ContentStatus

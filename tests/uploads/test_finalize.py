@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from apps.content.models import ContentStatus
+from apps.content.signals import source_ready
 from apps.uploads.finalize import FINALIZE_LEASE, RENEW_EVERY, ClaimLost, FinalizeClaim
 from apps.uploads.models import Upload, UploadState
-from apps.uploads.signals import source_ready
 from apps.uploads.tasks import upload_finalize, uploads_reap
 from tests.support.faults import fault_proxy
 from tests.support.media import ffmpeg_binary, make_video

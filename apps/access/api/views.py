@@ -26,7 +26,7 @@ from apps.access.api.serializers import (
 from apps.access.middleware import SESSION_WALLET
 from apps.access.models import ApiToken
 from apps.access.playback import playback_grant
-from apps.access.selectors import api_tokens_of, user_is_creator, wallets_of
+from apps.access.selectors import api_tokens_of, wallets_of
 from apps.access.services import (
     SignInResult,
     api_token_revoke,
@@ -35,7 +35,7 @@ from apps.access.services import (
     signin_solana,
     wallet_unlink,
 )
-from apps.content.selectors import content_visible_plain
+from apps.content.selectors import content_visible_plain, user_is_creator
 from streamgate.throttling import LenientScopedRateThrottle, StrictScopedRateThrottle
 
 ERRORS = {

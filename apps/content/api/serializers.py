@@ -1,11 +1,12 @@
-"""Content API shapes. Input and output serializers are kept apart."""
+"""Content API shapes. Input and output serializers are kept apart.
+
+Other apps add to a content's JSON and check its gate through ``apps.content.extensions``:
+chain contributes ``onchain`` and ``ipfs``, access the gate check behind ``GateField``."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.access.gates import GateInvalid, gate_validate
-from apps.access.selectors import gate_chains
-from apps.chain.selectors import ipfs_summary, onchain_summary
+from apps.content.extensions import GateInvalid, gate_normalize, output_fields
 from apps.content.models import Content, ContentStatus, Rendition
 
 
@@ -15,31 +16,11 @@ class RenditionOutputSerializer(serializers.ModelSerializer):
         fields = ["name", "width", "height", "bitrate", "codecs"]
 
 
-class OnchainOutputSerializer(serializers.Serializer):
-    chain = serializers.CharField()
-    contract = serializers.CharField()
-    status = serializers.ChoiceField(
-        choices=["pending", "waiting_gas", "submitted", "confirmed", "failed"]
-    )
-    tx_hash = serializers.CharField(allow_null=True)
-    block = serializers.IntegerField(allow_null=True)
-    cid = serializers.CharField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
-
-
-class IpfsOutputSerializer(serializers.Serializer):
-    cid = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["queued", "pinning", "pinned", "failed"])
-    error = serializers.CharField(allow_null=True)
-
-
 class ContentOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     renditions = RenditionOutputSerializer(many=True, read_only=True)
     thumbnail_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
-    onchain = serializers.SerializerMethodField()
-    ipfs = serializers.SerializerMethodField()
 
     class Meta:
         model = Content
@@ -57,8 +38,6 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "thumbnail_url",
             "gate",
             "error",
-            "onchain",
-            "ipfs",
             "created_at",
             "updated_at",
         ]
@@ -75,24 +54,11 @@ class ContentOutputSerializer(serializers.ModelSerializer):
     def get_error(self, content: Content) -> str | None:
         return content.error or None
 
-    @extend_schema_field(OnchainOutputSerializer(allow_null=True))
-    def get_onchain(self, content: Content) -> dict | None:
-        return onchain_summary(content)
-
-    @extend_schema_field(IpfsOutputSerializer(allow_null=True))
-    def get_ipfs(self, content: Content) -> dict | None:
-        return ipfs_summary(content)
-
-
-class RegisterInputSerializer(serializers.Serializer):
-    # ASCII digits, as many as a chain id has: "\d+" let through "٣" and 5,000 digits (which
-    # int() refuses). "$", unlike "\Z", is also valid in the OpenAPI schema's ECMA regex.
-    chain = serializers.RegexField(
-        r"^eip155:[1-9][0-9]{0,17}$", help_text="CAIP-2 id of an EVM chain."
-    )
-    price = serializers.IntegerField(
-        min_value=0, max_value=2**256 - 1, default=0, help_text="In wei (a uint256)."
-    )
+    def get_fields(self):
+        """The declared fields, with those other apps contribute before the timestamps."""
+        fields = super().get_fields()
+        timestamps = {name: fields.pop(name) for name in ("created_at", "updated_at")}
+        return {**fields, **output_fields(), **timestamps}
 
 
 class GateField(serializers.JSONField):
@@ -102,7 +68,7 @@ class GateField(serializers.JSONField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         try:
-            return gate_validate(value, chains=gate_chains())
+            return gate_normalize(value)
         except GateInvalid as error:
             raise serializers.ValidationError(
                 {"path": error.path, "detail": error.message}

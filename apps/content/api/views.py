@@ -2,26 +2,22 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
-from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.chain.services import pin_request, registration_request
 from apps.content.api.pagination import ContentPagination
 from apps.content.api.serializers import (
     ContentCreateInputSerializer,
     ContentListFilterSerializer,
     ContentOutputSerializer,
     ContentUpdateInputSerializer,
-    RegisterInputSerializer,
 )
 from apps.content.cache import page_get, page_key, page_set, page_versions, public_versions
 from apps.content.models import Content, ContentStatus
 from apps.content.selectors import content_can_manage, content_list, content_visible_to
 from apps.content.services import content_create, content_delete, content_update
-from apps.transcode.services import transcode_retry
 from streamgate.edge import edge_mark
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -144,46 +140,3 @@ class ContentViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         content_delete(content=self._manageable(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Register a ready content on a chain's ContentRegistry (owner or staff)",
-        request=RegisterInputSerializer,
-        responses={202: ContentOutputSerializer, 404: None, 409: None},
-    )
-    @action(detail=True, methods=["post"])
-    def register(self, request: Request, pk: str) -> Response:
-        content = self._manageable(pk)
-        data = RegisterInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        registration_request(
-            content=content, caip2=data.validated_data["chain"], price=data.validated_data["price"]
-        )
-        return self._output(
-            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
-        )
-
-    @extend_schema(
-        summary="Pin the content's original on IPFS through the pinning service (owner or staff)",
-        request=None,
-        responses={202: ContentOutputSerializer, 409: None},
-    )
-    @action(detail=True, methods=["post"])
-    def pin(self, request: Request, pk: str) -> Response:
-        content = self._manageable(pk)
-        pin_request(content=content)
-        return self._output(
-            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
-        )
-
-    @extend_schema(
-        summary="Encode a failed content again (owner or staff)",
-        request=None,
-        responses={202: ContentOutputSerializer, 409: None},
-    )
-    @action(detail=True, methods=["post"])
-    def retry(self, request: Request, pk: str) -> Response:
-        content = self._manageable(pk)
-        transcode_retry(content=content)
-        return self._output(
-            content_visible_to(request.user).get(pk=content.pk), status.HTTP_202_ACCEPTED
-        )

@@ -1,5 +1,7 @@
 """The web UI's pages: catalog, watch, studio, upload and edit. They render the page shell and
-what the server knows; the interactive parts call the JSON API from static/js/."""
+what the server knows; the interactive parts call the JSON API from static/js/. They compose
+the apps below access (content's selectors, chain's configured chains) with access's own file
+delivery (posters), which is why they live in the top layer."""
 
 import uuid
 
@@ -11,7 +13,6 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from apps.access.selectors import user_is_creator
 from apps.access.stream import storage_response
 from apps.chain.chains import configured_chains, configured_evm_chains
 from apps.content.models import ContentStatus
@@ -20,6 +21,7 @@ from apps.content.selectors import (
     content_get_manageable,
     content_list,
     content_visible_to,
+    user_is_creator,
 )
 
 

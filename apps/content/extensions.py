@@ -1,0 +1,67 @@
+"""The core's extension points: what other apps contribute to a content, registered from their
+``AppConfig.ready()``. The content app imports no other app; they hook in here.
+
+Who registers what:
+
+- ``apps.access`` registers the gate normaliser (``gate_normalizer_register``): the one check
+  a gate rule passes before it is saved (known kinds, well-formed addresses, chains with an RPC).
+- ``apps.chain`` registers the ``onchain`` and ``ipfs`` fields of a content's JSON
+  (``output_field_register``), with the related rows they read (prefetched by
+  ``content_visible_to``).
+
+The registries are plain module state filled once at start-up, before any request; a second
+registration under the same name replaces the first (``ready()`` may run twice in tests).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+Gate = dict[str, Any] | None
+
+
+class GateInvalid(ValueError):
+    """A gate rule that cannot be enforced; ``path`` points at the bad node (``$.any[1]...``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+_gate_normalizer: Callable[[Gate], Gate] | None = None
+# name -> (a factory of the serializer field, related lookups it reads)
+_output_fields: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {}
+
+
+def gate_normalizer_register(normalizer: Callable[[Gate], Gate]) -> None:
+    """``normalizer(gate)`` returns the rule's normal form or raises GateInvalid."""
+    global _gate_normalizer  # the registry is this module's state
+    _gate_normalizer = normalizer
+
+
+def gate_normalize(gate: Gate) -> Gate:
+    """The gate's normal form (None stays None). Without a registered normaliser nothing could
+    enforce a rule, so every rule is refused."""
+    if gate is None:
+        return None
+    if _gate_normalizer is None:
+        raise GateInvalid("$", "gates are not enforced on this server")
+    return _gate_normalizer(gate)
+
+
+def output_field_register(
+    name: str, factory: Callable[[], Any], *, prefetch: tuple[str, ...] = ()
+) -> None:
+    """Add field ``name`` (``factory()`` builds a read-only serializer field whose source is
+    the content) to a content's JSON, reading the related rows ``prefetch``."""
+    _output_fields[name] = (factory, prefetch)
+
+
+def output_fields() -> dict[str, Any]:
+    """Fresh instances of the contributed fields, in registration order."""
+    return {name: factory() for name, (factory, _) in _output_fields.items()}
+
+
+def output_prefetches() -> list[str]:
+    """The related lookups the contributed fields read."""
+    return [lookup for _, lookups in _output_fields.values() for lookup in lookups]

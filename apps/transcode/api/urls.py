@@ -1,0 +1,8 @@
+from django.urls import re_path
+
+from apps.content.api.actions import content_action_path
+from apps.transcode.api.views import RetryView
+
+urlpatterns = [
+    re_path(content_action_path("retry"), RetryView.as_view(), name="content-retry"),
+]

@@ -1,7 +1,0 @@
-"""Signals other apps listen to."""
-
-from django.dispatch import Signal
-
-# Sent after commit when a content's uploaded source is stored, checked and the content is
-# queued; kwargs: content_id (str). The transcode app starts encoding on it.
-source_ready = Signal()
