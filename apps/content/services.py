@@ -1,9 +1,10 @@
 """Every write to Content. A reader finds every way a Content changes in this file."""
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a 
 @transaction.atomic
 def content_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     title: str,
     description: str = "",
     gate: dict[str, Any] | None = None,
@@ -56,7 +57,7 @@ def content_update(
     gate: dict[str, Any] | None = UNCHANGED,
 ) -> Content:
     """Change the editable fields that are given; status and media fields are not editable."""
-    changes = {
+    changes: dict[str, Any] = {
         field: value
         for field, value in (("title", title), ("description", description), ("gate", gate))
         if value is not UNCHANGED
@@ -159,6 +160,6 @@ def content_source_cid(*, content: Content, on_progress: Callable[[], None] | No
     return cid
 
 
-def content_progress_set(*, content_id: str, progress: int) -> None:
+def content_progress_set(*, content_id: uuid.UUID | str, progress: int) -> None:
     """Record how far the current stage is (0-100); no message: callers send their own."""
     Content.objects.filter(pk=content_id).update(progress=max(0, min(100, progress)))

@@ -106,7 +106,7 @@ function dashjsAdapter(video) {
   player.on(events.PLAYBACK_ENDED, (event) => {
     report.timeline.push(`dash.js PLAYBACK_ENDED@${video.currentTime.toFixed(3)}`);
     if (event.isLast) {
-      report.ended = true;
+      markEnded(video);
     }
   });
   return {
@@ -171,6 +171,13 @@ const ADAPTERS = {
   native: nativeAdapter,
 };
 
+// Where playback ended is judged when it ends: dash.js may seek back into the last segment
+// after `ended` (seen once: ended at 5.900 of 5.91, then a seek to 5.400).
+function markEnded(video) {
+  report.ended = true;
+  report.endedAt = report.endedAt || where(video);
+}
+
 function where(video) {
   const ranges = [];
   for (let i = 0; i < video.buffered.length; i++) {
@@ -222,9 +229,7 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
     const error = video.error;
     report.errors.push(`media element error ${error && error.code}: ${error && error.message}`);
   });
-  video.addEventListener("ended", () => {
-    report.ended = true;
-  });
+  video.addEventListener("ended", () => markEnded(video));
   video.addEventListener("waiting", () => {
     report.stalledAt = where(video);
   });
@@ -254,7 +259,7 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
       report.errors.push(`${report.stage}: ${error.message || error}`);
     }
   } finally {
-    report.where = where(video);
+    report.where = report.endedAt || where(video);
     report.done = true;
   }
 };
