@@ -131,6 +131,18 @@ def rung_bytes(folder: Path, index: int) -> int:
     return sum(path.stat().st_size for path in folder.glob(f"*-stream{index}[.-]*m4s"))
 
 
+def rendition_file(folder: Path, index: int) -> Path:
+    """The rung as one fragmented MP4 (its init segment, then its media segments in order), for
+    FFmpeg to read: the command run by hand writes the MPD's segments but no HLS playlists
+    (packaging writes those)."""
+    joined = folder / f"rung-{index}.mp4"
+    with joined.open("wb") as out:
+        out.write((folder / f"init-stream{index}.m4s").read_bytes())
+        for chunk in sorted(folder.glob(f"chunk-stream{index}-*.m4s")):
+            out.write(chunk.read_bytes())
+    return joined
+
+
 def has_vmaf(binary: str) -> bool:
     filters = subprocess.run(
         [binary, "-hide_banner", "-filters"], capture_output=True, text=True, check=True
@@ -177,9 +189,8 @@ def ladder_report(label, job, folder: Path, source: Path, binary: str, vmaf: boo
     size = probe(str(source)).display_size
     rows = []
     for index, rung in enumerate(job.ladder):
-        playlist = folder / f"media_{index}.m3u8"
         used = rung_bytes(folder, index)
-        score = quality(binary, playlist, source, size, vmaf)
+        score = quality(binary, rendition_file(folder, index), source, size, vmaf)
         rows.append((label, rung["name"], f"{rung['width']}x{rung['height']}", used, score))
     return rows
 
