@@ -248,7 +248,7 @@ def upload_append(
             reason="checksum",
         ) from error
     except StorageUnavailable as error:
-        # The offset recorded is what storage kept (backends.py): the client resumes from HEAD.
+        # The offset recorded is what storage kept (backends/): the client resumes from HEAD.
         raise storage_unavailable(error, upload_id=str(upload.id)) from error
     except StoredBehindOffset as error:
         raise _offset_mismatch(offset, error.args[0]) from error

@@ -1,190 +1,27 @@
-"""Where received bytes go: the boundary to local disk and to S3 multipart uploads.
+"""The S3 byte store: an S3 multipart upload straight to the source key.
 
-Both backends take the request body as an iterator of byte blocks and never hold more than one
-block (disk) or one part, buffered in a temporary file (S3), so memory does not grow with the
-size of a chunk or of the file. They report durable progress through ``on_durable`` so that the
-service can persist the offset as it goes; nothing is reported before it is stored for good.
+It holds at most one part in a temporary file (TUS_BUFFER_DIR), never in memory, so memory does
+not grow with the size of a chunk or of the file.
 """
 
-import logging
 import math
 import mimetypes
 import os
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage, Storage
+from django.core.files.storage import Storage
 
-from apps.content.storage import StorageUnavailable, is_s3
+from apps.content.storage import StorageUnavailable
+from apps.uploads.backends.base import ChecksumMismatch, Durable, IncomingMissing, disk_errors
 from apps.uploads.models import Upload, UploadBackend
-from apps.uploads.protocol import Checksum
-from streamgate.outages import DISK_ERRNOS
-
-logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 S3_MIN_PART = 5 * MIB
 S3_MAX_PARTS = 10_000
-
-
-class ChecksumMismatch(Exception):
-    """The chunk's digest differs from Upload-Checksum; the chunk was discarded."""
-
-
-class IncomingMissing(Exception):
-    """The received bytes are gone (disk wiped, multipart aborted): the upload cannot finish."""
-
-
-class StoredBehindOffset(Exception):
-    """Storage holds fewer bytes than the recorded offset; HEAD will report the real number."""
-
-
-@dataclass
-class Durable:
-    """Bytes up to ``offset`` are stored for good; ``fields`` are Upload fields to persist."""
-
-    offset: int
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-OnDurable = Callable[[Durable], None]
-BeforeSave = Callable[[], None]
-
-
-class ByteStore(Protocol):
-    kind: str
-
-    def begin(self, upload: Upload) -> dict[str, Any]: ...
-
-    def append(
-        self,
-        upload: Upload,
-        blocks: Iterable[bytes],
-        *,
-        checksum: Checksum | None,
-        on_durable: OnDurable,
-        before_save: BeforeSave,
-    ) -> Durable:
-        """Store ``blocks`` after ``upload.offset``; call ``before_save`` before any write that
-        is not one of ``blocks`` (a part, a tail), so a writer that lost its lease stops."""
-        ...
-
-    def stored_offset(self, upload: Upload) -> int: ...
-
-    def assemble(self, upload: Upload) -> None: ...
-
-    def discard(self, upload: Upload) -> None: ...
-
-
-class DiskStore:
-    """Bytes appended to ``<media>/incoming/<id>``, moved to ``sources/…`` when complete."""
-
-    kind = UploadBackend.DISK
-
-    def __init__(self, storage: FileSystemStorage) -> None:
-        self.storage = storage
-
-    def _incoming(self, upload: Upload) -> str:
-        return self.storage.path(upload.incoming_path)
-
-    def begin(self, upload: Upload) -> dict[str, Any]:
-        path = self._incoming(upload)
-        with _disk_errors("create the upload's file"):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb"):
-                pass
-        return {}
-
-    def append(self, upload, blocks, *, checksum, on_durable, before_save) -> Durable:
-        path = self._incoming(upload)
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError as error:
-            raise IncomingMissing(
-                f"the received bytes of upload {upload.id} are missing"
-            ) from error
-        if size < upload.offset:
-            # Fewer bytes on disk than recorded (a machine crash): never pad with zeros.
-            raise StoredBehindOffset(size)
-        start = upload.offset  # on_durable moves upload.offset as we go
-        with _disk_errors("open the upload's file"):
-            fd = os.open(path, os.O_WRONLY)
-        try:
-            return self._write(fd, start, blocks, checksum=checksum, on_durable=on_durable)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _write(fd: int, start: int, blocks, *, checksum, on_durable: OnDurable) -> Durable:
-        """Write ``blocks`` at ``start`` with plain write(2) calls, so that ``written`` counts
-        exactly what the kernel took: when the disk fills up or turns read-only midway, the
-        offset recorded is the bytes stored, no more and no less (none, with a checksum: the
-        chunk is all or nothing), and StorageUnavailable says why."""
-        commit_bytes = settings.TUS_DISK_COMMIT_BYTES
-        commit_seconds = settings.TUS_DISK_COMMIT_SECONDS
-        hasher = checksum.new_hasher() if checksum else None
-        written = since_commit = 0
-        committed_at = time.monotonic()
-        try:
-            # Bytes past the recorded offset were written but never acknowledged (the writer
-            # died before committing): they are dropped, and the client resends them.
-            os.ftruncate(fd, start)
-            os.lseek(fd, start, os.SEEK_SET)
-            for block in blocks:
-                view = memoryview(block)
-                while view:
-                    taken = os.write(fd, view)
-                    written += taken
-                    since_commit += taken
-                    view = view[taken:]
-                if hasher:
-                    hasher.update(block)
-                elif since_commit >= commit_bytes or (
-                    time.monotonic() - committed_at >= commit_seconds
-                ):
-                    # The offset moves once the bytes are in the kernel: a crash of this
-                    # process loses none of them. Bytes and seconds bound what such a crash
-                    # mid-PATCH makes the client send again. (After a power loss the file may
-                    # be shorter than the offset; stored_offset() notices and says so.)
-                    on_durable(Durable(start + written))
-                    since_commit = 0
-                    committed_at = time.monotonic()
-            if hasher and hasher.digest() != checksum.digest:
-                os.ftruncate(fd, start)
-                raise ChecksumMismatch(checksum.algorithm)
-        except OSError as error:
-            if error.errno not in DISK_ERRNOS:
-                raise
-            if hasher:
-                with suppress(OSError):  # else the next PATCH truncates them
-                    os.ftruncate(fd, start)
-            elif since_commit:
-                on_durable(Durable(start + written))  # what the disk took is kept
-            raise StorageUnavailable(f"disk: {error.strerror}") from error
-        return Durable(start + written)
-
-    def stored_offset(self, upload: Upload) -> int:
-        try:
-            return min(upload.offset, os.path.getsize(self._incoming(upload)))
-        except FileNotFoundError:
-            return 0
-
-    def assemble(self, upload: Upload) -> None:
-        incoming, target = self._incoming(upload), self.storage.path(upload.source_path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if os.path.exists(incoming):
-            os.replace(incoming, target)
-        elif not (os.path.exists(target) and os.path.getsize(target) == upload.length):
-            raise IncomingMissing(f"the received bytes of upload {upload.id} are missing")
-
-    def discard(self, upload: Upload) -> None:
-        with suppress(FileNotFoundError), _disk_errors("delete the upload's file"):
-            os.remove(self._incoming(upload))
 
 
 class S3Store:
@@ -235,7 +72,7 @@ class S3Store:
         part_size = upload.part_size
         # Parts are spooled on local disk (TUS_BUFFER_DIR): parts sent so far stay recorded.
         with (
-            _disk_errors("spool a part in TUS_BUFFER_DIR"),
+            disk_errors("spool a part in TUS_BUFFER_DIR"),
             tempfile.TemporaryFile(dir=_buffer_dir()) as buffer,
         ):
             buffered = self._load_tail(upload, buffer)
@@ -402,18 +239,6 @@ def _buffer_dir() -> str:
 
 
 @contextmanager
-def _disk_errors(doing: str) -> Iterator[None]:
-    """Turn a local disk that is full or read-only into StorageUnavailable (any other OSError
-    is ours to fix, and stays one)."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in DISK_ERRNOS:
-            raise
-        raise StorageUnavailable(f"disk: could not {doing}: {error.strerror}") from error
-
-
-@contextmanager
 def _s3_errors(doing: str) -> Iterator[None]:
     """Turn botocore failures into StorageUnavailable, naming what we were doing."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -422,22 +247,3 @@ def _s3_errors(doing: str) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError) as error:
         raise StorageUnavailable(f"S3: could not {doing}: {error}") from error
-
-
-def store_for(storage: Storage) -> ByteStore:
-    """The byte store matching the media storage: S3 multipart, or local disk."""
-    if is_s3(storage):
-        return S3Store(storage)
-    if isinstance(storage, FileSystemStorage):
-        return DiskStore(storage)
-    raise StorageUnavailable(f"uploads cannot be stored on {type(storage).__name__}")
-
-
-def store_of(upload: Upload, storage: Storage) -> ByteStore:
-    """The byte store an existing upload was started on."""
-    store = store_for(storage)
-    if store.kind != upload.backend:
-        raise StorageUnavailable(
-            f"upload {upload.id} was started on {upload.backend} storage, which is not configured"
-        )
-    return store
