@@ -54,7 +54,7 @@ def test_the_code_keeps_every_contract(copy):
             "The core (apps.content) imports no other app BROKEN",
         ),
         (
-            "apps/transcode/services.py",
+            "apps/transcode/services/running.py",
             "from apps.access.playback import playback_grant  # noqa",
             "uploads and transcode never import access BROKEN",
         ),

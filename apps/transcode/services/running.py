@@ -1,26 +1,24 @@
-"""Every write in the transcode workflow: queue a job, run it, publish it, fail it, retry it.
+"""Running one queued job: claim it, execute it, then publish it, fail it or put it back.
 
-A job is one attempt. It is claimed with a conditional UPDATE (QUEUED -> RUNNING), runs through
+The job is claimed with a conditional UPDATE (QUEUED -> RUNNING), runs through
 ``runner.execute`` under its own storage prefix, and is published in one transaction that points
-the content at it. Superseded and partial outputs are deleted after commit.
+the content at it. Partial outputs are deleted after commit.
 """
 
 import logging
 import os
 import shutil
 import socket
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus, Rendition
 from apps.content.services import content_status_set
-from apps.content.storage import StorageUnavailable, storage_delete_prefix
+from apps.content.storage import StorageUnavailable
 from apps.transcode import ffmpeg, tasks
 from apps.transcode.ladder import UnusableSource
 from apps.transcode.models import FINISHED_STATES, JobState, TranscodeJob
@@ -28,8 +26,10 @@ from apps.transcode.outage import wait_out
 from apps.transcode.packaging import PackagingError
 from apps.transcode.probe import NotMedia
 from apps.transcode.runner import Cancelled, JobRun, Outcome, execute
-from streamgate.celery import TRANSIENT, enqueue_on_commit, enqueue_on_commit_with
-from streamgate.exceptions import Conflict
+from apps.transcode.services.outputs import delete_outputs
+from apps.transcode.services.reaper import worker_lost
+from apps.transcode.services.requesting import time_limits
+from streamgate.celery import TRANSIENT, enqueue_on_commit
 from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ logger = logging.getLogger(__name__)
 # Failures that say nothing about the video (streamgate.celery.TRANSIENT: storage, database,
 # cache or broker away): the job goes back to the queue and is retried.
 
-# Why a job ended or started again, for the job record (staff) and the creator.
-WORKER_STOPPED = "The worker encoding this video stopped; it was started again."
-WORKER_SILENT = "The worker encoding this video stopped answering; it was started again."
+# Why a job started again, for the job record (staff) and the creator.
 RESTARTED_DATABASE = "Restarted after the database was unavailable."
 RESTARTED_STORAGE = "Restarted after storage was unavailable."
 RESTARTED_REDIS = "Restarted after Redis (cache and broker) was unavailable."
@@ -64,71 +62,6 @@ def unavailable_dependency(error: BaseException) -> str:
 
 def this_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def time_limits(duration: float | None) -> dict[str, int]:
-    """Celery soft/hard time limits for encoding ``duration`` seconds of video."""
-    soft = int((duration or 60) * settings.TRANSCODE_SECONDS_PER_MEDIA_SECOND)
-    soft = max(settings.TRANSCODE_MIN_TIME_LIMIT, min(soft, settings.TRANSCODE_MAX_TIME_LIMIT))
-    return {"soft_time_limit": soft, "time_limit": soft + 120}
-
-
-# --- queueing ---------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def transcode_request(*, content: Content, enqueue: bool = True) -> TranscodeJob:
-    """Queue a job for a content whose source is stored; the running or queued job if any.
-
-    ``enqueue=False`` creates the job without sending a task, for callers that run it
-    themselves (``manage.py ingest``)."""
-    content = Content.objects.select_for_update().get(pk=content.pk)
-    active = content.transcode_jobs.filter(state__in=(JobState.QUEUED, JobState.RUNNING)).first()
-    if active:
-        return active
-    return _new_job(content, enqueue=enqueue)
-
-
-def _new_job(content: Content, *, enqueue: bool = True, restart: bool = False) -> TranscodeJob:
-    last = content.transcode_jobs.aggregate(last=Max("attempt"))["last"] or 0
-    job = TranscodeJob(
-        content=content, attempt=last + 1, restart=restart, enqueued_at=timezone.now()
-    )
-    job.output_prefix = f"renditions/{content.id}/{job.id}/"
-    job.save(force_insert=True)
-    if enqueue:
-        enqueue_on_commit_with(
-            tasks.transcode_job, (str(job.id),), options=time_limits(content.duration)
-        )
-    logger.info("transcode queued", extra={"job_id": str(job.id), "attempt": job.attempt})
-    return job
-
-
-@transaction.atomic
-def transcode_retry(*, content: Content) -> TranscodeJob:
-    """Re-queue a failed content (its source is kept); 409 for anything else."""
-    content = Content.objects.select_for_update().get(pk=content.pk)
-    if content.status != ContentStatus.FAILED:
-        raise Conflict(
-            f"Only failed content can be retried; this one is {content.status}.",
-            reason="not_failed",
-        )
-    if not content.source_path:
-        raise Conflict(
-            "This content has no uploaded file to encode; upload one first.", reason="no_source"
-        )
-    content_status_set(content=content, status=ContentStatus.QUEUED, progress=0)
-    return _new_job(content)
-
-
-def on_source_ready(*, content_id: str) -> None:
-    """The uploads app stored and checked a source: encode it."""
-    content = Content.objects.filter(pk=content_id, status=ContentStatus.QUEUED).first()
-    if content is not None:
-        transcode_request(content=content)
-
-
-# --- running ----------------------------------------------------------------------------------
 
 
 def _claim(job_id: str, worker: str, *, task_id: str, task_retries: int) -> TranscodeJob | None:
@@ -202,7 +135,7 @@ def transcode_run(
         logger.info(
             "transcode restarted", extra={"job_id": job_id, "interruption": job.interruption}
         )
-        _delete_outputs(job.output_prefix)
+        delete_outputs(job.output_prefix)
     workdir = Path(settings.TRANSCODE_WORK_DIR) / str(job.id)
     shutil.rmtree(workdir, ignore_errors=True)
     try:
@@ -222,7 +155,7 @@ def transcode_run(
         )
     except Cancelled:
         logger.info("transcode cancelled", extra={"job_id": job_id})
-        _delete_outputs(job.output_prefix)
+        delete_outputs(job.output_prefix)
     except TRANSIENT as error:
         logger.warning(
             "transcode interrupted; the job goes back to the queue",
@@ -341,15 +274,8 @@ def _fail(
         if content is not None and content.status != ContentStatus.READY:
             content_status_set(content=content, status=ContentStatus.FAILED, error=message)
         prefix = job.output_prefix
-        transaction.on_commit(lambda: _delete_outputs(prefix))
+        transaction.on_commit(lambda: delete_outputs(prefix))
     logger.warning("transcode failed", extra={"job_id": str(job.id), "error": message})
-
-
-def _delete_outputs(prefix: str) -> None:
-    try:
-        storage_delete_prefix(prefix)
-    except StorageUnavailable:
-        logger.warning("could not delete outputs yet", extra={"prefix": prefix}, exc_info=True)
 
 
 def transcode_give_up(*, job_id: str, message: str) -> None:
@@ -358,98 +284,3 @@ def transcode_give_up(*, job_id: str, message: str) -> None:
     if job is not None and job.state not in FINISHED_STATES:
         TranscodeJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
         _fail(job, message)
-
-
-def transcode_outputs_prune(*, content_id: str, keep_job_id: str) -> int:
-    """Delete the outputs of every other job of the content (superseded or failed)."""
-    removed = 0
-    for prefix in (
-        TranscodeJob.objects.filter(content_id=content_id)
-        .exclude(pk=keep_job_id)
-        .values_list("output_prefix", flat=True)
-    ):
-        removed += storage_delete_prefix(prefix)
-    return removed
-
-
-# --- the reaper ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerLost:
-    ended: bool
-    successor: TranscodeJob | None = None
-
-
-def _restarts_in_a_row(content: Content) -> int:
-    """Attempts since the last one a person asked for (first upload or retry)."""
-    count = 0
-    for restart in content.transcode_jobs.order_by("-attempt").values_list("restart", flat=True):
-        if not restart:
-            break
-        count += 1
-    return count
-
-
-def worker_lost(
-    *, job: TranscodeJob, stale_before: datetime | None = None, error: str = WORKER_STOPPED
-) -> WorkerLost:
-    """End a job whose worker died and queue the next attempt, or fail the content when
-    TRANSCODE_MAX_ATTEMPTS attempts in a row died. With ``stale_before``, only a job whose
-    last heartbeat is older (a job that beat meanwhile is alive after all)."""
-    with transaction.atomic():
-        ending = TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=job.worker)
-        if stale_before is not None:
-            ending = ending.filter(heartbeat_at__lt=stale_before)
-        ended = ending.update(state=JobState.FAILED, error=error, finished_at=timezone.now())
-        if not ended:
-            return WorkerLost(ended=False)
-        prefix = job.output_prefix
-        transaction.on_commit(lambda: _delete_outputs(prefix))
-        content = Content.objects.select_for_update().filter(pk=job.content_id).first()
-        if content is None:
-            return WorkerLost(ended=True)
-        died = _restarts_in_a_row(content) + 1
-        if died >= settings.TRANSCODE_MAX_ATTEMPTS:
-            content_status_set(
-                content=content,
-                status=ContentStatus.FAILED,
-                error=f"Encoding stopped {died} times in a row; retry later or contact us.",
-            )
-            return WorkerLost(ended=True)
-        content_status_set(content=content, status=ContentStatus.QUEUED, progress=0)
-        return WorkerLost(ended=True, successor=_new_job(content, restart=True))
-
-
-def transcode_reap() -> dict[str, int]:
-    """Beat: restart jobs whose worker died, resend jobs whose message was lost, and queue
-    contents whose source is ready but have no job."""
-    now = timezone.now()
-    counts = {"restarted": 0, "resent": 0, "requested": 0}
-    stale = now - timedelta(seconds=settings.TRANSCODE_STALE_AFTER_SECONDS)
-    for job in TranscodeJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=stale):
-        # Missed heartbeats: the worker died, hung or lost the database for too long.
-        if worker_lost(job=job, stale_before=stale, error=WORKER_SILENT).ended:
-            counts["restarted"] += 1
-            logger.warning("transcode worker lost", extra={"job_id": str(job.id)})
-    forgotten = TranscodeJob.objects.filter(
-        state=JobState.QUEUED, enqueued_at__lt=now - timedelta(minutes=30)
-    ).select_related("content")
-    for job in forgotten:
-        if TranscodeJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(enqueued_at=now):
-            enqueue_on_commit_with(
-                tasks.transcode_job, (str(job.id),), options=time_limits(job.content.duration)
-            )
-            counts["resent"] += 1
-    waiting = (
-        Content.objects.filter(
-            status=ContentStatus.QUEUED, updated_at__lt=now - timedelta(minutes=5)
-        )
-        .exclude(source_path="")
-        .exclude(transcode_jobs__state__in=(JobState.QUEUED, JobState.RUNNING))
-    )
-    for content in waiting:
-        transcode_request(content=content)
-        counts["requested"] += 1
-    logger.info("transcode reaped", extra=counts)
-    return counts
