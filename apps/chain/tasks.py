@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from requests.exceptions import RequestException
 
-from apps.chain import indexer, services
+from apps.chain import checkpoint, indexer, log_reader, services
 from apps.chain.chains import configured_evm_chains
 from apps.chain.pinning import PinningError
 from apps.chain.transient import TRANSIENT
@@ -40,7 +40,7 @@ def chain_index(caip2: str) -> dict | None:
     """Index one chain for a bounded time (the next beat goes on)."""
     try:
         report = indexer.index_chain(caip2=caip2, max_seconds=settings.CHAIN_INDEX_BATCH_SECONDS)
-    except indexer.IndexerBusy:
+    except checkpoint.IndexerBusy:
         return None
     return report.__dict__
 
@@ -50,7 +50,7 @@ def chain_index_all() -> list[str]:
     """Beat: one indexing task per configured EVM chain where we follow something (our
     contracts, or token contracts that gates name)."""
     chains = [
-        spec.caip2 for spec in configured_evm_chains() if indexer.follows_anything(spec.caip2)
+        spec.caip2 for spec in configured_evm_chains() if log_reader.follows_anything(spec.caip2)
     ]
     for caip2 in chains:
         chain_index.delay(caip2)

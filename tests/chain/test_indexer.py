@@ -2,7 +2,8 @@
 
 import pytest
 
-from apps.chain.indexer import IndexerBusy, _acquire, index_chain
+from apps.chain.checkpoint import IndexerBusy, acquire
+from apps.chain.indexer import index_chain
 from apps.chain.models import ChainEvent, IndexedBlock, IndexerCursor
 from apps.chain.signals import nft_transfer_seen
 from tests.support.evm import send
@@ -134,7 +135,7 @@ def test_a_reorganisation_removes_orphans_and_indexes_the_new_branch(
 
 
 def test_one_indexer_per_chain(deployed, tester_chain):
-    _acquire(tester_chain.caip2)  # another process holds the lease
+    acquire(tester_chain.caip2)  # another process holds the lease
     with pytest.raises(IndexerBusy):
         index_chain(caip2=tester_chain.caip2)
 
@@ -162,7 +163,7 @@ def test_the_finalized_tag_is_used_where_the_chain_has_one(deployed, tester_chai
 
 
 def test_a_reorg_deeper_than_the_kept_hashes_stops_instead_of_wiping(deployed, tester_chain):
-    from apps.chain.indexer import DeepReorg
+    from apps.chain.reorgs import DeepReorg
 
     send(deployed.nft721.functions.mint(tester_chain.accounts[2]), tester_chain.accounts[0])
     index_chain(caip2=tester_chain.caip2)
@@ -228,7 +229,7 @@ def test_a_reorg_sends_confirmed_registrations_back_to_watching(
 def test_what_counts_as_a_refused_range(message, code, refused):
     from web3.exceptions import Web3RPCError
 
-    from apps.chain.indexer import _refused
+    from apps.chain import log_reader
 
     error = Web3RPCError(message, rpc_response={"error": {"code": code, "message": message}})
-    assert _refused(error) is refused
+    assert log_reader.refused(error) is refused

@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.chain.chains import ChainNotConfigured
-from apps.chain.indexer import IndexerBusy, index_chain
+from apps.chain.checkpoint import IndexerBusy
+from apps.chain.indexer import index_chain
 from apps.chain.tasks import TRANSIENT
 
 
