@@ -1,6 +1,7 @@
-"""Every write of the chain app except the indexer's (indexer.py): deploying contracts,
-registering contents on chain (one step at a time: steps.py), gas samples, IPFS pins, and the
-reaper of registrations and pins that stopped moving."""
+"""Every write of the chain app except the indexer's (indexer.py, with checkpoint.py,
+log_reader.py and reorgs.py): deploying contracts, registering contents on chain (one step at a
+time: steps.py), gas samples, IPFS pins, and the reaper of registrations and pins that stopped
+moving."""
 
 import logging
 from datetime import datetime, timedelta
