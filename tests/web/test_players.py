@@ -269,26 +269,25 @@ def test_plays_to_the_end(matrix, player, clip):
     assert where["currentTime"] >= where["duration"] - 0.25, _describe(report)
 
 
-def _switched(matrix, player: str, clip: str) -> dict:
-    if player == "native":
-        pytest.skip("Chromium's native HLS has no API to list or ask for a rendition")
-    return _report(matrix, player, clip)
+# Chromium's native HLS has no API to list or ask for a rendition, so switching and the size of
+# each rendition are asked of the players that have one; native HLS is played to the end above.
+SWITCHING = [player for player in PLAYERS if player != "native"]
 
 
 @pytest.mark.parametrize("clip", CLIPS)
-@pytest.mark.parametrize("player", PLAYERS)
+@pytest.mark.parametrize("player", SWITCHING)
 def test_switches_rendition_when_asked(matrix, player, clip):
-    report = _switched(matrix, player, clip)
+    report = _report(matrix, player, clip)
     assert len(report["renditions"]) == 2, report["renditions"]
     assert report["switched"], f"{report['switchError']}\n{_describe(report)}"
 
 
 @pytest.mark.parametrize("clip", CLIPS)
-@pytest.mark.parametrize("player", PLAYERS)
+@pytest.mark.parametrize("player", SWITCHING)
 def test_the_picture_has_the_declared_size(matrix, player, clip):
     """Before and after the switch, the picture is exactly the size the manifest declares for
     the rendition playing: square pixels (non-square ones make a 426x240 rung show as 427x240)."""
-    report = _switched(matrix, player, clip)
+    report = _report(matrix, player, clip)
     if not report["switched"]:
         pytest.fail(f"never switched: {report['switchError']}")
     sizes = [
