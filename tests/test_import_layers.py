@@ -69,7 +69,7 @@ def test_the_code_keeps_every_contract(copy):
             "streamgate BROKEN",
         ),
         (
-            "apps/uploads/services.py",
+            "apps/uploads/services/creating.py",
             "from apps.chain.selectors import onchain_summary  # noqa",
             "streamgate BROKEN",  # the end of the layers contract's name: chain | uploads
         ),

@@ -29,7 +29,9 @@ from apps.access.gates import (
     gate_explain,
     gate_validate,
 )
-from apps.access.ownership import Answer, answer_fetch, answers_cached
+from apps.access.ownership.answers import Answer
+from apps.access.ownership.cache import answers_cached
+from apps.access.ownership.fetch import answer_fetch
 from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
 from apps.access.selectors import gate_chains, viewer_wallets
 from apps.content.models import Content, ContentStatus

@@ -1,6 +1,6 @@
 """What the access app does when other apps report events."""
 
-from apps.access.ownership import ownership_invalidate
+from apps.access.ownership.cache import ownership_invalidate
 
 
 def on_nft_transfer(*, chain: str, contract: str, accounts: list[str], **kwargs) -> None:

@@ -17,9 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eth_typing import ChecksumAddress
 from eth_utils import event_abi_to_log_topic
 from web3 import Web3
 from web3.exceptions import Web3RPCError
+from web3.types import LogReceipt
 
 from apps.chain.chains import artifact
 from apps.chain.models import ChainContract, ChainEvent, ContractKind
@@ -56,7 +58,7 @@ class RangeRefused(Exception):
 class Followed:
     """The contracts whose logs are read: checksummed addresses, and each one's kind."""
 
-    addresses: list[str]
+    addresses: list[ChecksumAddress]
     kinds: dict[str, str]  # lowercased address -> "registry" | "erc721" | "erc1155"
 
 
@@ -114,7 +116,7 @@ def follows_anything(caip2: str) -> bool:
 
 def followed_contracts(caip2: str) -> Followed:
     kinds = _gate_contracts(caip2)
-    kind_of = {
+    kind_of: dict[str, str] = {
         ContractKind.REGISTRY: "registry",
         ContractKind.NFT721: "erc721",
         ContractKind.NFT1155: "erc1155",
@@ -130,13 +132,13 @@ def followed_contracts(caip2: str) -> Followed:
 
 def get_logs(
     web3: Web3,
-    addresses: list[str],
+    addresses: list[ChecksumAddress],
     topics: dict,
     start: int,
     end: int,
     step: int,
     report: IndexReport,
-) -> tuple[list[dict], int, int]:
+) -> tuple[list[LogReceipt], int, int]:
     """Logs of [start, end], halving the range while the node refuses it. Returns the logs,
     the end actually covered and the step that worked."""
     if not addresses:
@@ -174,7 +176,9 @@ def refused(error: Exception) -> bool:
     return code == "-32005" or any(word in text for word in _REFUSALS)
 
 
-def decode(web3: Web3, caip2: str, logs: Iterable[dict], followed: Followed, topics: dict) -> Batch:
+def decode(
+    web3: Web3, caip2: str, logs: Iterable[LogReceipt], followed: Followed, topics: dict
+) -> Batch:
     """The logs that are events of the kind their contract emits, as unsaved ChainEvents."""
     batch = Batch()
     codec = web3.codec

@@ -15,10 +15,11 @@ from django.utils import timezone
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
 from apps.content.storage import StorageUnavailable
-from apps.uploads import services, tasks
+from apps.uploads import tasks
 from apps.uploads.backends import IncomingMissing, store_of
 from apps.uploads.lease import lease_free
 from apps.uploads.models import DEAD_STATES, Upload, UploadState
+from apps.uploads.services import ending, receiving
 from apps.uploads.sources import source_attach, source_inspect
 from streamgate.celery import enqueue_on_commit
 
@@ -104,7 +105,7 @@ def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | Non
         Upload.objects.filter(pk=upload.pk, finalize_token=token).update(
             state=UploadState.TERMINATED
         )
-        services.upload_discard(upload_id=upload.id)
+        ending.upload_discard(upload_id=upload.id)
         return upload
 
     try:
@@ -167,7 +168,7 @@ def _fail(upload: Upload, token: str, message: str) -> Upload:
                 content=content, status=ContentStatus.FAILED, error=message, progress=0
             )
             upload_id = upload.id
-            transaction.on_commit(lambda: services.upload_discard(upload_id=upload_id))
+            transaction.on_commit(lambda: ending.upload_discard(upload_id=upload_id))
     logger.error("upload finalize failed", extra={"upload_id": str(upload.id), "error": message})
     upload.refresh_from_db()
     return upload
@@ -181,7 +182,7 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
     idle = Upload.objects.filter(state=UploadState.RECEIVING).filter(lease_free(now))
     # Every byte stored, but the PATCH that stored the last one died before completing it.
     for upload in idle.filter(offset=F("length"), content__isnull=False):
-        counts["completed"] += services.upload_complete(upload=upload)
+        counts["completed"] += receiving.upload_complete(upload=upload)
     for upload in idle.filter(expires_at__lte=now).select_related("content"):
         with transaction.atomic():
             # Claimed only if it still receives, is still expired and nobody writes to it now.
@@ -213,7 +214,7 @@ def uploads_reap(*, now: datetime | None = None) -> dict[str, int]:
         state__in=DEAD_STATES, discarded_at__isnull=True
     ).values_list("id", flat=True):
         try:
-            services.upload_discard(upload_id=upload_id)
+            ending.upload_discard(upload_id=upload_id)
             counts["discarded"] += 1
         except StorageUnavailable:
             logger.warning("could not delete upload bytes yet", extra={"upload_id": str(upload_id)})

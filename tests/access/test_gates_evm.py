@@ -7,11 +7,11 @@ import pytest
 from django.core.cache import cache
 
 from apps.access.gates import Wallet, gate_conditions, gate_validate
-from apps.access.ownership import (
-    Answer,
-    _generations_for,
-    _store,
+from apps.access.ownership.answers import Answer
+from apps.access.ownership.cache import (
     answers_cached,
+    answers_store,
+    generations_for,
     ownership_invalidate,
 )
 from apps.access.playback import access_decide, gate_evaluate
@@ -180,14 +180,14 @@ def test_an_answer_fetched_across_a_transfer_is_not_stored(
     (condition,) = gate_conditions(gate)
     wallets = [Wallet("eip155", holder)]
     # A fetch notes the generation, the node answers "held", then stores it: cached.
-    generations = _generations_for(condition, [holder])
-    _store(condition, generations, {holder: True})
+    generations = generations_for(condition, [holder])
+    answers_store(condition, generations, {holder: True})
     assert answers_cached([condition], wallets)[condition] == Answer(True, "cache")
     # The same, but the indexer saw a transfer while the node was being asked: dropped.
     ownership_invalidate(chain=condition.chain, contract=condition.contract, accounts=[holder])
-    generations = _generations_for(condition, [holder])
+    generations = generations_for(condition, [holder])
     ownership_invalidate(chain=condition.chain, contract=condition.contract, accounts=[holder])
-    _store(condition, generations, {holder: True})
+    answers_store(condition, generations, {holder: True})
     assert answers_cached([condition], wallets)[condition].held is None
     # And a decision then asks the chain again.
     evaluation = gate_evaluate(gate=gate, wallets=wallets)

@@ -7,7 +7,7 @@ from solders.pubkey import Pubkey
 
 from apps.access.gates import Condition, Wallet
 from apps.access.metaplex import MetadataInvalid, metadata_address, metadata_parse
-from apps.access.ownership import answer_fetch
+from apps.access.ownership.fetch import answer_fetch
 from apps.access.playback import access_decide
 from apps.content.models import ContentStatus
 from tests.factories import ContentFactory, UserFactory, WalletFactory

@@ -13,7 +13,7 @@ from django.core.cache import caches
 from kombu import Connection
 
 from apps.access.gates import Condition, Wallet
-from apps.access.ownership import answers_cached
+from apps.access.ownership.cache import answers_cached
 from streamgate.breaker import COOLDOWN_SECONDS, CircuitOpen
 from streamgate.outages import outage_of
 from streamgate.settings.environment import cache_config

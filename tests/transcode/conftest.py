@@ -12,7 +12,8 @@ from apps.transcode.models import TranscodeJob
 from apps.transcode.services import transcode_request, transcode_run
 from apps.uploads.finalize import upload_finalize
 from apps.uploads.models import UploadState
-from apps.uploads.services import upload_append, upload_create
+from apps.uploads.services.creating import upload_create
+from apps.uploads.services.receiving import upload_append
 from tests.factories import ContentFactory
 from tests.support.media import ffmpeg_binary
 

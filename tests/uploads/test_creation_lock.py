@@ -15,7 +15,7 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from apps.uploads.services import upload_create
+from apps.uploads.services.creating import upload_create
 from apps.uploads.tasks import upload_finalize
 from tests.support.media import make_video
 from tests.uploads.conftest import upload_of

@@ -7,7 +7,7 @@ import pytest
 from apps.uploads.exceptions import OffsetMismatch, UploadBusy
 from apps.uploads.lease import WriteLease
 from apps.uploads.models import Upload, UploadState
-from apps.uploads.services import upload_append
+from apps.uploads.services.receiving import upload_append
 from tests.uploads.conftest import Tus, upload_of
 
 pytestmark = pytest.mark.django_db

@@ -30,12 +30,9 @@ from apps.uploads.protocol import (
     parse_non_negative,
 )
 from apps.uploads.selectors import upload_get_for_owner
-from apps.uploads.services import (
-    upload_append,
-    upload_create,
-    upload_head,
-    upload_terminate,
-)
+from apps.uploads.services.creating import upload_create
+from apps.uploads.services.ending import upload_terminate
+from apps.uploads.services.receiving import upload_append, upload_head
 from streamgate.exceptions import DomainError
 from streamgate.metrics import UPLOAD_BYTES, UPLOADS_ACTIVE
 from streamgate.throttling import LenientScopedRateThrottle
