@@ -5,7 +5,6 @@ The application under test is the ASGI stack as uvicorn runs it (edge, Django's 
 middleware) on the test PostgreSQL and Redis; requests go through channels' HttpCommunicator.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,13 +17,13 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from apps.access.auth_version import AUTH_VERSION_KEY
 from apps.access.models import ApiToken
 from apps.access.services import api_token_create, api_token_revoke, api_token_touch
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_progress_set
 from streamgate.edge import EDGE_MARKER, SCOPE_FLAG, EdgeCache
 from streamgate.streaming import StreamingBodyASGIHandler
+from streamgate.versions import AUTH, versions_read
 from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,8 +33,7 @@ CATALOG = "/api/v1/contents/?status=ready"
 
 @pytest.fixture(autouse=True)
 def _empty_edge():
-    cache.delete_pattern("content:api*")  # the version and Django's own pages
-    cache.delete(AUTH_VERSION_KEY)
+    cache.delete_pattern("content:api*")  # Django's own pages
     client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
     for key in client.scan_iter("edge:*"):
         client.delete(key)
@@ -161,28 +159,28 @@ def test_a_deactivated_user_is_refused_at_once(edge):
     assert served_by_django(edge, CATALOG, token)["status"] == 401
 
 
-def test_an_expired_token_is_refused_even_with_a_page_stored(edge):
+def test_an_expired_token_is_refused_even_with_a_page_stored(edge, time_machine):
     _, token = api_token_create(
         user=UserFactory(), expires_at=timezone.now() + timedelta(seconds=2)
     )
     get(edge, CATALOG, token)
     served_by_edge(edge, CATALOG, token)
-    time.sleep(2.1)
+    time_machine.move_to(timezone.now() + timedelta(seconds=3))
     assert served_by_django(edge, CATALOG, token)["status"] == 401
 
 
 def test_recording_a_tokens_use_or_a_new_token_keeps_pages(edge):
     user = UserFactory()
     record, token = api_token_create(user=user)
-    version = cache.get(AUTH_VERSION_KEY)
+    version = versions_read([AUTH])
     api_token_touch(token=record)
     api_token_create(user=UserFactory())
     user.last_login = timezone.now()
     user.save(update_fields=["last_login"])
-    assert cache.get(AUTH_VERSION_KEY) == version
+    assert versions_read([AUTH]) == version
 
     ApiToken.objects.filter(pk=record.pk).update(name="renamed")
-    assert cache.get(AUTH_VERSION_KEY) != version  # anything else about a token does move it
+    assert versions_read([AUTH]) != version  # anything else about a token does move it
 
 
 def test_callers_never_see_each_others_pages(edge):
