@@ -9,13 +9,10 @@ from datetime import timedelta
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
-from channels.testing import HttpCommunicator
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
-from prometheus_client import REGISTRY
 
 from apps.access.models import ApiToken
 from apps.access.services import api_token_create, api_token_revoke, api_token_touch
@@ -25,6 +22,7 @@ from streamgate.edge import EDGE_MARKER, SCOPE_FLAG, EdgeCache
 from streamgate.streaming import StreamingBodyASGIHandler
 from streamgate.versions import AUTH, versions_read
 from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
+from tests.support.edge_client import asgi_get, edge_hits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,25 +44,8 @@ def edge(settings):
     return EdgeCache(StreamingBodyASGIHandler())
 
 
-def hits() -> float:
-    return REGISTRY.get_sample_value("streamgate_edge_responses_total", {"outcome": "hit"}) or 0
-
-
-def get(app, path: str, token: str | None = None, method: str = "GET", **headers: str) -> dict:
-    sent = [(b"host", b"testserver")]
-    if token:
-        sent.append((b"authorization", f"Bearer {token}".encode()))
-    sent += [(name.replace("_", "-").lower().encode(), v.encode()) for name, v in headers.items()]
-
-    async def go():
-        communicator = HttpCommunicator(app, method, path, headers=sent)
-        response = await communicator.get_response(timeout=10)
-        await communicator.wait(timeout=10)  # the edge stores after the client has its answer
-        return response
-
-    response = async_to_sync(go)()
-    response["headers"] = {n.decode().lower(): v.decode() for n, v in response["headers"]}
-    return response
+hits = edge_hits
+get = asgi_get
 
 
 def served_by_edge(app, path: str, token: str | None = None, **headers: str) -> dict:
