@@ -8,7 +8,7 @@ operations do nothing (nothing is cached there).
 
 from django.db import migrations
 
-from streamgate.versions import AUTH, PUBLIC, SEQUENCE, STAFF, TABLE
+from streamgate.versions import AUTH, PUBLIC, SEQUENCE, TABLE
 
 # The deferred trigger that bumps the noted scopes at commit (one per watched table).
 PUSH_TRIGGER = "streamgate_cache_push"
@@ -19,7 +19,7 @@ INSTALL = f"""
 CREATE SEQUENCE IF NOT EXISTS {SEQUENCE};
 CREATE TABLE IF NOT EXISTS {TABLE} (scope text PRIMARY KEY, version bigint NOT NULL);
 INSERT INTO {TABLE} (scope, version)
-    SELECT scope, nextval('{SEQUENCE}') FROM unnest(ARRAY['{PUBLIC}', '{STAFF}', '{AUTH}']) AS scope
+    SELECT scope, nextval('{SEQUENCE}') FROM unnest(ARRAY['{PUBLIC}', '{AUTH}']) AS scope
     ON CONFLICT (scope) DO NOTHING;
 
 -- Note scopes to bump when this transaction commits.
@@ -77,7 +77,7 @@ BEGIN
 END $$;
 
 -- A content row: a ready content (before or after the change) is everyone's; any other only
--- its owner's and staff's (an upload's progress, written several times a second).
+-- its owner's (an upload's progress, written several times a second).
 CREATE OR REPLACE FUNCTION streamgate_cache_content() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -88,13 +88,11 @@ BEGIN
     THEN
         PERFORM streamgate_cache_note(ARRAY['{PUBLIC}']);
     ELSIF TG_OP = 'INSERT' THEN
-        PERFORM streamgate_cache_note(ARRAY['{STAFF}', 'owner:' || NEW.owner_id]);
+        PERFORM streamgate_cache_note(ARRAY['owner:' || NEW.owner_id]);
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM streamgate_cache_note(ARRAY['{STAFF}', 'owner:' || OLD.owner_id]);
+        PERFORM streamgate_cache_note(ARRAY['owner:' || OLD.owner_id]);
     ELSE
-        PERFORM streamgate_cache_note(
-            ARRAY['{STAFF}', 'owner:' || OLD.owner_id, 'owner:' || NEW.owner_id]
-        );
+        PERFORM streamgate_cache_note(ARRAY['owner:' || OLD.owner_id, 'owner:' || NEW.owner_id]);
     END IF;
     RETURN NULL;
 END $$;

@@ -14,8 +14,9 @@ Scopes:
 - ``public``: what anyone may see (ready contents, their renditions, registrations, pins,
   contracts, their owners' names). Every cached answer depends on it.
 - ``owner:<id>``: an unpublished content of that user (its progress moves several times a
-  second during an upload); only their own pages depend on it.
-- ``staff``: any unpublished content; staff's pages depend on it.
+  second during an upload); only their own pages depend on it. (Staff, who see every
+  unpublished content, get no cached pages: a scope every upload's progress moved would be one
+  row that all uploads' commits queue on.)
 - ``auth``: who may do what (tokens revoked, expired differently or deleted; users changed);
   the edge replays nothing stored before its last move.
 
@@ -50,7 +51,6 @@ logger = logging.getLogger(__name__)
 TABLE = "streamgate_cache_version"
 SEQUENCE = "streamgate_cache_version_seq"
 PUBLIC = "public"
-STAFF = "staff"
 AUTH = "auth"
 # How long a cached answer is kept at most: the content API's page cache and the edge's entries.
 PAGE_TTL = 60
@@ -97,19 +97,28 @@ def _retrieved(task: asyncio.Task) -> None:
         task.exception()
 
 
+class _LoopConnections:
+    """One event loop's connections: at most ``size`` open, idle ones reused."""
+
+    def __init__(self, size: int) -> None:
+        self.slots = asyncio.Semaphore(size)
+        self.idle: list[psycopg.AsyncConnection] = []
+
+
 class AsyncVersions:
     """The same read for the edge, on asyncio connections of its own, so a replay never takes
-    a Django thread. Connections are kept per event loop and idle ones reused; not
-    psycopg_pool's AsyncConnectionPool, whose background tasks belong to one loop and keep a
-    loop that ends (each ``async_to_sync`` call in tests, say) from closing."""
+    a Django thread. A few connections per event loop, kept open (a query takes a fraction of
+    a millisecond; opening a connection, a PostgreSQL process, takes several); reads beyond
+    them wait for one. Not psycopg_pool's AsyncConnectionPool, whose background tasks belong to
+    one loop and keep a loop that ends (each ``async_to_sync`` call in tests) from closing."""
 
     # The read answers within milliseconds, even under load; half a second leaves Django its
     # own bound (DATABASE_WAIT_SECONDS) for the 503 within the time a client is promised.
     QUERY_TIMEOUT = 0.5
-    MAX_IDLE = 8
+    CONNECTIONS = 8  # per web process
 
     def __init__(self) -> None:
-        self._idle: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._breaker: Breaker | None = None
 
     @property
@@ -139,8 +148,11 @@ class AsyncVersions:
         edge then passes the request to Django)."""
         if not self.breaker.allow():
             raise VersionsUnavailable("the database failed moments ago")
-        idle = self._idle.setdefault(asyncio.get_running_loop(), [])
-        task = asyncio.ensure_future(self._read(idle, scopes))
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopConnections(self.CONNECTIONS)
+        task = asyncio.ensure_future(self._read(state, scopes))
         # Not wait_for: cancelling a query makes psycopg ask the server to cancel it, which a
         # paused server never answers; the read is left to end (or fail) on its own instead.
         await asyncio.wait({task}, timeout=self.QUERY_TIMEOUT)
@@ -157,19 +169,19 @@ class AsyncVersions:
         self.breaker.answered()
         return found
 
-    async def _read(self, idle: list, scopes: list[str]) -> dict[str, int]:
-        connection = idle.pop() if idle else None
-        if connection is None or connection.closed:
-            connection = await psycopg.AsyncConnection.connect(**self._conninfo(), autocommit=True)
-        try:
-            cursor = await connection.execute(_READ, [scopes])
-            rows = await cursor.fetchall()
-        except BaseException:  # failed mid-query: the connection is not reused
-            with contextlib.suppress(Exception):
-                await connection.close()
-            raise
-        if len(idle) < self.MAX_IDLE:
-            idle.append(connection)
-        else:
-            await connection.close()
+    async def _read(self, state: _LoopConnections, scopes: list[str]) -> dict[str, int]:
+        async with state.slots:
+            connection = state.idle.pop() if state.idle else None
+            if connection is None or connection.closed:
+                connection = await psycopg.AsyncConnection.connect(
+                    **self._conninfo(), autocommit=True
+                )
+            try:
+                cursor = await connection.execute(_READ, [scopes], prepare=True)
+                rows = await cursor.fetchall()
+            except BaseException:  # failed mid-query: the connection is not reused
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
+            state.idle.append(connection)
         return _found(rows, scopes)

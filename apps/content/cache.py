@@ -6,8 +6,8 @@ a row a page shows, whatever wrote it (``streamgate.versions``), so an older pag
 unreachable at the commit that changed it. Which scopes a page depends on follows from who may
 see what: anonymous pages on ``public``; a user's on ``public`` and their own
 (``owner:<id>``: their unpublished contents' progress, written several times a second, which
-nobody else sees); staff's on ``public`` and ``staff``. A cache that fails is skipped, never an
-error; on SQLite nothing is cached.
+nobody else sees). Staff's pages, which show every unpublished content, are not cached. A
+cache that fails is skipped, never an error; on SQLite nothing is cached.
 """
 
 import logging
@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from django.core.cache import cache
 from rest_framework.request import Request
 
-from streamgate.versions import PAGE_TTL, PUBLIC, STAFF, owner_scope, versions_read
+from streamgate.versions import PAGE_TTL, PUBLIC, owner_scope, versions_read
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,11 @@ logger = logging.getLogger(__name__)
 def page_versions(user) -> dict[str, int] | None:
     """The versions a page for ``user`` depends on, to be read before the page's query; None
     when they cannot be known (the page is then neither read from nor written to the cache)."""
+    if user.is_staff:
+        return None
     scopes = [PUBLIC]
     if user.is_authenticated:
-        scopes.append(STAFF if user.is_staff else owner_scope(user.pk))
+        scopes.append(owner_scope(user.pk))
     return versions_read(scopes)
 
 

@@ -92,7 +92,7 @@ def test_a_write_shows_at_once(edge):
     assert _json(served_by_edge(edge, detail))["title"] == "After"
 
 
-def test_progress_of_a_draft_empties_only_its_owners_and_staffs_pages(edge):
+def test_progress_of_a_draft_empties_only_its_owners_pages(edge):
     owner, other = CreatorFactory(), UserFactory()
     ContentFactory(title="Public", status=ContentStatus.READY)
     draft = ContentFactory(owner=owner, title="Encoding", status=ContentStatus.PROCESSING)
@@ -100,6 +100,7 @@ def test_progress_of_a_draft_empties_only_its_owners_and_staffs_pages(edge):
     every = "/api/v1/contents/"
     for token in [None, *tokens.values()]:
         get(edge, every, token)
+    for token in [None, tokens[owner], tokens[other]]:
         served_by_edge(edge, every, token)
 
     content_progress_set(content_id=draft.id, progress=40)  # an encode's tick
@@ -328,3 +329,12 @@ def test_the_served_application_has_the_edge_in_front_of_django():
     http = application.app.application_mapping["http"]
     assert isinstance(http, EdgeCache)
     assert isinstance(http.app, StreamingBodyASGIHandler)
+
+
+def test_staff_pages_are_never_kept(edge):
+    """Staff see every unpublished content: no scope could invalidate their pages cheaply."""
+    ContentFactory(title="Draft", status=ContentStatus.DRAFT)
+    _, token = api_token_create(user=StaffFactory())
+    every = "/api/v1/contents/"
+    get(edge, every, token)
+    assert _titles(served_by_django(edge, every, token)) == ["Draft"]

@@ -1,6 +1,6 @@
 """Cache versions kept by PostgreSQL (streamgate/versions.py): the table and its functions, and
 the content tables under watch. Contents follow their own rule (ready: everyone's; otherwise
-their owner's and staff's); a rendition is shown with its content; a user's name is shown as
+their owner's); a rendition is shown with its content; a user's name is shown as
 the owner of their contents (a login's time is not)."""
 
 from django.conf import settings
