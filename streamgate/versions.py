@@ -98,11 +98,13 @@ def _retrieved(task: asyncio.Task) -> None:
 
 
 class _LoopConnections:
-    """One event loop's connections: at most ``size`` open, idle ones reused."""
+    """One event loop's connections: at most ``size`` open, idle ones reused; and when a
+    query was last answered."""
 
     def __init__(self, size: int) -> None:
         self.slots = asyncio.Semaphore(size)
         self.idle: list[psycopg.AsyncConnection] = []
+        self.answered_at = 0.0
 
 
 class AsyncVersions:
@@ -115,6 +117,7 @@ class AsyncVersions:
     # The read answers within milliseconds, even under load; half a second leaves Django its
     # own bound (DATABASE_WAIT_SECONDS) for the 503 within the time a client is promised.
     QUERY_TIMEOUT = 0.5
+    QUEUE_TIMEOUT = 2.0  # waiting for a free connection, or for a late answer under load
     CONNECTIONS = 8  # per web process
 
     def __init__(self) -> None:
@@ -144,18 +147,27 @@ class AsyncVersions:
         return {key: value for key, value in params.items() if value is not None}
 
     async def read(self, scopes: list[str]) -> dict[str, int]:
-        """As ``versions_read``; raises on a database failure or after ``QUERY_TIMEOUT`` (the
-        edge then passes the request to Django)."""
+        """As ``versions_read``; raises ``VersionsUnavailable`` when the database fails or does
+        not answer in time (the edge then passes the request to Django)."""
         if not self.breaker.allow():
             raise VersionsUnavailable("the database failed moments ago")
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             state = self._loops[loop] = _LoopConnections(self.CONNECTIONS)
-        task = asyncio.ensure_future(self._read(state, scopes))
+        try:  # every connection busy: this process is loaded, the database is not at fault
+            await asyncio.wait_for(state.slots.acquire(), self.QUEUE_TIMEOUT)
+        except TimeoutError:
+            raise VersionsUnavailable("every connection is busy") from None
+        task = asyncio.ensure_future(self._query(state, scopes))
         # Not wait_for: cancelling a query makes psycopg ask the server to cancel it, which a
-        # paused server never answers; the read is left to end (or fail) on its own instead.
+        # paused server never answers; a read given up on is left to end (or fail) by itself.
         await asyncio.wait({task}, timeout=self.QUERY_TIMEOUT)
+        if not task.done() and loop.time() - state.answered_at < 1.0:
+            # Others were answered a moment ago: this process is slow (a saturated event loop
+            # runs every callback late), not the database. Falling back to Django, ten times
+            # dearer, would only slow it further; wait a little longer instead.
+            await asyncio.wait({task}, timeout=self.QUEUE_TIMEOUT)
         if not task.done():
             task.add_done_callback(_retrieved)
             error = VersionsUnavailable(f"no answer within {self.QUERY_TIMEOUT:g} s")
@@ -166,11 +178,12 @@ class AsyncVersions:
         except Exception as error:
             self.breaker.failed(error)
             raise
+        state.answered_at = loop.time()
         self.breaker.answered()
         return found
 
-    async def _read(self, state: _LoopConnections, scopes: list[str]) -> dict[str, int]:
-        async with state.slots:
+    async def _query(self, state: _LoopConnections, scopes: list[str]) -> dict[str, int]:
+        try:
             connection = state.idle.pop() if state.idle else None
             if connection is None or connection.closed:
                 connection = await psycopg.AsyncConnection.connect(
@@ -184,4 +197,6 @@ class AsyncVersions:
                     await connection.close()
                 raise
             state.idle.append(connection)
+        finally:
+            state.slots.release()
         return _found(rows, scopes)
