@@ -42,6 +42,7 @@ import weakref
 
 from django.conf import settings
 from django.core.cache import caches
+from django.utils.http import parse_etags
 from django_redis.cache import RedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -181,6 +182,20 @@ def _decoded(entry: bytes | None):
         return None
 
 
+# What a 304 leaves out (RFC 9110 15.4.5: it carries the validators and caching headers only).
+_NOT_IN_304 = {b"content-type", b"content-length", b"content-language", b"content-encoding"}
+
+
+def _holds(offered: bytes | None, stored) -> bool:
+    """Whether the request's If-None-Match names the entry's ETag (weak comparison)."""
+    etag = next((v for n, v in stored if n.lower() == b"etag"), None)
+    if not offered or etag is None:
+        return False
+    wanted = etag.decode("latin-1").removeprefix("W/")
+    tags = parse_etags(offered.decode("latin-1"))
+    return any(tag == "*" or tag.removeprefix("W/") == wanted for tag in tags)
+
+
 def _current(meta: dict, now: dict[str, int]) -> bool:
     """Whether an entry may be replayed: no version it was stored under has moved since, and
     its token has not expired."""
@@ -239,7 +254,11 @@ class EdgeCache:
             meta, stored, body = entry
             request_id = request_id_for(headers.get(_REQUEST_ID, b"").decode("latin-1"))
             stored.append((_REQUEST_ID, request_id.encode()))
-            await send({"type": "http.response.start", "status": meta["status"], "headers": stored})
+            code = meta["status"]
+            if _holds(headers.get(b"if-none-match"), stored):  # the client has this answer
+                code, body = 304, b""
+                stored = [(n, v) for n, v in stored if n.lower() not in _NOT_IN_304]
+            await send({"type": "http.response.start", "status": code, "headers": stored})
             await send({"type": "http.response.body", "body": body})
             EDGE_RESPONSES.labels(outcome="hit").inc()
             return

@@ -8,13 +8,20 @@ see what: anonymous pages on ``public``; a user's on ``public`` and their own
 (``owner:<id>``: their unpublished contents' progress, written several times a second, which
 nobody else sees). Staff's pages, which show every unpublished content, are not cached. A
 cache that fails is skipped, never an error; on SQLite nothing is cached.
+
+The same keys give standard HTTP caching: each cacheable answer carries an ETag derived from its
+key and ``Cache-Control: no-cache`` (``public`` for answers that are the same whoever asks, so
+nginx or a CDN may keep them and revalidate each time; ``private`` otherwise), and a request
+whose If-None-Match names the current tag is answered 304 before any content is read.
 """
 
+import hashlib
 import logging
 from typing import Any
 from urllib.parse import urlencode
 
 from django.core.cache import cache
+from django.utils.http import parse_etags
 from rest_framework.request import Request
 
 from streamgate.versions import PAGE_TTL, PUBLIC, owner_scope, versions_read
@@ -70,3 +77,19 @@ def page_set(key: str | None, data: Any) -> None:
         cache.set(key, data, timeout=PAGE_TTL)
     except Exception as error:  # noqa: BLE001 - the page was served; caching it is optional
         logger.warning("content page not cached", extra={"error": repr(error)})
+
+
+def page_etag(key: str | None) -> str | None:
+    """The entity tag of the page stored under ``key``: the key names the versions, the caller's
+    scope and the URL, so an equal tag means an equal answer."""
+    if key is None:
+        return None
+    return 'W/"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def etag_matches(offered: str | None, etag: str | None) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    if not offered or etag is None:
+        return False
+    wanted = etag.removeprefix("W/")
+    return any(tag == "*" or tag.removeprefix("W/") == wanted for tag in parse_etags(offered))

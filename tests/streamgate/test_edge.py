@@ -338,3 +338,17 @@ def test_staff_pages_are_never_kept(edge):
     every = "/api/v1/contents/"
     get(edge, every, token)
     assert _titles(served_by_django(edge, every, token)) == ["Draft"]
+
+
+def test_the_edge_answers_an_if_none_match_with_304(edge):
+    ContentFactory(title="Film", status=ContentStatus.READY)
+    first = get(edge, CATALOG)
+    etag = first["headers"]["etag"]
+    again = served_by_edge(edge, CATALOG, if_none_match=etag)
+    assert again["status"] == 304
+    assert again["body"] == b""
+    assert again["headers"]["etag"] == etag
+    assert "content-type" not in again["headers"]
+    assert served_by_edge(edge, CATALOG, if_none_match='"other"')["status"] == 200
+    Content.objects.update(title="Renamed")
+    assert served_by_django(edge, CATALOG, if_none_match=etag)["status"] == 200
