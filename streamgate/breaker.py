@@ -40,8 +40,9 @@ def _caller() -> int:
 
 
 class Breaker:
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, kind: str = "redis") -> None:
         self.server = server
+        self.kind = kind
         self._lock = threading.Lock()
         self.open_since: float | None = None
         self._retry_at = 0.0
@@ -71,7 +72,7 @@ class Breaker:
             self._retry_at, self._trial_by = now + COOLDOWN_SECONDS, None
         if opened:
             logger.warning(
-                "redis unavailable: failing fast until it answers",
+                f"{self.kind} unavailable: failing fast until it answers",
                 extra={"server": self.server, "error": f"{type(error).__name__}: {error}"[:300]},
             )
 
@@ -82,7 +83,7 @@ class Breaker:
             since, self.open_since, self._trial_by = self.open_since, None, None
         if since is not None:
             logger.info(
-                "redis answers again",
+                f"{self.kind} answers again",
                 extra={"server": self.server, "down_seconds": round(time.monotonic() - since, 1)},
             )
 

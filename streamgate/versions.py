@@ -1,141 +1,202 @@
-"""Version numbers in the cache, for caches that must never serve what a write made stale.
+"""Cache versions kept by PostgreSQL itself, so that no write can leave a cached answer stale.
 
-A cached answer is stored under (or together with) the version numbers it depends on; a change
-bumps the number, and every answer stored under the old one becomes unreachable at once. A
-change bumps at once and again when its transaction commits, so a reader that queried between
-the two cannot leave pre-commit data under the new version. A cache that fails is skipped,
-never an error: the write goes on, and its bump is made again once the cache answers.
+A cached answer (the content API's pages in Django's cache, the edge's whole responses) is
+stored with the version numbers of the scopes it depends on, read before its query, and used
+only while they stand. The numbers live in one table, ``streamgate_cache_version``, and are
+moved by triggers on the tables whose rows appear in cached answers: a service, the admin, a
+bulk ``update()``, a data migration or a hand-typed ``UPDATE`` in psql all move them, in the
+transaction that made the change, visible exactly when it commits. Nothing in Python has to
+remember to invalidate (the previous design, signals plus overridden QuerySet methods, missed
+bulk user updates and any raw SQL).
+
+Scopes:
+
+- ``public``: what anyone may see (ready contents, their renditions, registrations, pins,
+  contracts, their owners' names). Every cached answer depends on it.
+- ``owner:<id>``: an unpublished content of that user (its progress moves several times a
+  second during an upload); only their own pages depend on it. (Staff, who see every
+  unpublished content, get no cached pages: a scope every upload's progress moved would be one
+  row that all uploads' commits queue on.)
+- ``auth``: who may do what (tokens revoked, expired differently or deleted; users changed);
+  the edge replays nothing stored before its last move.
+
+How the triggers stay cheap and deadlock-free: a row trigger only notes the scopes a change
+touches in a transaction-local setting; a deferred constraint trigger bumps them all at commit,
+in sorted order, each to the next value of one sequence. Two committing transactions therefore
+lock version rows in the same order and never wait on each other in a cycle, and a row is
+locked only for the instant of its commit. Values come from a sequence (not +1) so that a number
+never returns: a TRUNCATE of a watched table (the test suite's flush) bumps every scope, and a
+scope that is created again gets a fresh value.
+
+Written by hand: django-pgtrigger would declare the same triggers, but its per-model triggers
+are ordinary (immediate) ones, and the commit-time, sorted bump is the part that matters here.
+
+PostgreSQL only: on SQLite (the embedded, single-machine setup) nothing is cached and these
+functions answer None.
 """
 
+import asyncio
+import contextlib
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
-from functools import partial
-from typing import Any
+import weakref
+from collections.abc import Iterable
 
-from django.core.cache import cache, caches
-from django.db import models, transaction
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+
+from streamgate.breaker import Breaker
 
 logger = logging.getLogger(__name__)
 
-# The version every change of who may do what bumps (access's tokens and users); the edge
-# replays no answer stored before the latest bump.
-AUTH_VERSION_KEY = "access:auth-version"
-# How long a cached answer is kept: the content API's page cache and the edge's entries.
+TABLE = "streamgate_cache_version"
+SEQUENCE = "streamgate_cache_version_seq"
+PUBLIC = "public"
+AUTH = "auth"
+# How long a cached answer is kept at most: the content API's page cache and the edge's entries.
 PAGE_TTL = 60
+_READ = f"SELECT scope, version FROM {TABLE} WHERE scope = ANY(%s)"  # noqa: S608
 
 
-def cache_is_redis() -> bool:
-    """Whether the cache is Redis, whose INCR is atomic (the file cache's is a read and a write,
-    so two bumps at once can land on one number)."""
-    from django_redis.cache import RedisCache
-
-    return isinstance(caches["default"], RedisCache)
+def owner_scope(owner_id: int) -> str:
+    return f"owner:{owner_id}"
 
 
-def version_seed() -> int:
-    """A new counter's first value: if one is lost (evicted, flushed) and created again, it
-    must not come back to numbers that entries stored under the old one still hold."""
-    return time.time_ns()
+def versions_enabled(alias: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether the database keeps cache versions (PostgreSQL does)."""
+    return connections[alias].vendor == "postgresql"
 
 
-# Bumps that failed (the cache was away). Until they are made, a page stored before the write
-# could be served once the cache is back (for up to its TTL): a thread retries them every
-# RETRY_SECONDS, the next version read makes them first, and the edge replays nothing meanwhile.
-RETRY_SECONDS = 1.0
-_unbumped: set[str] = set()
-_retrying = threading.Lock()
+def _found(rows: Iterable[tuple[str, int]], scopes: list[str]) -> dict[str, int]:
+    """Versions by scope; 0 for a scope never bumped (an owner with no unpublished content
+    yet). Rows are never deleted, so 0 never comes back once a scope has a number."""
+    found = dict(rows)
+    return {scope: found.get(scope, 0) for scope in scopes}
 
 
-def _bump(key: str) -> None:
+def versions_read(scopes: list[str]) -> dict[str, int] | None:
+    """The current versions of ``scopes`` in one query; None when they cannot be known
+    (SQLite, or the database failed: the caller then caches nothing)."""
+    if not versions_enabled():
+        return None
     try:
-        cache.incr(key)
-    except ValueError:  # no version yet
-        cache.add(key, version_seed(), timeout=None)
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(_READ, [scopes])
+            return _found(cursor.fetchall(), scopes)
+    except DatabaseError as error:
+        logger.warning("cache versions unavailable", extra={"error": repr(error)})
+        return None
 
 
-def _bump_missed() -> None:
-    while _unbumped:
-        key = _unbumped.pop()
+class VersionsUnavailable(Exception):
+    """The edge could not read the versions in time."""
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """An abandoned read's outcome, taken so that asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _LoopConnections:
+    """One event loop's connections: at most ``size`` open, idle ones reused; and when a
+    query was last answered."""
+
+    def __init__(self, size: int) -> None:
+        self.slots = asyncio.Semaphore(size)
+        self.idle: list[psycopg.AsyncConnection] = []
+        self.answered_at = 0.0
+
+
+class AsyncVersions:
+    """The same read for the edge, on asyncio connections of its own, so a replay never takes
+    a Django thread. A few connections per event loop, kept open (a query takes a fraction of
+    a millisecond; opening a connection, a PostgreSQL process, takes several); reads beyond
+    them wait for one. Not psycopg_pool's AsyncConnectionPool, whose background tasks belong to
+    one loop and keep a loop that ends (each ``async_to_sync`` call in tests) from closing."""
+
+    # The read answers within milliseconds, even under load; half a second leaves Django its
+    # own bound (DATABASE_WAIT_SECONDS) for the 503 within the time a client is promised.
+    QUERY_TIMEOUT = 0.5
+    QUEUE_TIMEOUT = 2.0  # waiting for a free connection, or for a late answer under load
+    CONNECTIONS = 8  # per web process
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._breaker: Breaker | None = None
+
+    @property
+    def breaker(self) -> Breaker:
+        """Fails reads at once for a second after one failed (a paused server would otherwise
+        cost every request the timeout before Django answers its own 503)."""
+        if self._breaker is None:
+            conninfo = self._conninfo()
+            server = f"{conninfo.get('host', 'localhost')}:{conninfo.get('port', 5432)}"
+            self._breaker = Breaker(server, kind="postgresql")
+        return self._breaker
+
+    def _conninfo(self) -> dict:
+        database = connections[DEFAULT_DB_ALIAS].settings_dict
+        params = {
+            "dbname": database["NAME"],
+            "user": database.get("USER") or None,
+            "password": database.get("PASSWORD") or None,
+            "host": database.get("HOST") or None,
+            "port": database.get("PORT") or None,
+            "connect_timeout": database.get("OPTIONS", {}).get("connect_timeout", 5),
+        }
+        return {key: value for key, value in params.items() if value is not None}
+
+    async def read(self, scopes: list[str]) -> dict[str, int]:
+        """As ``versions_read``; raises ``VersionsUnavailable`` when the database fails or does
+        not answer in time (the edge then passes the request to Django)."""
+        if not self.breaker.allow():
+            raise VersionsUnavailable("the database failed moments ago")
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopConnections(self.CONNECTIONS)
+        try:  # every connection busy: this process is loaded, the database is not at fault
+            await asyncio.wait_for(state.slots.acquire(), self.QUEUE_TIMEOUT)
+        except TimeoutError:
+            raise VersionsUnavailable("every connection is busy") from None
+        task = asyncio.ensure_future(self._query(state, scopes))
+        # Not wait_for: cancelling a query makes psycopg ask the server to cancel it, which a
+        # paused server never answers; a read given up on is left to end (or fail) by itself.
+        await asyncio.wait({task}, timeout=self.QUERY_TIMEOUT)
+        if not task.done() and loop.time() - state.answered_at < 1.0:
+            # Others were answered a moment ago: this process is slow (a saturated event loop
+            # runs every callback late), not the database. Falling back to Django, ten times
+            # dearer, would only slow it further; wait a little longer instead.
+            await asyncio.wait({task}, timeout=self.QUEUE_TIMEOUT)
+        if not task.done():
+            task.add_done_callback(_retrieved)
+            error = VersionsUnavailable(f"no answer within {self.QUERY_TIMEOUT:g} s")
+            self.breaker.failed(error)
+            raise error
         try:
-            _bump(key)
-        except Exception:  # noqa: BLE001 - still away: kept for the next try
-            _unbumped.add(key)
-            return
+            found = task.result()
+        except Exception as error:
+            self.breaker.failed(error)
+            raise
+        state.answered_at = loop.time()
+        self.breaker.answered()
+        return found
 
-
-def _retry_until_bumped() -> None:
-    with _retrying:
-        while _unbumped:
-            time.sleep(RETRY_SECONDS)
-            _bump_missed()
-
-
-def versions_unbumped() -> bool:
-    """Whether this process holds bumps it could not make yet (the cache was away)."""
-    return bool(_unbumped)
-
-
-def version_bump(key: str) -> None:
-    try:
-        _bump(key)
-    except Exception as error:  # noqa: BLE001 - a cache outage must not fail the write
-        _unbumped.add(key)
-        logger.warning("cache version not bumped", extra={"key": key, "error": repr(error)})
-        if not _retrying.locked():
-            threading.Thread(target=_retry_until_bumped, name="version-bumps", daemon=True).start()
-        return
-    _bump_missed()
-
-
-def version_changed(key: str) -> None:
-    """Make everything cached under ``key``'s current version stale (now, and on commit)."""
-    version_bump(key)
-    transaction.on_commit(partial(version_bump, key))
-
-
-def versions_get(keys: list[str]) -> dict[str, int]:
-    """The current versions of ``keys`` in one read (missing ones created); bumps missed while
-    the cache was away are made first."""
-    _bump_missed()
-    found = cache.get_many(keys)
-    for key in keys:
-        if key not in found:
-            seed = version_seed()
-            cache.add(key, seed, timeout=None)
-            found[key] = cache.get(key, seed)
-    return {key: found[key] for key in keys}
-
-
-def tracking_queryset(
-    on_change: Callable[[], None], *, quiet_fields: Iterable[str] = ()
-) -> type[models.QuerySet]:
-    """A QuerySet class whose bulk writes, which send no model signals, call ``on_change``;
-    an ``update`` of only ``quiet_fields`` (bookkeeping no cached answer shows) does not."""
-    quiet = frozenset(quiet_fields)
-
-    class ChangeTrackingQuerySet(models.QuerySet):
-        def update(self, **kwargs: Any) -> int:
-            changed = super().update(**kwargs)
-            if changed and not set(kwargs) <= quiet:
-                on_change()
-            return changed
-
-        def delete(self):
-            result = super().delete()
-            on_change()
-            return result
-
-        def bulk_create(self, *args: Any, **kwargs: Any):
-            created = super().bulk_create(*args, **kwargs)
-            on_change()
-            return created
-
-        def bulk_update(self, objs, fields, *args: Any, **kwargs: Any):
-            updated = super().bulk_update(objs, fields, *args, **kwargs)
-            if not set(fields) <= quiet:
-                on_change()
-            return updated
-
-    return ChangeTrackingQuerySet
+    async def _query(self, state: _LoopConnections, scopes: list[str]) -> dict[str, int]:
+        try:
+            connection = state.idle.pop() if state.idle else None
+            if connection is None or connection.closed:
+                connection = await psycopg.AsyncConnection.connect(
+                    **self._conninfo(), autocommit=True
+                )
+            try:
+                cursor = await connection.execute(_READ, [scopes], prepare=True)
+                rows = await cursor.fetchall()
+            except BaseException:  # failed mid-query: the connection is not reused
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
+            state.idle.append(connection)
+        finally:
+            state.slots.release()
+        return _found(rows, scopes)

@@ -19,20 +19,3 @@ class AccessConfig(AppConfig):
 
         # Content checks a gate through the core's extension point; access decides what is valid.
         gate_normalizer_register(gate_normal_form)
-
-        from django.contrib.auth import get_user_model
-        from django.db.models.signals import post_delete, post_save
-
-        from apps.access.auth_version import (
-            on_token_deleted,
-            on_token_saved,
-            on_user_deleted,
-            on_user_saved,
-        )
-        from apps.access.models import ApiToken
-
-        post_save.connect(on_token_saved, sender=ApiToken, dispatch_uid="access.token_saved")
-        post_delete.connect(on_token_deleted, sender=ApiToken, dispatch_uid="access.token_deleted")
-        user = get_user_model()
-        post_save.connect(on_user_saved, sender=user, dispatch_uid="access.user_saved")
-        post_delete.connect(on_user_deleted, sender=user, dispatch_uid="access.user_deleted")

@@ -5,8 +5,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from apps.access.auth_version import ApiTokenQuerySet
-
 
 class TokenSource(models.TextChoices):
     COMMAND = "command", "create_api_token"
@@ -40,8 +38,6 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

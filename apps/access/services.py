@@ -1,6 +1,5 @@
 """Every write to identities and credentials: users, API tokens, wallets, sign-in nonces."""
 
-import contextlib
 import hashlib
 import secrets
 import string
@@ -11,11 +10,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.access.auth_version import token_cache_key
 from apps.access.exceptions import ChainUnavailable, SignInFailed, WalletTaken
 from apps.access.models import (
     ApiToken,
@@ -81,10 +78,6 @@ def api_token_touch(*, token: ApiToken) -> None:
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-        # The cached copy has the old time: the next use reads the database (if the cache
-        # fails, that use writes once more: no harm).
-        with contextlib.suppress(Exception):
-            cache.delete(token_cache_key(token.key_hash))
 
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:

@@ -4,16 +4,6 @@ gas samples, IPFS pins."""
 from django.db import models
 from django.db.models import Q
 
-from apps.content.cache import ChangeTrackingQuerySet, content_api_changed
-from streamgate.versions import tracking_queryset
-
-# Registrations and pins in cached content pages: a write of their step bookkeeping alone (which
-# no page shows) leaves the pages cached; any other write makes them stale.
-StepQuerySet = tracking_queryset(
-    content_api_changed,
-    quiet_fields=("lease_token", "lease_expires_at", "step_due_at", "failures", "updated_at"),
-)
-
 
 class ContractKind(models.TextChoices):
     REGISTRY = "registry", "ContentRegistry"
@@ -30,8 +20,6 @@ class ChainContract(models.Model):
     deployed_block = models.PositiveBigIntegerField(default=0)
     deploy_tx = models.CharField(max_length=66, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["chain", "kind", "-created_at"]
@@ -94,8 +82,6 @@ class Registration(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -228,8 +214,6 @@ class Pin(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -377,15 +377,15 @@ def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
                 counts["resumed"] += 1
     for pin in Pin.objects.filter(status__in=PIN_LIVE).filter(_overdue(stale_before)):
         failures = pin.failures + 1
-        still = Pin.objects.filter(pk=pin.pk, status__in=PIN_LIVE, failures=pin.failures).filter(
-            _overdue(stale_before)
-        )
+        pin_still = Pin.objects.filter(
+            pk=pin.pk, status__in=PIN_LIVE, failures=pin.failures
+        ).filter(_overdue(stale_before))
         with transaction.atomic():
             if failures >= cap:
                 message = f"Gave up: pinning stopped moving {failures} times in a row."
                 if pin.error:
                     message += f" Last error: {pin.error}"
-                if still.update(
+                if pin_still.update(
                     status=PinStatus.FAILED,
                     error=message[:1000],
                     failures=failures,
@@ -393,7 +393,7 @@ def chain_reap(*, now: datetime | None = None) -> dict[str, int]:
                     updated_at=now,
                 ):
                     counts["pins_failed"] += 1
-            elif still.update(failures=failures, step_due_at=now, updated_at=now):
+            elif pin_still.update(failures=failures, step_due_at=now, updated_at=now):
                 enqueue_on_commit(tasks.chain_pin_advance, pin.pk)
                 counts["pins_resumed"] += 1
     if any(counts.values()):

@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.content.cache import ChangeTrackingQuerySet, ContentQuerySet
 from apps.content.status import ContentStatus
 
 # The auth group whose members may publish (created by access's migration 0002).
@@ -59,8 +58,6 @@ class Content(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ContentQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -91,8 +88,6 @@ class Rendition(models.Model):
     )
     codecs = models.CharField(max_length=100, help_text="RFC 6381 codecs string.")
     playlist = models.CharField(max_length=500, help_text="Storage path of the media playlist.")
-
-    objects = ChangeTrackingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-height"]

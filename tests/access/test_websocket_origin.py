@@ -46,11 +46,13 @@ async def handshake(content_id: str, *, origin: str | None, cookie: str = "", to
         application, f"/ws/contents/{content_id}/", headers=headers
     )
     connected, _ = await communicator.connect(timeout=5)
-    if not connected:
-        return None
-    message = await communicator.receive_json_from(timeout=5)
-    await communicator.disconnect()
-    return message
+    try:
+        return await communicator.receive_json_from(timeout=5) if connected else None
+    finally:
+        # A refused handshake leaves the application (channels' WebsocketDenier) waiting for
+        # the client's disconnect: send it, so that the application ends within the test
+        # instead of being cancelled mid-wait when the test's event loop closes.
+        await communicator.disconnect(timeout=5)
 
 
 REFUSED = [

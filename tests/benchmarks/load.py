@@ -1,6 +1,6 @@
 """Load: a mixed workload against the running stack, websocket fan-out, and the latency curve.
 
-    python tests/benchmarks/load.py [--seconds 10] [--rate 200] [--sockets 500]
+    python tests/benchmarks/load.py [--seconds 10] [--rates 200,1000] [--sockets 500]
 
 Starts the stack as production runs it on one machine: uvicorn (``--workers`` processes) and
 a Celery worker on PostgreSQL (a scratch database on 127.0.0.1:5432) and Redis (127.0.0.1:6379,
@@ -8,13 +8,14 @@ database 3: cache, edge, channel layer, broker), media on disk. Encodes a clip w
 `manage.py ingest`, creates 60 more contents and ``--viewers`` viewers with a bearer token each,
 then:
 
-1. Mixed workload at a fixed arrival rate (``--rate`` requests/s, open loop, 64 connections,
-   each a viewer's): 40% catalog page (`GET /api/v1/contents/?status=ready`), 20% content
+1. Open loop at fixed arrival rates (``--rates`` requests/s, 64 connections, each a
+   viewer's), first with the edge, then with the same stack restarted with EDGE_CACHE=0:
+   the mixed workload, 40% catalog page (`GET /api/v1/contents/?status=ready`), 20% content
    detail, 10% playback token issuance (`POST …/playback/`), 30% segment fetches through the
-   signed stream URL. Meanwhile a creator's upload and encode run, writing their progress as
-   the worker does (4 and 2 times a second). Prints requests/s, p50/p95/p99 and errors per
-   endpoint, and how many API reads the edge answered.
-   Goal: API reads p95 < 50 ms at 200 req/s, zero errors.
+   signed stream URL; and API reads alone. Meanwhile a creator's upload and encode run,
+   writing their progress as the worker does (4 and 2 times a second). Prints requests/s
+   served, API reads p50/p95/p99, errors, the edge's share, and the with/without ratios.
+   Goal (#15): 1,000 req/s offered in the mixed workload, API reads p95 < 50 ms, 0 errors.
 2. ``--sockets`` websocket clients on one content's progress channel; 20 progress messages are
    sent through the channel layer (as a worker would) and each client's delay from send to
    receipt is recorded. Goal: p95 < 250 ms.
@@ -184,12 +185,22 @@ def mix(ctx: dict) -> list[tuple[str, str, str]]:
     return [catalog] * 4 + [detail] * 2 + [playback] + [random.choice(segments) for _ in range(3)]
 
 
-async def open_loop(port: int, ctx: dict, rate: float, seconds: float, connections: int = 64):
+async def open_loop(
+    port: int,
+    ctx: dict,
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    workload: str = "mixed",
+):
     """``rate`` requests/s spread over ``connections``; latency measured from the scheduled
-    start, so a server that falls behind shows it (no coordinated omission)."""
+    start, so a server that falls behind shows it (no coordinated omission). ``workload``:
+    "mixed" (the whole mix) or "reads" (API reads only)."""
     results: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     choices = mix(ctx)
+    if workload == "reads":
+        choices = [c for c in choices if c[0] in ("catalog", "detail")]
     started = time.perf_counter() + 0.2
     interval = connections / rate
 
@@ -212,6 +223,38 @@ async def open_loop(port: int, ctx: dict, rate: float, seconds: float, connectio
 
     await asyncio.gather(*(client(i) for i in range(connections)))
     return results, errors, time.perf_counter() - started
+
+
+def mixed_row(port: int, ctx: dict, edge: str, workload: str, rate: float, seconds: float):
+    """One open-loop run, printed as a table row; its figures returned."""
+    before = edge_counts(port)
+    results, errors, elapsed = asyncio.run(open_loop(port, ctx, rate, seconds, workload=workload))
+    after = edge_counts(port)
+    everything = [v for values in results.values() for v in values]
+    reads = results.get("catalog", []) + results.get("detail", [])
+    hits, misses = (after[k] - before[k] for k in ("hit", "miss"))
+    row = {
+        "edge": edge,
+        "workload": workload,
+        "rate": rate,
+        "served": len(everything) / elapsed,
+        "p95": pct(reads, 0.95) * 1000,
+    }
+    print(
+        f"{edge:5} {workload:8} {rate:8.0f} {row['served']:7.0f} {pct(reads, 0.5) * 1000:10.1f} "
+        f"{row['p95']:10.1f} {pct(reads, 0.99) * 1000:10.1f} "
+        f"{pct(everything, 0.95) * 1000:8.1f} {sum(errors.values()):7d} "
+        f"{100 * hits / max(1, hits + misses):8.0f}%"
+    )
+    if workload == "mixed":
+        for label in ("catalog", "detail", "playback", "segment"):
+            values = results.get(label, [])
+            print(
+                f"      {label:10} {len(values) / elapsed:7.1f}/s "
+                f"p50 {pct(values, 0.5) * 1000:8.1f} p95 {pct(values, 0.95) * 1000:8.1f} ms, "
+                f"errors {errors.get(label, 0)}"
+            )
+    return row
 
 
 async def closed_loop(port: int, ctx: dict, clients: int, seconds: float, think: float = 0.25):
@@ -370,7 +413,8 @@ async def fan_out(port: int, ctx: dict, sockets: int, messages: int = 20) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--rates", default="200,1000", help="open-loop rates, requests/s")
+    parser.add_argument("--workloads", default="mixed,reads", help="mixed, reads, or both")
     parser.add_argument("--sockets", type=int, default=500)
     parser.add_argument("--levels", default="50,100,200,300,500")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
@@ -413,36 +457,47 @@ def main() -> None:
         asyncio.run(open_loop(port, ctx, rate=50, seconds=2))  # warm-up
         work = BusyCreator(ctx["busy"])
         work.start()
-        edge_before = edge_counts(port)
-        results, errors, elapsed = asyncio.run(open_loop(port, ctx, args.rate, args.seconds))
-        edge_after = edge_counts(port)
-        total = sum(len(v) for v in results.values())
+        rates = [float(r) for r in args.rates.split(",")]
+        runs_started = time.perf_counter()
+        rows = []
         print(
-            f"mixed workload: {total / elapsed:.0f} req/s offered at {args.rate:.0f}/s "
-            f"for {args.seconds:g} s, 64 connections, {args.workers} uvicorn worker processes "
-            "and a Celery worker"
+            f"open loop, {args.seconds:g} s per row, 64 connections, {args.workers} uvicorn "
+            "worker processes and a Celery worker; an upload and an encode write progress "
+            "throughout"
         )
         print(
-            f"{'endpoint':10} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
+            f"{'edge':5} {'workload':8} {'offered':>8} {'served':>7} {'reads p50':>10} "
+            f"{'reads p95':>10} {'reads p99':>10} {'all p95':>8} {'errors':>7} {'edge hits':>9}"
         )
-        for label in ("catalog", "detail", "playback", "segment"):
-            values = results.get(label, [])
-            print(
-                f"{label:10} {len(values) / elapsed:7.1f} {pct(values, 0.5) * 1000:8.1f} "
-                f"{pct(values, 0.95) * 1000:8.1f} {pct(values, 0.99) * 1000:8.1f} "
-                f"{errors.get(label, 0):7d}"
-            )
-        reads = results.get("catalog", []) + results.get("detail", [])
+        for edge in ("on", "off"):
+            if edge == "off":  # the same stack with the edge turned off, same data and tokens
+                stop(server)
+                server = start_web(
+                    {**env, "EDGE_CACHE": "0"},
+                    folder / "web-no-edge.log",
+                    port,
+                    ["--workers", str(args.workers)],
+                )
+                asyncio.run(first_reads(port, ctx))
+            for workload in args.workloads.split(","):
+                for rate in rates:
+                    rows.append(mixed_row(port, ctx, edge, workload, rate, args.seconds))
+        stop(server)  # the edge back on for what follows
+        server = start_web(env, folder / "web.log", port, ["--workers", str(args.workers)])
+        asyncio.run(first_reads(port, ctx))
+        runs_took = time.perf_counter() - runs_started
+        on = {(r["workload"], r["rate"]): r for r in rows if r["edge"] == "on"}
+        for row in rows:
+            if row["edge"] == "off":
+                with_edge = on[(row["workload"], row["rate"])]
+                print(
+                    f"{row['workload']} at {row['rate']:.0f}/s: reads p95 with the edge / "
+                    f"without = {with_edge['p95'] / row['p95']:.2f}, served "
+                    f"{with_edge['served']:.0f} vs {row['served']:.0f} req/s"
+                )
         print(
-            f"API reads p95 {pct(reads, 0.95) * 1000:.1f} ms (goal < 50 ms), "
-            f"errors {sum(errors.values())} (goal 0)"
-        )
-        hits, misses = (edge_after[k] - edge_before[k] for k in ("hit", "miss"))
-        print(
-            f"edge answered {hits:.0f} of {hits + misses:.0f} API reads "
-            f"({100 * hits / max(1, hits + misses):.0f}%) across {len(ctx['viewers'])} viewers' "
-            f"tokens, while an upload and an encode wrote progress {work.writes / elapsed:.1f} "
-            "times a second"
+            f"progress writes during the runs: {work.writes} "
+            f"({work.writes / runs_took:.1f}/s over {runs_took:.0f} s)"
         )
 
         delays, received, dropped = asyncio.run(fan_out(port, ctx, args.sockets))

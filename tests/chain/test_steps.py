@@ -331,15 +331,14 @@ def test_step_bookkeeping_leaves_cached_content_pages_alone(
     registration's progress is."""
     from apps.chain.services import registration_request
     from apps.chain.steps import lease_claim
-    from apps.content.cache import VERSION_KEY
-    from streamgate.versions import versions_get
+    from streamgate.versions import PUBLIC, versions_read
 
     registration = registration_request(content=content, caip2=tester_chain.caip2)
-    before = versions_get([VERSION_KEY])
+    before = versions_read([PUBLIC])
     assert lease_claim(registration.pk) is not None
     Registration.objects.filter(pk=registration.pk).update(  # what a step's release writes
         lease_token="", lease_expires_at=None, failures=0, step_due_at=timezone.now()
     )
-    assert versions_get([VERSION_KEY]) == before
+    assert versions_read([PUBLIC]) == before
     run_steps(chain_registration_advance, registration.pk, django_capture_on_commit_callbacks)
-    assert versions_get([VERSION_KEY]) != before
+    assert versions_read([PUBLIC]) != before

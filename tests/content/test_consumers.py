@@ -109,3 +109,4 @@ async def test_cookie_handshake_from_a_foreign_origin_is_rejected():
     )
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
+    await communicator.disconnect(timeout=5)  # the application ends within the test

@@ -5,27 +5,24 @@ The application under test is the ASGI stack as uvicorn runs it (edge, Django's 
 middleware) on the test PostgreSQL and Redis; requests go through channels' HttpCommunicator.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
-from channels.testing import HttpCommunicator
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
-from prometheus_client import REGISTRY
 
-from apps.access.auth_version import AUTH_VERSION_KEY
 from apps.access.models import ApiToken
 from apps.access.services import api_token_create, api_token_revoke, api_token_touch
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_progress_set
 from streamgate.edge import EDGE_MARKER, SCOPE_FLAG, EdgeCache
 from streamgate.streaming import StreamingBodyASGIHandler
+from streamgate.versions import AUTH, versions_read
 from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
+from tests.support.edge_client import asgi_get, edge_hits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,8 +31,7 @@ CATALOG = "/api/v1/contents/?status=ready"
 
 @pytest.fixture(autouse=True)
 def _empty_edge():
-    cache.delete_pattern("content:api*")  # the version and Django's own pages
-    cache.delete(AUTH_VERSION_KEY)
+    cache.delete_pattern("content:api*")  # Django's own pages
     client = redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
     for key in client.scan_iter("edge:*"):
         client.delete(key)
@@ -48,25 +44,8 @@ def edge(settings):
     return EdgeCache(StreamingBodyASGIHandler())
 
 
-def hits() -> float:
-    return REGISTRY.get_sample_value("streamgate_edge_responses_total", {"outcome": "hit"}) or 0
-
-
-def get(app, path: str, token: str | None = None, method: str = "GET", **headers: str) -> dict:
-    sent = [(b"host", b"testserver")]
-    if token:
-        sent.append((b"authorization", f"Bearer {token}".encode()))
-    sent += [(name.replace("_", "-").lower().encode(), v.encode()) for name, v in headers.items()]
-
-    async def go():
-        communicator = HttpCommunicator(app, method, path, headers=sent)
-        response = await communicator.get_response(timeout=10)
-        await communicator.wait(timeout=10)  # the edge stores after the client has its answer
-        return response
-
-    response = async_to_sync(go)()
-    response["headers"] = {n.decode().lower(): v.decode() for n, v in response["headers"]}
-    return response
+hits = edge_hits
+get = asgi_get
 
 
 def served_by_edge(app, path: str, token: str | None = None, **headers: str) -> dict:
@@ -113,7 +92,7 @@ def test_a_write_shows_at_once(edge):
     assert _json(served_by_edge(edge, detail))["title"] == "After"
 
 
-def test_progress_of_a_draft_empties_only_its_owners_and_staffs_pages(edge):
+def test_progress_of_a_draft_empties_only_its_owners_pages(edge):
     owner, other = CreatorFactory(), UserFactory()
     ContentFactory(title="Public", status=ContentStatus.READY)
     draft = ContentFactory(owner=owner, title="Encoding", status=ContentStatus.PROCESSING)
@@ -121,6 +100,7 @@ def test_progress_of_a_draft_empties_only_its_owners_and_staffs_pages(edge):
     every = "/api/v1/contents/"
     for token in [None, *tokens.values()]:
         get(edge, every, token)
+    for token in [None, tokens[owner], tokens[other]]:
         served_by_edge(edge, every, token)
 
     content_progress_set(content_id=draft.id, progress=40)  # an encode's tick
@@ -161,28 +141,28 @@ def test_a_deactivated_user_is_refused_at_once(edge):
     assert served_by_django(edge, CATALOG, token)["status"] == 401
 
 
-def test_an_expired_token_is_refused_even_with_a_page_stored(edge):
+def test_an_expired_token_is_refused_even_with_a_page_stored(edge, time_machine):
     _, token = api_token_create(
         user=UserFactory(), expires_at=timezone.now() + timedelta(seconds=2)
     )
     get(edge, CATALOG, token)
     served_by_edge(edge, CATALOG, token)
-    time.sleep(2.1)
+    time_machine.move_to(timezone.now() + timedelta(seconds=3))
     assert served_by_django(edge, CATALOG, token)["status"] == 401
 
 
 def test_recording_a_tokens_use_or_a_new_token_keeps_pages(edge):
     user = UserFactory()
     record, token = api_token_create(user=user)
-    version = cache.get(AUTH_VERSION_KEY)
+    version = versions_read([AUTH])
     api_token_touch(token=record)
     api_token_create(user=UserFactory())
     user.last_login = timezone.now()
     user.save(update_fields=["last_login"])
-    assert cache.get(AUTH_VERSION_KEY) == version
+    assert versions_read([AUTH]) == version
 
     ApiToken.objects.filter(pk=record.pk).update(name="renamed")
-    assert cache.get(AUTH_VERSION_KEY) != version  # anything else about a token does move it
+    assert versions_read([AUTH]) != version  # anything else about a token does move it
 
 
 def test_callers_never_see_each_others_pages(edge):
@@ -349,3 +329,26 @@ def test_the_served_application_has_the_edge_in_front_of_django():
     http = application.app.application_mapping["http"]
     assert isinstance(http, EdgeCache)
     assert isinstance(http.app, StreamingBodyASGIHandler)
+
+
+def test_staff_pages_are_never_kept(edge):
+    """Staff see every unpublished content: no scope could invalidate their pages cheaply."""
+    ContentFactory(title="Draft", status=ContentStatus.DRAFT)
+    _, token = api_token_create(user=StaffFactory())
+    every = "/api/v1/contents/"
+    get(edge, every, token)
+    assert _titles(served_by_django(edge, every, token)) == ["Draft"]
+
+
+def test_the_edge_answers_an_if_none_match_with_304(edge):
+    ContentFactory(title="Film", status=ContentStatus.READY)
+    first = get(edge, CATALOG)
+    etag = first["headers"]["etag"]
+    again = served_by_edge(edge, CATALOG, if_none_match=etag)
+    assert again["status"] == 304
+    assert again["body"] == b""
+    assert again["headers"]["etag"] == etag
+    assert "content-type" not in again["headers"]
+    assert served_by_edge(edge, CATALOG, if_none_match='"other"')["status"] == 200
+    Content.objects.update(title="Renamed")
+    assert served_by_django(edge, CATALOG, if_none_match=etag)["status"] == 200

@@ -1,5 +1,6 @@
 """Content REST API: thin doors into selectors and services."""
 
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -14,7 +15,15 @@ from apps.content.api.serializers import (
     ContentOutputSerializer,
     ContentUpdateInputSerializer,
 )
-from apps.content.cache import page_get, page_key, page_set, page_versions, public_versions
+from apps.content.cache import (
+    etag_matches,
+    page_etag,
+    page_get,
+    page_key,
+    page_set,
+    page_versions,
+    public_versions,
+)
 from apps.content.models import Content, ContentStatus
 from apps.content.selectors import content_can_manage, content_list, content_visible_to
 from apps.content.services import content_create, content_delete, content_update
@@ -79,11 +88,30 @@ class ContentViewSet(viewsets.GenericViewSet):
             ContentOutputSerializer(content, context={"request": self.request}).data, status=code
         )
 
-    def _replayable(self, response: Response, versions: dict[str, int] | None) -> Response:
+    def _replayable(
+        self, response: Response, versions: dict[str, int] | None, key: str | None, public: bool
+    ) -> Response:
         """Reads depend only on the caller, the URL and the data (as of ``versions``, read
-        before the query): the edge may replay them while those versions stand."""
+        before the query): the edge may replay them while those versions stand, and HTTP
+        caches may keep them under their ETag (revalidating every time)."""
+        etag = page_etag(key)
+        if etag is not None:
+            response["ETag"] = etag
+        response["Cache-Control"] = (
+            "public, no-cache" if public and etag is not None else "private, no-cache"
+        )
+        patch_vary_headers(response, ["Authorization"])
         edge_mark(response, request=self.request, versions=versions)
         return response
+
+    def _not_modified(self, key: str | None, versions, public: bool) -> Response | None:
+        """304 when the caller already holds the answer under ``key``."""
+        etag = page_etag(key)
+        if not etag_matches(self.request.headers.get("If-None-Match"), etag):
+            return None
+        return self._replayable(
+            Response(status=status.HTTP_304_NOT_MODIFIED), versions, key, public
+        )
 
     def list(self, request: Request) -> Response:
         filters = ContentListFilterSerializer(data=request.query_params)
@@ -91,20 +119,22 @@ class ContentViewSet(viewsets.GenericViewSet):
         versions = page_versions(request.user)
         wanted = filters.validated_data
         # Ready contents are everyone's: such a page is the same whoever asks.
-        if wanted.get("status") == ContentStatus.READY and wanted.get("owner") != "me":
+        public = wanted.get("status") == ContentStatus.READY and wanted.get("owner") != "me"
+        if public:
             versions = public_versions(versions)
-            key = page_key("list", request, versions, public=True)
-        else:
-            key = page_key("list", request, versions, public=False)
+        key = page_key("list", request, versions, public=public)
+        unchanged = self._not_modified(key, versions, public)
+        if unchanged is not None:
+            return unchanged
         cached = page_get(key)
         if cached is not None:
-            return self._replayable(Response(cached), versions)
+            return self._replayable(Response(cached), versions, key, public)
         contents = content_list(user=request.user, **wanted)
         page = self.paginate_queryset(contents)
         data = ContentOutputSerializer(page, many=True, context={"request": request}).data
         response = self.get_paginated_response(data)
         page_set(key, response.data)
-        return self._replayable(response, versions)
+        return self._replayable(response, versions, key, public)
 
     def create(self, request: Request) -> Response:
         data = ContentCreateInputSerializer(data=request.data)
@@ -118,17 +148,22 @@ class ContentViewSet(viewsets.GenericViewSet):
         # A ready content's JSON is the same whoever asks; others' only for their owner/staff.
         public_key = page_key("detail", request, public, public=True)
         own_key = page_key("detail", request, versions, public=False)
-        for key, used in ((public_key, public), (own_key, versions)):
+        candidates = ((public_key, public, True), (own_key, versions, False))
+        for key, used, shared in candidates:
+            unchanged = self._not_modified(key, used, shared)
+            if unchanged is not None:
+                return unchanged
+        for key, used, shared in candidates:
             cached = page_get(key)
             if cached is not None:
-                return self._replayable(Response(cached), used)
+                return self._replayable(Response(cached), used, key, shared)
         content = self._visible(pk)
         response = self._output(content)
         if content.status == ContentStatus.READY:
             page_set(public_key, response.data)
-            return self._replayable(response, public)
+            return self._replayable(response, public, public_key, True)
         page_set(own_key, response.data)
-        return self._replayable(response, versions)
+        return self._replayable(response, versions, own_key, False)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         content = self._manageable(pk)
