@@ -28,8 +28,10 @@ locked only for the instant of its commit. Values come from a sequence (not +1) 
 never returns: a TRUNCATE of a watched table (the test suite's flush) bumps every scope, and a
 scope that is created again gets a fresh value.
 
-Written by hand: django-pgtrigger would declare the same triggers, but its per-model triggers
-are ordinary (immediate) ones, and the commit-time, sorted bump is the part that matters here.
+Written by hand: django-pgtrigger could declare these triggers (deferred ones too), but not
+the PL/pgSQL they call (noting scopes, bumping them sorted at commit), which is most of this;
+the few lines of DDL live in ``streamgate/version_triggers.py`` and the apps' migrations
+rather than in a dependency.
 
 PostgreSQL only: on SQLite (the embedded, single-machine setup) nothing is cached and these
 functions answer None.
