@@ -19,6 +19,11 @@ PUBLIC = "https://video.example"
 
 @pytest.fixture(autouse=True)
 def _site(settings):
+    # The origin check runs before any consumer; channels' in-memory layer serves what follows.
+    # (With the Redis layer, every test's event loop closed on a consumer still subscribed to
+    # it, and once on CI that teardown hung for the whole 300 s timeout; the Redis layer has
+    # its own tests in tests/content/test_consumers.py and tests/streamgate.)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.STREAMGATE_PUBLIC_URL = PUBLIC
     settings.ALLOWED_HOSTS = ["video.example", "127.0.0.1", "localhost", "[::1]"]
     settings.CSRF_TRUSTED_ORIGINS = ["https://studio.example:8443", "https://*.example.org"]
