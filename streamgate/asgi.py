@@ -1,4 +1,7 @@
-"""ASGI entry point served by uvicorn: HTTP through Django, websockets through Channels."""
+"""ASGI entry point served by uvicorn: HTTP through Django, websockets through Channels.
+
+Two layers answer hot requests before Django: stream files from disk (apps/access/stream_fast.py)
+and replays of the content API's reads (streamgate/edge.py)."""
 
 import os
 
@@ -19,13 +22,14 @@ django_asgi_app = StreamingBodyASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.access.stream_fast import StreamFiles  # noqa: E402
 from apps.access.websocket import websocket_auth_stack  # noqa: E402
 from apps.content.routing import websocket_urlpatterns  # noqa: E402
 
 application = DatabaseWaitLimit(
     ProtocolTypeRouter(
         {
-            "http": EdgeCache(django_asgi_app),
+            "http": StreamFiles(EdgeCache(django_asgi_app)),
             "websocket": WebsocketOutageGuard(
                 websocket_auth_stack(URLRouter(websocket_urlpatterns))
             ),

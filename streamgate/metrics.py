@@ -74,6 +74,12 @@ EDGE_RESPONSES = Counter(
     "(miss) or with Redis away (pass).",
     ["outcome"],
 )
+STREAM_FAST_RESPONSES = Counter(
+    "streamgate_stream_fast_responses_total",
+    "/stream/ GETs and HEADs answered from disk before Django (served), or passed to Django's "
+    "view (pass: a refused token, a missing file, an unsatisfiable range…).",
+    ["outcome"],
+)
 DEPENDENCY_UNAVAILABLE = Counter(
     "streamgate_dependency_unavailable_total",
     "Requests that found a dependency away: answered 503 (refused) or served without it "

@@ -322,13 +322,15 @@ def test_only_responses_the_key_fully_describes_are_kept():
 
 
 def test_the_served_application_has_the_edge_in_front_of_django():
+    from apps.access.stream_fast import StreamFiles
     from streamgate.asgi import application
     from streamgate.database import DatabaseWaitLimit
 
     assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
     http = application.app.application_mapping["http"]
-    assert isinstance(http, EdgeCache)
-    assert isinstance(http.app, StreamingBodyASGIHandler)
+    assert isinstance(http, StreamFiles)  # stream files from disk, then the edge, then Django
+    assert isinstance(http.app, EdgeCache)
+    assert isinstance(http.app.app, StreamingBodyASGIHandler)
 
 
 def test_staff_pages_are_never_kept(edge):
