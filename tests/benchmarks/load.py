@@ -195,12 +195,14 @@ async def open_loop(
 ):
     """``rate`` requests/s spread over ``connections``; latency measured from the scheduled
     start, so a server that falls behind shows it (no coordinated omission). ``workload``:
-    "mixed" (the whole mix) or "reads" (API reads only)."""
+    "mixed" (the whole mix), "reads" (API reads only) or one label of the mix alone."""
     results: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     choices = mix(ctx)
     if workload == "reads":
         choices = [c for c in choices if c[0] in ("catalog", "detail")]
+    elif workload != "mixed":  # one kind alone (segment, playback…): what it costs by itself
+        choices = [c for c in choices if c[0] == workload]
     started = time.perf_counter() + 0.2
     interval = connections / rate
 
@@ -225,10 +227,36 @@ async def open_loop(
     return results, errors, time.perf_counter() - started
 
 
-def mixed_row(port: int, ctx: dict, edge: str, workload: str, rate: float, seconds: float):
+def server_cpu(session: int) -> dict[str, float]:
+    """CPU seconds used so far by the web server's processes (uvicorn started in its own session,
+    its workers), every PostgreSQL process and Redis: what serving costs, whoever does it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = {"web": 0.0, "postgres": 0.0, "redis-server": 0.0}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        used = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        if int(fields[3]) == session:
+            total["web"] += used
+        elif name in total:
+            total[name] += used
+    return total
+
+
+def mixed_row(
+    port: int, ctx: dict, edge: str, workload: str, rate: float, seconds: float, session: int
+):
     """One open-loop run, printed as a table row; its figures returned."""
     before = edge_counts(port)
+    cpu_before = server_cpu(session)
     results, errors, elapsed = asyncio.run(open_loop(port, ctx, rate, seconds, workload=workload))
+    cpu = {k: v - cpu_before[k] for k, v in server_cpu(session).items()}
     after = edge_counts(port)
     everything = [v for values in results.values() for v in values]
     reads = results.get("catalog", []) + results.get("detail", [])
@@ -239,13 +267,16 @@ def mixed_row(port: int, ctx: dict, edge: str, workload: str, rate: float, secon
         "rate": rate,
         "served": len(everything) / elapsed,
         "p95": pct(reads, 0.95) * 1000,
+        "cpu": 1000 * sum(cpu.values()) / max(1, len(everything)),
     }
     print(
         f"{edge:5} {workload:8} {rate:8.0f} {row['served']:7.0f} {pct(reads, 0.5) * 1000:10.1f} "
         f"{row['p95']:10.1f} {pct(reads, 0.99) * 1000:10.1f} "
         f"{pct(everything, 0.95) * 1000:8.1f} {sum(errors.values()):7d} "
-        f"{100 * hits / max(1, hits + misses):8.0f}%"
+        f"{100 * hits / max(1, hits + misses):8.0f}% {row['cpu']:7.2f}"
     )
+    split = ", ".join(f"{k} {1000 * v / max(1, len(everything)):.2f}" for k, v in cpu.items())
+    print(f"      server CPU per request, ms: {split}")
     if workload == "mixed":
         for label in ("catalog", "detail", "playback", "segment"):
             values = results.get(label, [])
@@ -415,9 +446,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rates", default="200,1000", help="open-loop rates, requests/s")
     parser.add_argument("--workloads", default="mixed,reads", help="mixed, reads, or both")
-    parser.add_argument("--sockets", type=int, default=500)
-    parser.add_argument("--levels", default="50,100,200,300,500")
+    parser.add_argument("--sockets", type=int, default=500, help="0: no fan-out")
+    parser.add_argument("--levels", default="50,100,200,300,500", help="empty: no curve")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--edges", default="on,off", help="open-loop rows with the edge on, off")
     parser.add_argument("--viewers", type=int, default=200, help="bearer tokens in use")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "load-curve.png"))
     args = parser.parse_args()
@@ -467,9 +499,10 @@ def main() -> None:
         )
         print(
             f"{'edge':5} {'workload':8} {'offered':>8} {'served':>7} {'reads p50':>10} "
-            f"{'reads p95':>10} {'reads p99':>10} {'all p95':>8} {'errors':>7} {'edge hits':>9}"
+            f"{'reads p95':>10} {'reads p99':>10} {'all p95':>8} {'errors':>7} {'edge hits':>9} "
+            f"{'cpu ms':>7}"
         )
-        for edge in ("on", "off"):
+        for edge in args.edges.split(","):
             if edge == "off":  # the same stack with the edge turned off, same data and tokens
                 stop(server)
                 server = start_web(
@@ -481,14 +514,15 @@ def main() -> None:
                 asyncio.run(first_reads(port, ctx))
             for workload in args.workloads.split(","):
                 for rate in rates:
-                    rows.append(mixed_row(port, ctx, edge, workload, rate, args.seconds))
+                    row = mixed_row(port, ctx, edge, workload, rate, args.seconds, server.pid)
+                    rows.append(row)
         stop(server)  # the edge back on for what follows
         server = start_web(env, folder / "web.log", port, ["--workers", str(args.workers)])
         asyncio.run(first_reads(port, ctx))
         runs_took = time.perf_counter() - runs_started
         on = {(r["workload"], r["rate"]): r for r in rows if r["edge"] == "on"}
         for row in rows:
-            if row["edge"] == "off":
+            if row["edge"] == "off" and (row["workload"], row["rate"]) in on:
                 with_edge = on[(row["workload"], row["rate"])]
                 print(
                     f"{row['workload']} at {row['rate']:.0f}/s: reads p95 with the edge / "
@@ -500,32 +534,36 @@ def main() -> None:
             f"({work.writes / runs_took:.1f}/s over {runs_took:.0f} s)"
         )
 
-        delays, received, dropped = asyncio.run(fan_out(port, ctx, args.sockets))
-        print(
-            f"\nwebsocket fan-out: {args.sockets} clients x 20 messages, {received} received, "
-            f"{args.sockets * 20 - received} missing, {dropped} connections dropped; "
-            f"delay p50 {pct(delays, 0.5) * 1000:.1f} ms, p95 {pct(delays, 0.95) * 1000:.1f} ms, "
-            f"p99 {pct(delays, 0.99) * 1000:.1f} ms (goal p95 < 250 ms)"
-        )
-
-        cold = asyncio.run(first_reads(port, ctx))
-        print(
-            f"\nfirst reads of each viewer's token (Django answers, the edge keeps the page): "
-            f"{len(cold)} reads, p50 {pct(cold, 0.5) * 1000:.1f} ms, "
-            f"p95 {pct(cold, 0.95) * 1000:.1f} ms"
-        )
-        levels = [int(n) for n in args.levels.split(",")]
-        curve = []
-        print(f"\n{'clients':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
-        for clients in levels:
-            latencies, failures, spent = asyncio.run(closed_loop(port, ctx, clients, args.seconds))
-            curve.append((clients, pct(latencies, 0.5) * 1000, pct(latencies, 0.95) * 1000))
+        if args.sockets:
+            delays, received, dropped = asyncio.run(fan_out(port, ctx, args.sockets))
             print(
-                f"{clients:8d} {len(latencies) / spent:7.0f} {curve[-1][1]:8.1f} "
-                f"{curve[-1][2]:8.1f} {failures:7d}"
+                f"\nwebsocket fan-out: {args.sockets} clients x 20 messages, {received} received, "
+                f"{args.sockets * 20 - received} missing, {dropped} connections dropped; "
+                f"delay p50 {pct(delays, 0.5) * 1000:.1f} ms, "
+                f"p95 {pct(delays, 0.95) * 1000:.1f} ms, "
+                f"p99 {pct(delays, 0.99) * 1000:.1f} ms (goal p95 < 250 ms)"
             )
-        plot(curve, args.plot)
-        print(f"\ncurve plotted to {args.plot}")
+
+        if args.levels:
+            cold = asyncio.run(first_reads(port, ctx))
+            print(
+                f"\nfirst reads of each viewer's token (Django answers, the edge keeps the page): "
+                f"{len(cold)} reads, p50 {pct(cold, 0.5) * 1000:.1f} ms, "
+                f"p95 {pct(cold, 0.95) * 1000:.1f} ms"
+            )
+            levels = [int(n) for n in args.levels.split(",")]
+            curve = []
+            print(f"\n{'clients':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
+            for clients in levels:
+                run = closed_loop(port, ctx, clients, args.seconds)
+                latencies, failures, spent = asyncio.run(run)
+                curve.append((clients, pct(latencies, 0.5) * 1000, pct(latencies, 0.95) * 1000))
+                print(
+                    f"{clients:8d} {len(latencies) / spent:7.0f} {curve[-1][1]:8.1f} "
+                    f"{curve[-1][2]:8.1f} {failures:7d}"
+                )
+            plot(curve, args.plot)
+            print(f"\ncurve plotted to {args.plot}")
         work.stop()
     finally:
         stack.close()
