@@ -24,6 +24,10 @@ What makes a read cacheable, and a replay correct:
   change an answer or who may have it (``streamgate.versions``): a revoked token, a
   deactivated user, a bulk update, a data migration; a change made while Django was answering
   leaves an entry that is stale from the start.
+- Entries live in Redis (shared by every web process) and, for the busiest ones, in the
+  process's memory too (``EDGE_MEMORY_BYTES``, least recently used dropped first), which saves
+  the Redis read; a remembered entry is checked against the versions exactly as one from Redis,
+  and one that is no longer current is forgotten.
 - Each replay gets its own X-Request-ID. If Redis or PostgreSQL fails, requests go to Django,
   which has its own fallbacks (503s); while Redis stays away (its breaker is open,
   streamgate/breaker.py) they go to Django at once, without waiting on it.
@@ -39,6 +43,7 @@ import logging
 import re
 import time
 import weakref
+from collections import OrderedDict
 
 from django.conf import settings
 from django.core.cache import caches
@@ -151,6 +156,44 @@ class _Redis:
         return client
 
 
+class _Memory:
+    """Decoded entries by key, at most ``limit`` bytes of bodies and headers, least recently
+    used dropped first. One per process; the event loop is its only user."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[dict, list, bytes, int]] = OrderedDict()
+
+    def get(self, key: str):
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        meta, headers, body, _size = found
+        if time.time() - meta.get("at", 0) >= PAGE_TTL:  # as long as Redis keeps it, no longer
+            self.forget(key)
+            return None
+        self._entries.move_to_end(key)
+        return meta, list(headers), body  # the caller appends its own X-Request-ID
+
+    def put(self, key: str, entry) -> None:
+        meta, headers, body = entry
+        size = len(body) + sum(len(n) + len(v) for n, v in headers) + 256
+        if size > self.limit:
+            return
+        self.forget(key)
+        self._entries[key] = (meta, list(headers), body, size)
+        self.size += size
+        while self.size > self.limit:
+            _key, (*_, dropped) = self._entries.popitem(last=False)
+            self.size -= dropped
+
+    def forget(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self.size -= found[3]
+
+
 def _replayable(headers) -> bool:
     """No cookie is set, and the response varies on nothing the key does not cover (a
     compression middleware added one day would vary on Accept-Encoding, say)."""
@@ -217,6 +260,7 @@ class EdgeCache:
             )
             self.enabled = False
         self._redis = _Redis() if self.enabled else None
+        self._memory = _Memory(settings.EDGE_MEMORY_BYTES)
         self._versions = AsyncVersions()
 
     async def __call__(self, scope, receive, send) -> None:
@@ -232,17 +276,20 @@ class EdgeCache:
             EDGE_RESPONSES.labels(outcome="pass").inc()
             await self.app(scope, receive, send)
             return
-        try:
-            client = self._redis.client()
-            entry = _decoded(await client.get(key))
-        except Exception as error:  # noqa: BLE001 - Django answers without the edge
-            if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
-                self._redis.breaker.failed(error)
-            logger.warning("edge cache unavailable", extra={"error": repr(error)})
-            EDGE_RESPONSES.labels(outcome="pass").inc()
-            await self.app(scope, receive, send)
-            return
-        self._redis.breaker.answered()
+        client = self._redis.client()
+        entry = self._memory.get(key)
+        remembered = entry is not None
+        if not remembered:
+            try:
+                entry = _decoded(await client.get(key))
+            except Exception as error:  # noqa: BLE001 - Django answers without the edge
+                if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
+                    self._redis.breaker.failed(error)
+                logger.warning("edge cache unavailable", extra={"error": repr(error)})
+                EDGE_RESPONSES.labels(outcome="pass").inc()
+                await self.app(scope, receive, send)
+                return
+            self._redis.breaker.answered()
         try:
             now = await self._versions.read([AUTH, *(entry[0]["versions"] if entry else ())])
         except Exception as error:  # noqa: BLE001 - Django answers (a 503 if it must)
@@ -251,6 +298,8 @@ class EdgeCache:
             await self.app(scope, receive, send)
             return
         if entry is not None and _current(entry[0], now):
+            if not remembered:
+                self._memory.put(key, (entry[0], list(entry[1]), entry[2]))
             meta, stored, body = entry
             request_id = request_id_for(headers.get(_REQUEST_ID, b"").decode("latin-1"))
             stored.append((_REQUEST_ID, request_id.encode()))
@@ -262,6 +311,7 @@ class EdgeCache:
             await send({"type": "http.response.body", "body": body})
             EDGE_RESPONSES.labels(outcome="hit").inc()
             return
+        self._memory.forget(key)
         EDGE_RESPONSES.labels(outcome="miss").inc()
         await self._answer_and_store(
             {**scope, SCOPE_FLAG: True}, receive, send, client, key, now[AUTH]
@@ -295,6 +345,7 @@ class EdgeCache:
             return
         headers = kept["start"]["headers"]
         meta = {
+            "at": time.time(),  # kept PAGE_TTL, in Redis and in memory
             "auth": auth,  # read before Django ran
             "versions": kept["marker"]["versions"],  # read by the view before its query
             "until": kept["marker"]["until"],
@@ -305,10 +356,13 @@ class EdgeCache:
                 if n.lower() not in _NOT_STORED
             ],
         }
+        body = b"".join(kept["body"])
+        stored = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in meta["headers"]]
+        self._memory.put(key, (meta, stored, body))
         if not self._redis.breaker.allow():
             return
         try:
-            await client.set(key, _encode(meta, b"".join(kept["body"])), ex=PAGE_TTL)
+            await client.set(key, _encode(meta, body), ex=PAGE_TTL)
         except Exception as error:  # noqa: BLE001 - the answer was sent; keeping it is optional
             if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
                 self._redis.breaker.failed(error)

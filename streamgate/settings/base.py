@@ -124,6 +124,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = cache_config(REDIS_URL, VAR_DIR / "cache")
 # The edge (streamgate/edge.py) replays cached content API reads from Redis before Django runs.
 EDGE_CACHE = env.bool("EDGE_CACHE", default=bool(REDIS_URL))
+# What each web process keeps of the edge's entries in its own memory (bodies and headers).
+EDGE_MEMORY_BYTES = env.int("EDGE_MEMORY_BYTES", default=32 * 1024 * 1024)
 
 CHANNEL_LAYERS = channel_layer_config(REDIS_URL, VAR_DIR / "channels")
 

@@ -5,6 +5,7 @@ The application under test is the ASGI stack as uvicorn runs it (edge, Django's 
 middleware) on the test PostgreSQL and Redis; requests go through channels' HttpCommunicator.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from apps.content.models import Content, ContentStatus
 from apps.content.services import content_progress_set
 from streamgate.edge import EDGE_MARKER, SCOPE_FLAG, EdgeCache
 from streamgate.streaming import StreamingBodyASGIHandler
-from streamgate.versions import AUTH, versions_read
+from streamgate.versions import AUTH, PAGE_TTL, versions_read
 from tests.factories import ContentFactory, CreatorFactory, StaffFactory, UserFactory
 from tests.support.edge_client import asgi_get, edge_hits
 
@@ -354,3 +355,47 @@ def test_the_edge_answers_an_if_none_match_with_304(edge):
     assert served_by_edge(edge, CATALOG, if_none_match='"other"')["status"] == 200
     Content.objects.update(title="Renamed")
     assert served_by_django(edge, CATALOG, if_none_match=etag)["status"] == 200
+
+
+def test_a_busy_entry_is_replayed_from_memory_and_checked_as_one_from_redis(edge):
+    """The process remembers what it stored or replayed; a replay from memory reads no Redis
+    but the same versions, so a write still shows at once."""
+    content = ContentFactory(title="Before", status=ContentStatus.READY)
+    detail = f"/api/v1/contents/{content.id}/"
+    served_by_django(edge, detail)
+    redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"]).flushdb()
+    assert _json(served_by_edge(edge, detail))["title"] == "Before"  # Redis holds nothing now
+
+    Content.objects.filter(pk=content.pk).update(title="After")
+    assert _json(served_by_django(edge, detail))["title"] == "After"
+    assert _json(served_by_edge(edge, detail))["title"] == "After"
+
+
+def test_a_remembered_entry_lives_no_longer_than_in_redis(edge, time_machine):
+    content = ContentFactory(status=ContentStatus.READY)
+    detail = f"/api/v1/contents/{content.id}/"
+    served_by_django(edge, detail)
+    served_by_edge(edge, detail)
+    redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"]).flushdb()
+    time_machine.move_to(timezone.now() + timedelta(seconds=PAGE_TTL + 1))
+    served_by_django(edge, detail)
+
+
+def test_memory_keeps_the_most_recently_used_entries_within_its_bytes():
+    from streamgate.edge import _Memory
+
+    memory = _Memory(limit=3 * 1300)
+    meta = {"at": time.time()}
+    for name in ("a", "b", "c"):
+        memory.put(name, (meta, [(b"content-type", b"application/json")], b"x" * 1000))
+    assert memory.get("a") is not None  # a is now the most recent
+    memory.put("d", (meta, [], b"x" * 1000))
+    assert memory.get("b") is None  # the least recently used went first
+    assert all(memory.get(name) is not None for name in ("a", "c", "d"))
+    assert memory.size <= memory.limit
+    memory.put("huge", (meta, [], b"x" * 10_000))  # larger than the whole memory: not kept
+    assert memory.get("huge") is None
+    assert memory.get("a") is not None
+    _, headers, _ = memory.get("a")
+    headers.append((b"x-request-id", b"1"))  # a replay's own header never sticks to the entry
+    assert memory.get("a")[1] == [(b"content-type", b"application/json")]
