@@ -16,6 +16,9 @@ then:
    writing their progress as the worker does (4 and 2 times a second). Prints requests/s
    served, API reads p50/p95/p99, errors, the edge's share, and the with/without ratios.
    Goal (#15): 1,000 req/s offered in the mixed workload, API reads p95 < 50 ms, 0 errors.
+   Each server is first warmed up at the highest rate (its connection pools grow; printed,
+   not counted). Every row also prints the server's CPU per request (web, PostgreSQL, Redis)
+   and the load generator's. ``--workloads`` also takes one kind alone (segment, playback…).
 2. ``--sockets`` websocket clients on one content's progress channel; 20 progress messages are
    sent through the channel layer (as a worker would) and each client's delay from send to
    receipt is recorded. Goal: p95 < 250 ms.
@@ -227,6 +230,21 @@ async def open_loop(
     return results, errors, time.perf_counter() - started
 
 
+def warm_up(port: int, ctx: dict, rate: float, seconds: float = 4) -> None:
+    """A freshly started server at the highest rate before anything is measured: its connection
+    pools (Django's and the edge's, in each worker) grow to what that rate needs, each new
+    PostgreSQL connection a process fork. Printed, not counted in the rows."""
+    asyncio.run(open_loop(port, ctx, rate=50, seconds=2))
+    results, errors, elapsed = asyncio.run(open_loop(port, ctx, rate, seconds))
+    reads = results.get("catalog", []) + results.get("detail", [])
+    served = sum(len(v) for v in results.values()) / elapsed
+    print(
+        f"warm-up from idle, mixed at {rate:.0f} req/s for {seconds:g} s: served {served:.0f}, "
+        f"API reads p95 {pct(reads, 0.95) * 1000:.0f} ms, errors {sum(errors.values())} "
+        "(not counted below)"
+    )
+
+
 def server_cpu(session: int) -> dict[str, float]:
     """CPU seconds used so far by the web server's processes (uvicorn started in its own session,
     its workers), every PostgreSQL process and Redis: what serving costs, whoever does it."""
@@ -255,8 +273,10 @@ def mixed_row(
     """One open-loop run, printed as a table row; its figures returned."""
     before = edge_counts(port)
     cpu_before = server_cpu(session)
+    client_before = sum(os.times()[:2])
     results, errors, elapsed = asyncio.run(open_loop(port, ctx, rate, seconds, workload=workload))
     cpu = {k: v - cpu_before[k] for k, v in server_cpu(session).items()}
+    client = sum(os.times()[:2]) - client_before
     after = edge_counts(port)
     everything = [v for values in results.values() for v in values]
     reads = results.get("catalog", []) + results.get("detail", [])
@@ -276,7 +296,10 @@ def mixed_row(
         f"{100 * hits / max(1, hits + misses):8.0f}% {row['cpu']:7.2f}"
     )
     split = ", ".join(f"{k} {1000 * v / max(1, len(everything)):.2f}" for k, v in cpu.items())
-    print(f"      server CPU per request, ms: {split}")
+    print(
+        f"      server CPU per request, ms: {split}; the load generator "
+        f"{1000 * client / max(1, len(everything)):.2f}"
+    )
     if workload == "mixed":
         for label in ("catalog", "detail", "playback", "segment"):
             values = results.get(label, [])
@@ -486,10 +509,10 @@ def main() -> None:
 
         django.setup()
 
-        asyncio.run(open_loop(port, ctx, rate=50, seconds=2))  # warm-up
+        rates = [float(r) for r in args.rates.split(",")]
+        warm_up(port, ctx, max(rates))
         work = BusyCreator(ctx["busy"])
         work.start()
-        rates = [float(r) for r in args.rates.split(",")]
         runs_started = time.perf_counter()
         rows = []
         print(
@@ -512,6 +535,7 @@ def main() -> None:
                     ["--workers", str(args.workers)],
                 )
                 asyncio.run(first_reads(port, ctx))
+                warm_up(port, ctx, max(rates))
             for workload in args.workloads.split(","):
                 for rate in rates:
                     row = mixed_row(port, ctx, edge, workload, rate, args.seconds, server.pid)
