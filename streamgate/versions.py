@@ -39,9 +39,13 @@ functions answer None.
 
 import asyncio
 import contextlib
+import copy
 import logging
+import threading
 import weakref
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -87,6 +91,68 @@ def versions_read(scopes: list[str]) -> dict[str, int] | None:
     except DatabaseError as error:
         logger.warning("cache versions unavailable", extra={"error": repr(error)})
         return None
+
+
+T = TypeVar("T")
+
+
+def _copied(value: Any) -> Any:
+    return copy.copy(value)
+
+
+class Remembered:
+    """Rows read through the ORM, kept by this process while the cache versions read before
+    loading them stand; every caller gets its own copy. For lookups nearly every request makes
+    (a bearer token, the content being played), whose SQL costs more to build than to run: one
+    version query replaces each, and no write can leave them stale, since the triggers move the
+    versions in the writing transaction. Nothing is kept without PostgreSQL, nor a missing row.
+
+    A database error reading the versions is raised (the request answers 503 as it would have),
+    not retried as a plain load, which would double the wait on a database that hangs."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, tuple[dict[str, int], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        key: Hashable,
+        scopes: list[str],
+        load: Callable[[], T | None],
+        clone: Callable[[T], T] = _copied,
+    ) -> T | None:
+        if not versions_enabled():
+            return load()
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(_READ, [scopes])
+            now = _found(cursor.fetchall(), scopes)
+        with self._lock:
+            kept = self._values.get(key)
+            if kept is not None and kept[0] == now:
+                self._values.move_to_end(key)
+                return clone(kept[1])
+        value = load()
+        if value is None:
+            return None
+        with self._lock:
+            self._values[key] = (now, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return clone(value)
+
+    def update(self, key: Hashable, change: Callable[[Any], None]) -> None:
+        """Apply ``change`` to the kept row, if any (a write that moves no version, such as a
+        token's last use, made by the process that keeps it)."""
+        with self._lock:
+            kept = self._values.get(key)
+            if kept is not None:
+                change(kept[1])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
 
 class VersionsUnavailable(Exception):

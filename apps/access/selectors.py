@@ -1,5 +1,6 @@
 """Reads about users, their credentials and their wallets."""
 
+import copy
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -10,22 +11,44 @@ from apps.access.gates import Wallet, gate_validate
 from apps.access.models import ApiToken, WalletAccount, WalletKind
 from apps.access.tokens import token_hash
 from apps.chain.chains import configured_chains
+from streamgate.versions import AUTH, Remembered
+
+# Tokens by hash, while the ``auth`` version they were read under stands: it moves with every
+# revocation, expiry change, deletion and change to a user (streamgate/versions.py).
+_TOKENS = Remembered()
 
 
 def api_token_authenticate(token: str) -> ApiToken | None:
     """The live token matching ``token`` (not revoked, not expired, of an active user), with its
-    user, in one query. (Reads the edge answers never get here: streamgate/edge.py.)
+    user. (Reads the edge answers never get here: streamgate/edge.py.)
 
-    Every bearer request pays for this query, and building its SQL cost more than running it:
-    the row is found by its unique hash alone and judged here, which is the same answer."""
-    try:
-        found = ApiToken.objects.select_related("user").get(key_hash=token_hash(token))
-    except ApiToken.DoesNotExist:
+    Every bearer request asks, and building the ORM's SQL costs more than running it: the row,
+    found by its unique hash, is remembered by this process while ``auth`` stands, so a repeat
+    costs one version query; expiry is judged here at every request."""
+    digest = token_hash(token)
+    found = _TOKENS.get(digest, [AUTH], lambda: _token_row(digest), clone=_token_copy)
+    if found is None:
         return None
     expired = found.expires_at is not None and found.expires_at <= timezone.now()
     if found.revoked_at is not None or expired or not found.user.is_active:
         return None
     return found
+
+
+def api_token_used(token: ApiToken) -> None:
+    """Keep the remembered row's last use in step with the one ``api_token_touch`` wrote."""
+    used = token.last_used_at
+    _TOKENS.update(token.key_hash, lambda kept: setattr(kept, "last_used_at", used))
+
+
+def _token_row(digest: str) -> ApiToken | None:
+    return ApiToken.objects.select_related("user").filter(key_hash=digest).first()
+
+
+def _token_copy(token: ApiToken) -> ApiToken:
+    clone = copy.copy(token)
+    clone.user = copy.copy(token.user)
+    return clone
 
 
 def api_tokens_of(user: User) -> QuerySet[ApiToken]:

@@ -21,6 +21,7 @@ from apps.access.models import (
     WalletAccount,
     WalletKind,
 )
+from apps.access.selectors import api_token_used
 from apps.access.signin import (
     SignatureCheckUnavailable,
     SignInClaim,
@@ -78,6 +79,7 @@ def api_token_touch(*, token: ApiToken) -> None:
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        api_token_used(token)
 
 
 def api_token_revoke(*, token: ApiToken) -> ApiToken:

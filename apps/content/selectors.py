@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from apps.content.extensions import output_prefetches
 from apps.content.models import CREATORS_GROUP, Content, ContentStatus
+from streamgate.versions import PUBLIC, Remembered, owner_scope
 
 
 def user_is_creator(user: User | AnonymousUser) -> bool:
@@ -38,6 +39,25 @@ def content_visible_plain(user: User | AnonymousUser) -> QuerySet[Content]:
     if user.is_authenticated:
         visible |= Q(owner=user)
     return Content.objects.filter(visible)
+
+
+# Contents by (id, viewer) while the versions a viewer's answer depends on stand.
+_PLAYABLE = Remembered()
+
+
+def content_visible_get(user: User | AnonymousUser, content_id: uuid.UUID) -> Content | None:
+    """The content if ``user`` may see it (as ``content_visible_plain``), remembered by this
+    process while ``public`` and, for a signed-in viewer, their own version stand (their
+    unpublished contents); a repeat costs one version query. Staff, who see every unpublished
+    content, are read each time. For playback, asked for at every start of a video."""
+
+    def load() -> Content | None:
+        return content_visible_plain(user).filter(pk=content_id).first()
+
+    if user.is_authenticated and user.is_staff:
+        return load()
+    scopes = [PUBLIC, owner_scope(user.pk)] if user.is_authenticated else [PUBLIC]
+    return _PLAYABLE.get((str(content_id), user.pk), scopes, load)
 
 
 def content_list(

@@ -35,8 +35,7 @@ from apps.access.services import (
     signin_solana,
     wallet_unlink,
 )
-from apps.content.models import Content
-from apps.content.selectors import content_visible_plain, user_is_creator
+from apps.content.selectors import content_visible_get, user_is_creator
 from streamgate.throttling import LenientScopedRateThrottle, StrictScopedRateThrottle
 
 ERRORS = {
@@ -258,10 +257,9 @@ class PlaybackView(APIView):
         },
     )
     def post(self, request: Request, content_id) -> Response:
-        try:
-            content = content_visible_plain(request.user).get(pk=content_id)
-        except Content.DoesNotExist:
-            raise NotFound("No such content.") from None
+        content = content_visible_get(request.user, content_id)
+        if content is None:
+            raise NotFound("No such content.")
         playback = playback_grant(user=request.user, content=content)
         body = PlaybackOutputSerializer(
             {
