@@ -1,37 +1,39 @@
 """Under ``/api/``, every error is JSON ``{"detail", "reason"}``, whoever answers it.
 
-DRF's handler (streamgate/exceptions.py) shapes the errors raised in API views. Django answers
-some requests around DRF: a Host outside ALLOWED_HOSTS is refused by middleware before any view,
-a URL no endpoint serves is a 404, and an unhandled exception becomes handler500's page (the
-debug page with DEBUG on). ``ApiErrorMiddleware`` refuses the Host itself and turns any other
-error under ``/api/`` that is not JSON into JSON with the same status and headers, so clients
-never parse HTML; ``api_not_found`` answers unknown URLs under ``/api/``. Django still logs
-and reports (Sentry) unhandled exceptions as before: only the body changes.
+DRF's handler (``api_exception_handler``, below) shapes the errors raised in API views.
+Django answers some requests around DRF: a Host outside ALLOWED_HOSTS is refused by middleware
+before any view, a URL no endpoint serves is a 404, and an unhandled exception becomes
+handler500's page (the debug page with DEBUG on). ``ApiErrorMiddleware`` refuses the Host
+itself and turns any other error under ``/api/`` that is not JSON into JSON with the same
+status and headers, so clients never parse HTML; ``api_not_found`` answers unknown URLs under
+``/api/``. Django still logs and reports (Sentry) unhandled exceptions as before: only the body
+changes.
 """
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
 
-from streamgate.exceptions import django_error, status_reason
+from streamgate.exceptions import (
+    DomainError,
+    Unauthenticated,
+    api_error,
+    django_error,
+    status_reason,
+)
+from streamgate.outages import unavailable_for
 
 API_PREFIX = "/api/"
 NOT_FOUND_URL_NAME = "api-not-found"
 # Describe the replaced body, which is gone.
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "content-disposition"}
-
-
-def api_error(status: int, detail: str, reason: str, **fields: str) -> JsonResponse:
-    # Compact, as DRF's JSONRenderer writes it.
-    return JsonResponse(
-        {"detail": detail, "reason": reason, **fields},
-        status=status,
-        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
-    )
 
 
 def _is_json(response: HttpResponse) -> bool:
@@ -94,3 +96,42 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     else:
         detail = f"No endpoint at {request.path}."
     return api_error(404, detail, "not_found")
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus DomainError, a dependency that is away (503, streamgate/outages.py)
+    and Django's bad-request errors -> ``{"detail", "reason"}`` with their HTTP status. DRF's
+    own errors keep their shape (``{"field": [...]}`` for validation) and get their code as the
+    reason (``not_found``, ``parse_error``...)."""
+    request = context.get("request")
+    exc = unavailable_for(exc, path=getattr(request, "path", "")) or exc
+    if isinstance(exc, DomainError):
+        body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
+        if getattr(exc, "dependency", None):
+            body["dependency"] = exc.dependency
+        headers = {}
+        if isinstance(exc, Unauthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        if getattr(exc, "retry_after", None) is not None:  # Unavailable, a busy upload
+            headers["Retry-After"] = str(exc.retry_after)
+        response = Response(body, status=exc.http_status, headers=headers)
+        if getattr(exc, "dependency", None):
+            # Logged once where it was recognised (streamgate/outages.py), not again by Django
+            # as a server error.
+            response._has_been_logged = True
+        return response
+    known = django_error(exc)
+    if known is not None:
+        code, detail, reason = known
+        # As Django would: these are logged as security events, not as server errors.
+        logging.getLogger(f"django.security.{type(exc).__name__}").warning(str(exc))
+        return Response({"detail": detail, "reason": reason}, status=code)
+    response = exception_handler(exc, context)
+    if (
+        response is not None
+        and isinstance(response.data, dict)
+        and set(response.data) == {"detail"}
+    ):
+        code = getattr(response.data["detail"], "code", None)
+        response.data["reason"] = code or status_reason(response.status_code)
+    return response

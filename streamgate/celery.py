@@ -4,6 +4,7 @@ the outbox) and the one list of transient errors that tasks retry.
 Configuration comes from Django settings (``CELERY_*``); routing lives here, in one place.
 """
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from django import db
 from django.db import transaction
 from django_redis.exceptions import ConnectionInterrupted as CacheUnavailable
 from kombu import Exchange, Queue
+from prometheus_client.core import GaugeMetricFamily
 
 from apps.content.storage import StorageUnavailable
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from apps.content.models import OutboxMessage
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
+logger = logging.getLogger(__name__)
 
 QUEUES = ("uploads", "transcode", "chain", "default")
 
@@ -41,8 +44,42 @@ app.conf.task_routes = {
 app.autodiscover_tasks()
 
 # Request ids travel from the web process into the tasks it sends (signal handlers).
-import streamgate.metrics  # noqa: E402  (task failures)
 import streamgate.observability  # noqa: E402, F401
+from streamgate.metrics import (  # noqa: E402  (and task failures, counted by its signal handler)
+    BROKER_PROBE_TIMEOUTS,
+    state_source_register,
+)
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each of our queues, from the broker (Redis or the filesystem)."""
+    depths = {}
+    # A scrape waits 2 s at most on a broker that does not answer (the workers' own
+    # connections keep their longer timeouts).
+    with app.connection_for_read(transport_options=BROKER_PROBE_TIMEOUTS) as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+        channel = connection.default_channel
+        for queue in QUEUES:
+            try:
+                depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except connection.channel_errors:  # never declared yet: nothing waits in it
+                depths[queue] = 0
+    return depths
+
+
+def _queue_depth_metrics():
+    depth = GaugeMetricFamily(
+        "streamgate_queue_depth", "Messages waiting per Celery queue.", labels=["queue"]
+    )
+    try:
+        for queue, waiting in queue_depths().items():
+            depth.add_metric([queue], waiting)
+    except (OSError, kombu.exceptions.OperationalError) as error:  # the page still answers
+        logger.warning("queue depth unavailable", extra={"error": repr(error)})
+    yield depth
+
+
+state_source_register("queue_depth", _queue_depth_metrics)
 
 # Failures of a dependency that is away (database, storage, cache or broker), not of the work:
 # tasks retry these with backoff (``autoretry_for=TRANSIENT``); anything else fails once.

@@ -1,14 +1,13 @@
-"""Domain errors every app raises, and the one place they become HTTP responses."""
+"""Domain errors every app raises, how the API words them (status, reason, JSON body); the DRF
+handler that answers with them is streamgate/api_errors.py."""
 
-import logging
 import re
 from http import HTTPStatus
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.http import JsonResponse
 from rest_framework import status
-from rest_framework.response import Response
 
 
 class DomainError(Exception):
@@ -90,46 +89,10 @@ def django_error(exc: Exception) -> tuple[int, str, str] | None:
     return 400, details.get(type(exc).__name__, "Malformed or unsafe request."), reason
 
 
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus DomainError, a dependency that is away (503, streamgate/outages.py)
-    and Django's bad-request errors -> ``{"detail", "reason"}`` with their HTTP status. DRF's
-    own errors keep their shape (``{"field": [...]}`` for validation) and get their code as the
-    reason (``not_found``, ``parse_error``...)."""
-    # Imported here: rest_framework.views loads the authentication classes, which import
-    # services that raise the errors above.
-    from rest_framework.views import exception_handler
-
-    from streamgate.outages import unavailable_for
-
-    request = context.get("request")
-    exc = unavailable_for(exc, path=getattr(request, "path", "")) or exc
-    if isinstance(exc, DomainError):
-        body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
-        if getattr(exc, "dependency", None):
-            body["dependency"] = exc.dependency
-        headers = {}
-        if isinstance(exc, Unauthenticated):
-            headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        if getattr(exc, "retry_after", None) is not None:  # Unavailable, a busy upload
-            headers["Retry-After"] = str(exc.retry_after)
-        response = Response(body, status=exc.http_status, headers=headers)
-        if getattr(exc, "dependency", None):
-            # Logged once where it was recognised (streamgate/outages.py), not again by Django
-            # as a server error.
-            response._has_been_logged = True
-        return response
-    known = django_error(exc)
-    if known is not None:
-        code, detail, reason = known
-        # As Django would: these are logged as security events, not as server errors.
-        logging.getLogger(f"django.security.{type(exc).__name__}").warning(str(exc))
-        return Response({"detail": detail, "reason": reason}, status=code)
-    response = exception_handler(exc, context)
-    if (
-        response is not None
-        and isinstance(response.data, dict)
-        and set(response.data) == {"detail"}
-    ):
-        code = getattr(response.data["detail"], "code", None)
-        response.data["reason"] = code or status_reason(response.status_code)
-    return response
+def api_error(status: int, detail: str, reason: str, **fields: str) -> JsonResponse:
+    # Compact, as DRF's JSONRenderer writes it.
+    return JsonResponse(
+        {"detail": detail, "reason": reason, **fields},
+        status=status,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+    )

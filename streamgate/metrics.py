@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 import prometheus_client
 from celery.signals import task_failure
 from django.http import HttpRequest, HttpResponse
-from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from streamgate.metrics_access import metrics_refusal
 
@@ -94,7 +93,8 @@ def _count_task_failure(sender=None, **_):
 
 
 # Gauges read at scrape time that apps contribute from their AppConfig.ready(), by name (a
-# second registration replaces the first): transcode registers "transcode_jobs".
+# second registration replaces the first): transcode registers "transcode_jobs", the Celery
+# app (streamgate/celery.py) "queue_depth".
 _STATE_SOURCES: dict[str, Callable[[], Iterable[Metric]]] = {}
 
 
@@ -104,38 +104,11 @@ def state_source_register(name: str, source: Callable[[], Iterable[Metric]]) -> 
 
 
 class StateCollector:
-    """What the apps contribute, and queue depths, read at scrape time."""
+    """What the apps and the Celery app (queue depths) contribute, read at scrape time."""
 
     def collect(self):
         for source in list(_STATE_SOURCES.values()):
             yield from source()
-        depth = GaugeMetricFamily(
-            "streamgate_queue_depth", "Messages waiting per Celery queue.", labels=["queue"]
-        )
-        try:
-            for queue, waiting in queue_depths().items():
-                depth.add_metric([queue], waiting)
-        except (OSError, OperationalError) as error:  # a broker down must not break the page
-            logger.warning("queue depth unavailable", extra={"error": repr(error)})
-        yield depth
-
-
-def queue_depths() -> dict[str, int]:
-    """Messages waiting in each of our queues, from the broker (Redis or the filesystem)."""
-    from streamgate.celery import QUEUES, app
-
-    depths = {}
-    # A scrape waits 2 s at most on a broker that does not answer (the workers' own
-    # connections keep their longer timeouts).
-    with app.connection_for_read(transport_options=BROKER_PROBE_TIMEOUTS) as connection:
-        connection.ensure_connection(max_retries=1, timeout=2)
-        channel = connection.default_channel
-        for queue in QUEUES:
-            try:
-                depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-            except connection.channel_errors:  # never declared yet: nothing waits in it
-                depths[queue] = 0
-    return depths
 
 
 _state_registry = CollectorRegistry()  # collected at scrape time only

@@ -8,7 +8,7 @@ type (and by the errors they were raised from): psycopg's ``OperationalError`` a
 kombu's ``OperationalError``, and ``OSError`` ENOSPC, EROFS and EDQUOT. They become the one
 ``Unavailable`` domain error:
 
-- in DRF views, in the exception handler (``streamgate.exceptions.api_exception_handler``);
+- in DRF views, in the exception handler (``streamgate.api_errors.api_exception_handler``);
 - in plain Django views, in ``DependencyOutageMiddleware`` (JSON under /api/ and /stream/, the
   product's 503 page elsewhere);
 - raised anywhere else in Django (a middleware saving the session), in ``server_error``, the
@@ -27,7 +27,7 @@ from http import HTTPStatus
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
-from streamgate.exceptions import Unavailable
+from streamgate.exceptions import Unavailable, api_error
 from streamgate.metrics import DEPENDENCY_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -146,8 +146,6 @@ def unavailable_response(request: HttpRequest, error: Unavailable) -> HttpRespon
     """The 503 answer outside DRF: JSON ``{"detail", "reason", "dependency"}`` for programs,
     the product's page for browsers; with ``Retry-After`` either way."""
     if request.path_info.startswith(JSON_PREFIXES):
-        from streamgate.api_errors import api_error
-
         fields = {"dependency": error.dependency} if error.dependency else {}
         response = api_error(error.http_status, error.message, error.reason or REASON, **fields)
     else:

@@ -1,4 +1,4 @@
-"""Access errors, mapped to HTTP by streamgate.exceptions.api_exception_handler."""
+"""Access errors, mapped to HTTP by streamgate.api_errors.api_exception_handler."""
 
 from streamgate.exceptions import Conflict, NotAllowed, Unauthenticated, Unavailable
 

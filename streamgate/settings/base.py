@@ -187,7 +187,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "streamgate.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "streamgate.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles count per REMOTE_ADDR, which ClientAddressMiddleware set from TRUSTED_PROXIES;
     # DRF's default (None) would key on the whole X-Forwarded-For a client sends.
