@@ -31,7 +31,9 @@ scope that is created again gets a fresh value.
 Written by hand: django-pgtrigger could declare these triggers (deferred ones too), but not
 the PL/pgSQL they call (noting scopes, bumping them sorted at commit), which is most of this;
 the few lines of DDL live in ``streamgate/version_triggers.py`` and the apps' migrations
-rather than in a dependency.
+rather than in a dependency. ``Remembered`` (rows a process keeps between requests) is ours
+too: django-cachalot caches ORM results but forgets them only on writes made through the ORM,
+not on raw SQL (a data migration, an ``UPDATE`` typed into psql); the versions see every write.
 
 PostgreSQL only: on SQLite (the embedded, single-machine setup) nothing is cached and these
 functions answer None.
