@@ -271,14 +271,17 @@ class EdgeCache:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if not self._redis.breaker.allow():
+        breaker = self._redis.breaker
+        # While Redis is away the edge steps aside, memory included: the breaker's trial call,
+        # which finds out that Redis is back, must go to Redis.
+        entry = self._memory.get(key) if breaker.open_since is None else None
+        remembered = entry is not None
+        if not remembered and not breaker.allow():
             # Redis failed moments ago: do not wait on it.
             EDGE_RESPONSES.labels(outcome="pass").inc()
             await self.app(scope, receive, send)
             return
         client = self._redis.client()
-        entry = self._memory.get(key)
-        remembered = entry is not None
         if not remembered:
             try:
                 entry = _decoded(await client.get(key))

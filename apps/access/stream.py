@@ -80,6 +80,8 @@ def storage_response(request: HttpRequest, path: str, name: str) -> HttpResponse
         handle = open(default_storage.path(path), "rb")  # noqa: SIM115 - closed by the response
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise Http404("No such file.") from None
+    except OSError as error:  # unreadable: a disk error, permissions, a link loop
+        return _storage_unavailable(path, error)
     return file_response(request, handle, headers)
 
 

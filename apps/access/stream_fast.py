@@ -8,9 +8,10 @@ the published job a valid token names, from local disk, whole or one satisfiable
 
 Everything else goes on to Django's view (apps/access/stream.py), which stays the reference:
 a token refused (Django logs why and answers 403), a name that is not a plain file, a missing
-file, a preflight, a Range it would answer 416, S3 storage or nginx's X-Accel-Redirect, a Host
-Django would refuse or take from X-Forwarded-Host, a plain-http request production redirects to
-https, a file past STREAM_MEMORY_LIMIT (streamed in pieces there).
+or unreadable file, an HTML file (Django adds its Content-Security-Policy), a preflight, a
+Range it would answer 416, S3 storage or nginx's X-Accel-Redirect, a Host Django would refuse
+or take from X-Forwarded-Host, a plain-http request production redirects to https, a file past
+STREAM_MEMORY_LIMIT (streamed in pieces there).
 
 The response is the one Django would send: the view's own functions give the type, caching and
 range headers; Django's security middleware, the X-Frame-Options middleware and ours are run once
@@ -57,7 +58,7 @@ logger = logging.getLogger(__name__)
 ROUTE = re.compile(
     r"^/stream/(?P<token>[^/]+)/"
     r"(?P<content>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"
-    r"(?P<name>.+)$"
+    r"(?P<name>.+)\Z"  # \Z, as Django's routes: "$" would also match before a final newline
 )
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _PASS = None  # what a check returns when Django should answer
@@ -136,7 +137,7 @@ def _read(path: str, range_header: str | None, head: bool):
             if not head:
                 handle.seek(start)
                 body = handle.read(length)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except OSError:  # missing, a folder, unreadable: Django's view answers (404 or 503)
         return _PASS
     content_range = f"bytes {start}-{end}/{size}" if span else None
     return (206 if span else 200), length, content_range, body
@@ -187,6 +188,8 @@ class StreamFiles:
             )
         except TokenRejected:
             return _PASS  # Django's view logs the refusal and answers 403
+        if content_type_of(name).startswith("text/html"):
+            return _PASS  # Django adds its Content-Security-Policy to HTML; the job holds none
         path = f"renditions/{content_id}/{uuid.UUID(hex=grant.job_id)}/{name}"
         range_header = headers.get(b"range")
         read = await asyncio.to_thread(

@@ -161,6 +161,7 @@ def refused_cases(ready) -> dict[str, tuple[str, dict, int]]:
         "unsatisfiable range": (path_of(ready, "manifest.mpd"), {"range": "bytes=500-"}, 416),
         "host Django refuses": (master, {"host": "evil.example"}, 400),
         "upper-case id Django's route does not match": (upper, {}, 404),
+        "a name ending in a newline": (master + "%0A", {}, 404),
     }
 
 
@@ -210,3 +211,23 @@ def test_a_large_file_is_streamed_by_django(ready, django_app, fast, settings):
     assert not fast_served
     assert_same(reference, answer)
     assert answer["body"] == SEGMENT
+
+
+def test_an_html_file_is_left_to_django_for_its_content_security_policy(ready, django_app, fast):
+    (ready.folder / "notes.html").write_bytes(b"<p>hello</p>")
+    reference, answer, fast_served = both(django_app, fast, path_of(ready, "notes.html"))
+    assert reference["status"] == 200
+    assert "content-security-policy" in reference["headers"]
+    assert not fast_served
+    assert_same(reference, answer)
+
+
+def test_an_unreadable_file_is_a_503_from_either_path(ready, django_app, fast):
+    """A disk error, a permission, a link loop: storage that cannot be read is away, not a
+    server error."""
+    (ready.folder / "loop.m4s").symlink_to("loop.m4s")
+    reference, answer, fast_served = both(django_app, fast, path_of(ready, "loop.m4s"))
+    assert reference["status"] == 503
+    assert reference["headers"]["retry-after"] == "5"
+    assert not fast_served
+    assert_same(reference, answer)

@@ -399,3 +399,20 @@ def test_memory_keeps_the_most_recently_used_entries_within_its_bytes():
     _, headers, _ = memory.get("a")
     headers.append((b"x-request-id", b"1"))  # a replay's own header never sticks to the entry
     assert memory.get("a")[1] == [(b"content-type", b"application/json")]
+
+
+def test_while_redis_is_away_memory_steps_aside_so_the_breakers_trial_reaches_redis(edge):
+    """A replay from memory would use up the breaker's one trial call without asking Redis, and
+    the breaker (shared with Django's cache) would stay open after Redis is back."""
+    content = ContentFactory(status=ContentStatus.READY)
+    detail = f"/api/v1/contents/{content.id}/"
+    served_by_django(edge, detail)
+    served_by_edge(edge, detail)  # remembered
+    breaker = edge._redis.breaker
+    breaker.failed(ConnectionError("Redis went away"))
+    try:
+        breaker._retry_at = 0  # the cooldown is over: the next call is the trial
+        served_by_edge(edge, detail)  # the trial read Redis, which answers: the breaker closes
+        assert breaker.open_since is None
+    finally:
+        breaker.answered()
