@@ -78,6 +78,7 @@ _KEYED_HEADERS = (
 # Cookie: requests with cookies are never the edge's; authorization: the caller is in the key.
 _VARY_COVERED = {*_KEYED_HEADERS, b"cookie", b"authorization", b""}
 _NOT_STORED = {_MARKER, _REQUEST_ID, b"date", b"server"}
+_OUTCOMES = {outcome: EDGE_RESPONSES.labels(outcome=outcome) for outcome in ("hit", "miss", "pass")}
 
 
 def edge_mark(response, *, request, versions: dict[str, int] | None) -> None:
@@ -98,7 +99,8 @@ def edge_mark(response, *, request, versions: dict[str, int] | None) -> None:
     response[EDGE_MARKER] = json.dumps({"until": until, "versions": versions})
 
 
-def _headers(scope) -> dict[bytes, bytes]:
+def scope_headers(scope) -> dict[bytes, bytes]:
+    """An ASGI scope's headers by lower-case name, repeated ones joined with commas."""
     found: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
         found[name] = found[name] + b"," + value if name in found else value
@@ -266,7 +268,7 @@ class EdgeCache:
     async def __call__(self, scope, receive, send) -> None:
         key = None
         if self.enabled and scope["type"] == "http":
-            headers = _headers(scope)
+            headers = scope_headers(scope)
             key = _key(scope, headers)
         if key is None:
             await self.app(scope, receive, send)
@@ -278,7 +280,7 @@ class EdgeCache:
         remembered = entry is not None
         if not remembered and not breaker.allow():
             # Redis failed moments ago: do not wait on it.
-            EDGE_RESPONSES.labels(outcome="pass").inc()
+            _OUTCOMES["pass"].inc()
             await self.app(scope, receive, send)
             return
         client = self._redis.client()
@@ -289,7 +291,7 @@ class EdgeCache:
                 if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
                     self._redis.breaker.failed(error)
                 logger.warning("edge cache unavailable", extra={"error": repr(error)})
-                EDGE_RESPONSES.labels(outcome="pass").inc()
+                _OUTCOMES["pass"].inc()
                 await self.app(scope, receive, send)
                 return
             self._redis.breaker.answered()
@@ -297,7 +299,7 @@ class EdgeCache:
             now = await self._versions.read([AUTH, *(entry[0]["versions"] if entry else ())])
         except Exception as error:  # noqa: BLE001 - Django answers (a 503 if it must)
             logger.warning("edge: cache versions unavailable", extra={"error": repr(error)})
-            EDGE_RESPONSES.labels(outcome="pass").inc()
+            _OUTCOMES["pass"].inc()
             await self.app(scope, receive, send)
             return
         if entry is not None and _current(entry[0], now):
@@ -312,10 +314,10 @@ class EdgeCache:
                 stored = [(n, v) for n, v in stored if n.lower() not in _NOT_IN_304]
             await send({"type": "http.response.start", "status": code, "headers": stored})
             await send({"type": "http.response.body", "body": body})
-            EDGE_RESPONSES.labels(outcome="hit").inc()
+            _OUTCOMES["hit"].inc()
             return
         self._memory.forget(key)
-        EDGE_RESPONSES.labels(outcome="miss").inc()
+        _OUTCOMES["miss"].inc()
         await self._answer_and_store(
             {**scope, SCOPE_FLAG: True}, receive, send, client, key, now[AUTH]
         )
@@ -347,21 +349,17 @@ class EdgeCache:
         if kept["start"] is None or not kept["done"] or kept["size"] > MAX_BODY:
             return
         headers = kept["start"]["headers"]
+        kept_headers = [(n, v) for n, v in headers if n.lower() not in _NOT_STORED]
         meta = {
             "at": time.time(),  # kept PAGE_TTL, in Redis and in memory
             "auth": auth,  # read before Django ran
             "versions": kept["marker"]["versions"],  # read by the view before its query
             "until": kept["marker"]["until"],
             "status": kept["start"]["status"],
-            "headers": [
-                [n.decode("latin-1"), v.decode("latin-1")]
-                for n, v in headers
-                if n.lower() not in _NOT_STORED
-            ],
+            "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in kept_headers],
         }
         body = b"".join(kept["body"])
-        stored = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in meta["headers"]]
-        self._memory.put(key, (meta, stored, body))
+        self._memory.put(key, (meta, kept_headers, body))
         if not self._redis.breaker.allow():
             return
         try:

@@ -87,12 +87,17 @@ def versions_read(scopes: list[str]) -> dict[str, int] | None:
     if not versions_enabled():
         return None
     try:
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute(_READ, [scopes])
-            return _found(cursor.fetchall(), scopes)
+        return _versions_now(scopes)
     except DatabaseError as error:
         logger.warning("cache versions unavailable", extra={"error": repr(error)})
         return None
+
+
+def _versions_now(scopes: list[str]) -> dict[str, int]:
+    """The read itself, on Django's connection; a database error is raised."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_READ, [scopes])
+        return _found(cursor.fetchall(), scopes)
 
 
 T = TypeVar("T")
@@ -126,9 +131,7 @@ class Remembered:
     ) -> T | None:
         if not versions_enabled():
             return load()
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute(_READ, [scopes])
-            now = _found(cursor.fetchall(), scopes)
+        now = _versions_now(scopes)
         with self._lock:
             kept = self._values.get(key)
             if kept is not None and kept[0] == now:

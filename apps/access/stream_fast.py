@@ -49,6 +49,7 @@ from apps.access.stream import SAFE_NAME
 from apps.access.stream_cors import EXPOSE_HEADERS
 from apps.content.storage import is_s3
 from apps.transcode.packaging import cache_control_of, content_type_of
+from streamgate.edge import scope_headers
 from streamgate.metrics import STREAM_FAST_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_for
 from streamgate.security import SecurityHeadersMiddleware
@@ -62,6 +63,8 @@ ROUTE = re.compile(
 )
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _PASS = None  # what a check returns when Django should answer
+_SERVED = STREAM_FAST_RESPONSES.labels(outcome="served")
+_PASSED = STREAM_FAST_RESPONSES.labels(outcome="pass")
 
 
 @receiver(setting_changed)
@@ -89,13 +92,6 @@ def site_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
         for name, value in response.items()
         if name.lower() not in skip
     )
-
-
-def _scope_headers(scope) -> dict[bytes, bytes]:
-    found: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
-        found[name] = found[name] + b"," + value if name in found else value
-    return found
 
 
 def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
@@ -162,13 +158,13 @@ class StreamFiles:
             return
         answer = await self._answer(scope)
         if answer is _PASS:
-            STREAM_FAST_RESPONSES.labels(outcome="pass").inc()
+            _PASSED.inc()
             await self.app(scope, receive, send)
             return
         status, headers, body = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        STREAM_FAST_RESPONSES.labels(outcome="served").inc()
+        _SERVED.inc()
 
     async def _answer(self, scope):
         found = ROUTE.match(scope["path"])
@@ -177,7 +173,7 @@ class StreamFiles:
         name = found["name"]
         if not SAFE_NAME.match(name) or ".." in name:
             return _PASS
-        headers = _scope_headers(scope)
+        headers = scope_headers(scope)
         secure = _is_secure(scope, headers)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(headers):
             return _PASS
