@@ -14,7 +14,10 @@ registration under the same name replaces the first (``ready()`` may run twice i
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import QuerySet
 
 Gate = dict[str, Any] | None
 
@@ -65,3 +68,25 @@ def output_fields() -> dict[str, Any]:
 def output_prefetches() -> list[str]:
     """The related lookups the contributed fields read."""
     return [lookup for _, lookups in _output_fields.values() for lookup in lookups]
+
+
+@dataclass(frozen=True)
+class ListSort:
+    """One way to order a content list: ``apply(contents)`` returns them ordered."""
+
+    name: str
+    label: str
+    apply: Callable[[QuerySet], QuerySet]
+
+
+_list_sorts: dict[str, ListSort] = {}
+
+
+def list_sort_register(name: str, label: str, apply: Callable[[QuerySet], QuerySet]) -> None:
+    """Offer ``?sort=name`` on content lists, ordering them with ``apply``."""
+    _list_sorts[name] = ListSort(name, label, apply)
+
+
+def list_sorts() -> dict[str, ListSort]:
+    """The registered sorts, in registration order."""
+    return dict(_list_sorts)

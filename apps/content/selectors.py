@@ -4,10 +4,12 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Lower
 
-from apps.content.extensions import output_prefetches
+from apps.content.extensions import list_sorts, output_prefetches
 from apps.content.models import CREATORS_GROUP, Content, ContentStatus
+from apps.content.search import content_search
 from streamgate.versions import PUBLIC, Remembered, owner_scope
 
 
@@ -60,14 +62,29 @@ def content_visible_get(user: User | AnonymousUser, content_id: uuid.UUID) -> Co
     return _PLAYABLE.get((str(content_id), user.pk), scopes, load)
 
 
+# How a list may be ordered: name -> (a function ordering the queryset, what to tell people).
+# Other apps add theirs through ``apps.content.extensions.list_sort_register`` (views: access).
+BUILTIN_SORTS = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "title": "Title, A to Z",
+    "relevance": "Best match first (with search; otherwise newest)",
+}
+
+
 def content_list(
     *,
     user: User | AnonymousUser,
     status: str | None = None,
     owner: str | None = None,
+    search: str | None = None,
+    gated: bool | None = None,
+    sort: str | None = None,
 ) -> QuerySet[Content]:
-    """Visible contents, newest first, optionally of one status and of one owner (a username,
-    or ``me``)."""
+    """Visible contents, optionally of one status, of one owner (a username, or ``me``), that
+    match ``search`` (title and description, apps/content/search.py), gated or free; ordered
+    by ``sort`` (``BUILTIN_SORTS`` or a registered one): by default the best match first when
+    searching, else the newest."""
     contents = content_visible_to(user)
     if status:
         contents = contents.filter(status=status)
@@ -75,6 +92,20 @@ def content_list(
         contents = contents.filter(owner_id=user.pk) if user.is_authenticated else contents.none()
     elif owner:
         contents = contents.filter(owner__username=owner)
+    if gated is not None:
+        contents = contents.filter(gate__isnull=not gated)
+    if search:
+        contents = content_search(contents, search)
+    sort = sort or ("relevance" if search else "newest")
+    if sort == "relevance" and search:
+        return contents.order_by(F("search_rank").desc(), "-created_at", "-id")
+    if sort == "oldest":
+        return contents.order_by("created_at", "id")
+    if sort == "title":
+        return contents.order_by(Lower("title"), "-created_at", "-id")
+    registered = list_sorts().get(sort)
+    if registered is not None:
+        return registered.apply(contents)
     return contents.order_by("-created_at", "-id")
 
 

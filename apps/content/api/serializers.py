@@ -6,8 +6,9 @@ chain contributes ``onchain`` and ``ipfs``, access the gate check behind ``GateF
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.content.extensions import GateInvalid, gate_normalize, output_fields
+from apps.content.extensions import GateInvalid, gate_normalize, list_sorts, output_fields
 from apps.content.models import Content, ContentStatus, Rendition
+from apps.content.selectors import BUILTIN_SORTS
 
 
 class RenditionOutputSerializer(serializers.ModelSerializer):
@@ -89,8 +90,28 @@ class ContentUpdateInputSerializer(serializers.Serializer):
     gate = GateField(required=False, allow_null=True)
 
 
+def sort_choices() -> dict[str, str]:
+    """Every ``?sort=``: the core's and those other apps register."""
+    return {**BUILTIN_SORTS, **{sort.name: sort.label for sort in list_sorts().values()}}
+
+
 class ContentListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ContentStatus.choices, required=False)
     owner = serializers.CharField(
         max_length=150, required=False, help_text="A username, or 'me' for your own contents."
     )
+    search = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Words of the title or description; quotes, 'or' and -word as in web search.",
+    )
+    gated = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: gated only; false: free."
+    )
+    sort = serializers.ChoiceField(choices=[], required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read at each request: other apps register their sorts once started.
+        self.fields["sort"].choices = list(sort_choices().items())

@@ -39,6 +39,19 @@ UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
         parameters=[
             OpenApiParameter("status", str, enum=ContentStatus.values),
             OpenApiParameter("owner", str, description="A username, or 'me'."),
+            OpenApiParameter(
+                "search",
+                str,
+                description="Full-text search of title and description: every word must match"
+                " (quotes for a phrase, 'or' between alternatives, -word to exclude).",
+            ),
+            OpenApiParameter("gated", bool, description="true: gated only; false: free only."),
+            OpenApiParameter(
+                "sort",
+                str,
+                description="newest (default), oldest, title, relevance (default with search),"
+                " views.",
+            ),
         ],
         responses=ContentOutputSerializer(many=True),
     ),
