@@ -24,6 +24,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", pages.catalog, name="home"),
+    path("creators/<str:username>/", pages.creator, name="creator"),
     path("watch/<uuid:content_id>/", pages.watch, name="watch"),
     path("posters/<uuid:content_id>.jpg", pages.poster, name="poster"),
     path("studio/", pages.studio, name="studio"),

@@ -4,10 +4,13 @@ the apps below access (content's selectors, chain's configured chains) with acce
 delivery (posters), which is why they live in the top layer."""
 
 import uuid
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -21,6 +24,7 @@ from apps.content.selectors import (
     content_get_manageable,
     content_list,
     content_visible_to,
+    sort_choices,
     user_is_creator,
 )
 
@@ -30,11 +34,60 @@ def _creator_required(request: HttpRequest) -> None:
         raise PermissionDenied("Only creators can publish content.")
 
 
+# Videos a catalog page shows at once.
+CATALOG_PAGE_SIZE = 24
+CATALOG_FILTERS = {"": None, "free": False, "gated": True}
+
+
+def _listing(request: HttpRequest, *, owner: str | None = None) -> dict:
+    """A catalog's context: the ready videos matching the page's search form (``q``, ``sort``,
+    ``show``: all/free/gated, ``page``). Values the form cannot produce fall back to its
+    defaults rather than failing: these are links people share and edit by hand."""
+    text = request.GET.get("q", "").strip()[:200]
+    sorts = {name: label for name, label in sort_choices().items() if name != "relevance"}
+    sort = request.GET.get("sort", "")
+    if sort not in sorts:
+        sort = ""
+    show = request.GET.get("show", "")
+    if show not in CATALOG_FILTERS:
+        show = ""
+    contents = content_list(
+        user=request.user,
+        status=ContentStatus.READY,
+        owner=owner,
+        search=text or None,
+        gated=CATALOG_FILTERS[show],
+        sort=sort or None,
+    )
+    page = Paginator(contents, CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    keep = {key: value for key, value in (("q", text), ("sort", sort), ("show", show)) if value}
+    return {
+        "nav": "catalog",
+        "contents": page.object_list,
+        "page": page,
+        "query": text,
+        "sort": sort,
+        "sorts": sorts,
+        "show": show,
+        "filtered": bool(text or show),
+        "page_link": urlencode(keep),
+    }
+
+
 @require_safe
 @ensure_csrf_cookie
 def catalog(request: HttpRequest) -> HttpResponse:
-    contents = content_list(user=request.user, status=ContentStatus.READY)[:60]
-    return render(request, "home.html", {"nav": "catalog", "contents": contents})
+    return render(request, "home.html", _listing(request))
+
+
+@require_safe
+@ensure_csrf_cookie
+def creator(request: HttpRequest, username: str) -> HttpResponse:
+    """One creator's published videos, searchable like the catalog."""
+    owner = User.objects.filter(username=username, is_active=True).first()
+    if owner is None or not user_is_creator(owner):
+        raise Http404("No such creator.")
+    return render(request, "home.html", {**_listing(request, owner=username), "creator": owner})
 
 
 @require_safe

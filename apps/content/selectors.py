@@ -72,6 +72,12 @@ BUILTIN_SORTS = {
 }
 
 
+def sort_choices() -> dict[str, str]:
+    """Every sort a content list offers (name -> label): the core's and those other apps
+    register."""
+    return {**BUILTIN_SORTS, **{sort.name: sort.label for sort in list_sorts().values()}}
+
+
 def content_list(
     *,
     user: User | AnonymousUser,

@@ -6,9 +6,9 @@ chain contributes ``onchain`` and ``ipfs``, access the gate check behind ``GateF
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.content.extensions import GateInvalid, gate_normalize, list_sorts, output_fields
+from apps.content.extensions import GateInvalid, gate_normalize, output_fields
 from apps.content.models import Content, ContentStatus, Rendition
-from apps.content.selectors import BUILTIN_SORTS
+from apps.content.selectors import sort_choices
 
 
 class RenditionOutputSerializer(serializers.ModelSerializer):
@@ -88,11 +88,6 @@ class ContentUpdateInputSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     gate = GateField(required=False, allow_null=True)
-
-
-def sort_choices() -> dict[str, str]:
-    """Every ``?sort=``: the core's and those other apps register."""
-    return {**BUILTIN_SORTS, **{sort.name: sort.label for sort in list_sorts().values()}}
 
 
 class ContentListFilterSerializer(serializers.Serializer):
