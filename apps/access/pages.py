@@ -17,7 +17,12 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from apps.access.stream import storage_response
-from apps.chain.chains import configured_chains, configured_evm_chains
+from apps.chain.chains import (
+    KNOWN_CHAINS,
+    chain_name,
+    configured_chains,
+    configured_evm_chains,
+)
 from apps.content.models import ContentStatus
 from apps.content.selectors import (
     content_can_manage,
@@ -165,11 +170,15 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "chains": chains,
             "public_url": settings.STREAMGATE_PUBLIC_URL,
             "gate_chains": gate_chains,
+            "gate_chain_names": [chain_name(caip2) for caip2 in gate_chains],
             "edit_config": {
                 "id": str(content.id),
                 "gate": content.gate,
                 "chains": chains,
                 "gateChains": gate_chains,
+                # Names of the chains a condition may show: configured ones and any we know
+                # (a rule saved before its chain's RPC went still reads in words).
+                "chainNames": {c: chain_name(c) for c in {*KNOWN_CHAINS, *gate_chains}},
             },
         },
     )

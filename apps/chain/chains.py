@@ -90,6 +90,12 @@ def chain(caip2: str) -> Chain:
     return replace(known, **overrides)
 
 
+def chain_name(caip2: str) -> str:
+    """The chain's name for people ("Polygon PoS"); the CAIP-2 id for a chain we do not know."""
+    known = KNOWN_CHAINS.get(caip2)
+    return known.name if known else caip2
+
+
 def rpc_url(caip2: str) -> str:
     url = settings.CHAIN_RPC_URLS.get(caip2)
     if not url:

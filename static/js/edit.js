@@ -14,8 +14,16 @@
   };
   // Only chains with an RPC can be checked; the API refuses the others (and says which exist).
   const gateChains = config.gateChains || [];
-  const defaultChain = config.chains[0] || "eip155:1";
-  const defaultSolana = gateChains.find((chain) => chain.startsWith("solana:")) || "solana:mainnet";
+  const defaultChain = gateChains.find((chain) => chain.startsWith("eip155:")) || "";
+  const defaultSolana = gateChains.find((chain) => chain.startsWith("solana:")) || "";
+  // A token condition needs a chain this server can ask; without one, offer only allowlists.
+  for (const [kind, namespace] of [["erc721", "eip155"], ["erc1155", "eip155"], ["metaplex", "solana"]]) {
+    const option = document.querySelector(`#new-kind option[value=${kind}]`);
+    if (option && !gateChains.some((chain) => chain.startsWith(namespace + ":"))) {
+      option.disabled = true;
+      option.textContent += " (no chain configured)";
+    }
+  }
 
   function field(label, name, value, placeholder) {
     const id = `f${Math.random().toString(36).slice(2)}`;
@@ -26,7 +34,32 @@
     input.name = name;
     input.value = value || "";
     input.placeholder = placeholder || "";
-    if (name === "chain") input.setAttribute("list", "gate-chains");
+    if (name === "contract" || name === "collection" || name === "accounts") {
+      wrap.className = "wide";
+      input.spellcheck = false;
+      input.autocapitalize = "off";
+      input.classList.add("mono");
+    }
+    return wrap;
+  }
+  // The chains a condition may name, by name; one the server cannot check (a rule saved
+  // before its RPC was removed) stays visible, marked, so that saving explains the refusal.
+  function chainField(value, namespace) {
+    const id = `f${Math.random().toString(36).slice(2)}`;
+    const wrap = document.createElement("div");
+    wrap.innerHTML = `<label for="${id}">Token's chain</label><select id="${id}" name="chain"></select>`;
+    const select = wrap.querySelector("select");
+    const names = config.chainNames || {};
+    const offered = gateChains.filter((chain) => chain.startsWith(namespace + ":"));
+    if (value && !offered.includes(value)) offered.unshift(value);
+    for (const chain of offered) {
+      const option = document.createElement("option");
+      option.value = chain;
+      const known = gateChains.includes(chain);
+      option.textContent = `${names[chain] || chain}${known ? "" : " (not checked by this server)"}`;
+      select.appendChild(option);
+    }
+    if (value) select.value = value;
     return wrap;
   }
   function conditionNode(kind, spec) {
@@ -49,12 +82,12 @@
     row.className = "row";
     const ids = Array.isArray(spec.token_id) ? spec.token_id.join(", ") : spec.token_id || "";
     if (kind === "erc721" || kind === "erc1155") {
-      row.append(field("Chain (CAIP-2)", "chain", spec.chain || defaultChain, "eip155:1"));
+      row.append(chainField(spec.chain || defaultChain, "eip155"));
       row.append(field("Contract", "contract", spec.contract, "0x…"));
       row.append(field(kind === "erc721" ? "Token ids (empty: any)" : "Token ids", "token_id", ids, "7, 8"));
       if (kind === "erc1155") row.append(field("Minimum balance", "min_balance", spec.min_balance || "1"));
     } else if (kind === "metaplex") {
-      row.append(field("Chain", "chain", spec.chain || defaultSolana));
+      row.append(chainField(spec.chain || defaultSolana, "solana"));
       row.append(field("Collection mint", "collection", spec.collection, "base58"));
     } else {
       row.append(field("Accounts (CAIP-10, comma-separated)", "accounts", (spec.accounts || []).join(", "), "eip155:1:0x…"));

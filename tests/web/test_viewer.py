@@ -179,29 +179,51 @@ def test_the_gate_editor_shows_the_api_s_validation_errors(live_server, page, se
 
 def test_the_gate_editor_refuses_a_chain_nobody_can_check(live_server, page, settings):
     """A rule on a chain with no RPC would make every playback wait for ever: the editor
-    offers the configured chains and shows the API's refusal, naming the chain."""
+    offers the configured chains by name, marks a chain the server no longer checks (a rule
+    saved before its RPC went) and shows the API's refusal, naming the chain."""
     settings.CHAIN_RPC_URLS = {"eip155:137": "http://127.0.0.1:9/"}
     content = open_editor(live_server, page)
     page.get_by_label("New condition").select_option("erc721")
     page.get_by_role("button", name="Add", exact=True).click()
-    chain = page.get_by_label("Chain (CAIP-2)")
+    chain = page.get_by_label("Token's chain")
     assert chain.input_value() == "eip155:137"
-    chain.fill("eip155:1")
-    page.get_by_label("Contract").fill("0x" + "ab" * 20)
-    page.get_by_role("button", name="Save rule").click()
-    page.get_by_text(
-        "The rule was not saved. $.any[0].erc721.chain: no RPC is configured for eip155:1"
-    ).wait_for(timeout=10_000)
-    assert off_the_loop(lambda: type(content).objects.get(pk=content.pk).gate) is None
-
-    chain.fill("eip155:137")
+    assert chain.locator("option").all_inner_texts() == ["Polygon PoS"]
+    contract = page.get_by_label("Contract")
+    contract.fill("0x" + "ab" * 20)
+    # The contract field is wide enough for a whole address.
+    width = contract.evaluate("(e) => e.scrollWidth <= e.clientWidth")
+    assert width, "the address does not fit its field"
     page.get_by_role("button", name="Save rule").click()
     page.get_by_text("Rule saved.").wait_for()
     saved = off_the_loop(lambda: type(content).objects.get(pk=content.pk).gate)
     assert saved["any"][0]["erc721"]["chain"] == "eip155:137"
     page.get_by_text(
-        "Token conditions can use the chains this server checks: eip155:137."
+        "Token conditions can use the chains this server checks: Polygon PoS."
     ).wait_for()
+
+    # The RPC of the rule's chain goes away: the editor says so, and saving is refused.
+    stale = {"any": [{"erc721": {**saved["any"][0]["erc721"], "chain": "eip155:1"}}]}
+    off_the_loop(lambda: type(content).objects.filter(pk=content.pk).update(gate=stale))
+    page.reload()
+    assert chain.input_value() == "eip155:1"
+    assert chain.locator("option").all_inner_texts() == [
+        "Ethereum (not checked by this server)",
+        "Polygon PoS",
+    ]
+    page.get_by_role("button", name="Save rule").click()
+    page.get_by_text(
+        "The rule was not saved. $.any[0].erc721.chain: no RPC is configured for eip155:1"
+    ).wait_for(timeout=10_000)
+
+
+def test_without_chains_the_editor_offers_allowlists_only(live_server, page, settings):
+    settings.CHAIN_RPC_URLS = {}
+    open_editor(live_server, page)
+    kinds = page.get_by_label("New condition")
+    for kind in ("erc721", "erc1155", "metaplex"):
+        assert kinds.locator(f"option[value={kind}]").is_disabled()
+    assert not kinds.locator("option[value=allowlist]").is_disabled()
+    assert "no chain configured" in kinds.locator("option[value=erc721]").inner_text()
 
 
 SOLANA_SHIM = """
