@@ -303,11 +303,26 @@ def _signed_in(claim: SignInClaim, *, client_secret: str, source: str) -> SignIn
 
 
 def wallet_link(
-    *, user: User, claim: SignInClaim, client_secret: str
+    *,
+    user: User,
+    namespace: str,
+    message: str,
+    signature: str,
+    client_secret: str,
+    public_key: str = "",
 ) -> tuple[WalletAccount, bool]:
-    """Link the wallet ``claim`` proves to ``user`` (True: newly linked; False: it already was).
-    A wallet linked to another account stays there: WalletTaken, never moved. No token is
-    issued and the caller's session keeps the wallet it signed in with."""
+    """Link the wallet that signed ``message`` (a sign-in message of ``namespace``, eip155 or
+    solana, with a fresh nonce) to ``user``; True: newly linked, False: it already was. A
+    wallet linked to another account stays there (WalletTaken), never moved. No token is issued
+    and the caller's session keeps the wallet it signed in with."""
+    if namespace == "solana":
+        claim = signin_claim_solana(
+            message=message, signature=signature, public_key=public_key, client_secret=client_secret
+        )
+    else:
+        claim = signin_claim_ethereum(
+            message=message, signature=signature, client_secret=client_secret
+        )
     now = timezone.now()
     _claim_spend(claim, client_secret=client_secret, now=now)
     with transaction.atomic():

@@ -37,8 +37,6 @@ from apps.access.selectors import api_tokens_of, wallets_of
 from apps.access.services import (
     SignInResult,
     api_token_revoke,
-    signin_claim_ethereum,
-    signin_claim_solana,
     signin_ethereum,
     signin_nonce_issue,
     signin_solana,
@@ -250,20 +248,9 @@ class WalletListView(APIView):
     def post(self, request: Request) -> Response:
         data = WalletLinkInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        secret = _client_secret(request)
-        if fields["namespace"] == "solana":
-            claim = signin_claim_solana(
-                message=fields["message"],
-                signature=fields["signature"],
-                public_key=fields["public_key"],
-                client_secret=secret,
-            )
-        else:
-            claim = signin_claim_ethereum(
-                message=fields["message"], signature=fields["signature"], client_secret=secret
-            )
-        wallet, linked = wallet_link(user=request.user, claim=claim, client_secret=secret)
+        wallet, linked = wallet_link(
+            user=request.user, **data.validated_data, client_secret=_client_secret(request)
+        )
         response = Response(
             WalletOutputSerializer(wallet, context=_wallet_context(request)).data,
             status=status.HTTP_201_CREATED if linked else status.HTTP_200_OK,
