@@ -1,11 +1,15 @@
 """A browser session lasts only while the account still stands behind it: its sign-in wallet
 is still linked, and its owner has not signed out everywhere since it was opened."""
 
-from django.conf import settings
-from django.contrib.auth import logout
+from typing import Any
 
-from apps.access.account import SESSION_GENERATION, session_generation_of
-from apps.access.models import WalletAccount
+from django.conf import settings
+from django.contrib.auth import get_user_model, logout
+from django.db.models import Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from apps.access.account import SESSION_GENERATION
+from apps.access.models import SessionGeneration, WalletAccount
 from apps.access.stream_cors import STREAM_PREFIX
 
 SESSION_WALLET = "sg_wallet"
@@ -14,11 +18,18 @@ SESSION_WALLET = "sg_wallet"
 def session_stands(session, user) -> bool:
     """Whether the signed-in ``user``'s ``session`` may go on: opened in the user's current
     generation (sessions from before the first sign-out everywhere carry none: 0), and, if a
-    wallet opened it, with that wallet still linked to the user."""
-    if session.get(SESSION_GENERATION, 0) != session_generation_of(user):
-        return False
+    wallet opened it, with that wallet still linked to the user. One query either way."""
     wallet_id = session.get(SESSION_WALLET)
-    return wallet_id is None or WalletAccount.objects.filter(pk=wallet_id, user_id=user.pk).exists()
+    generation = SessionGeneration.objects.filter(user_id=OuterRef("pk")).values("generation")
+    checks: dict[str, Any] = {"generation": Coalesce(Subquery(generation[:1]), 0)}
+    if wallet_id is not None:
+        checks["linked"] = Exists(
+            WalletAccount.objects.filter(pk=wallet_id, user_id=OuterRef("pk"))
+        )
+    found = get_user_model().objects.filter(pk=user.pk).values(**checks).first()
+    if found is None:
+        return False
+    return found["generation"] == session.get(SESSION_GENERATION, 0) and found.get("linked", True)
 
 
 class WalletSessionMiddleware:
