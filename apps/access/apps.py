@@ -8,11 +8,14 @@ class AccessConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, not at the top: models and what imports them load after the app registry.
+        from django.contrib.auth.signals import user_logged_in
+
         from apps.access import schema  # noqa: F401 - registers the OpenAPI auth extension
-        from apps.access.receivers import on_nft_transfer
+        from apps.access.receivers import on_nft_transfer, on_user_logged_in
         from apps.chain.signals import nft_transfer_seen
 
         nft_transfer_seen.connect(on_nft_transfer, dispatch_uid="access.on_nft_transfer")
+        user_logged_in.connect(on_user_logged_in, dispatch_uid="access.on_user_logged_in")
 
         from apps.access.selectors import gate_normal_form
         from apps.content.extensions import gate_normalizer_register

@@ -10,6 +10,11 @@ class TokenSource(models.TextChoices):
     COMMAND = "command", "create_api_token"
     SIWE = "siwe", "Sign-In with Ethereum"
     SOLANA = "solana", "Sign in with Solana"
+    ACCOUNT = "account", "Created by its owner (account page or API)"
+
+
+# Tokens a wallet sign-in issued: they stand for a signed-in device, like a browser session.
+SIGN_IN_SOURCES = (TokenSource.SIWE, TokenSource.SOLANA)
 
 
 class ApiToken(models.Model):
@@ -85,6 +90,24 @@ class WalletAccount(models.Model):
     @property
     def caip10(self) -> str:
         return f"{self.chain}:{self.address}"
+
+
+class SessionGeneration(models.Model):
+    """How many times a user signed out everywhere. A browser session remembers the number it
+    was opened under and ends once this one moved on (apps/access/middleware.py): sessions
+    are not indexed by user, so they are outdated rather than found and deleted. No row: 0."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="session_generation",
+    )
+    generation = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} sessions #{self.generation}"
 
 
 class SignInNonce(models.Model):

@@ -1,7 +1,7 @@
-"""The web UI's pages: catalog, watch, studio, upload and edit. They render the page shell and
-what the server knows; the interactive parts call the JSON API from static/js/. They compose
-the apps below access (content's selectors, chain's configured chains) with access's own file
-delivery (posters), which is why they live in the top layer."""
+"""The web UI's pages: catalog, watch, studio, upload, edit and account. They render the page
+shell and what the server knows; the interactive parts call the JSON API from static/js/. They
+compose the apps below access (content's selectors, chain's configured chains) with access's own
+file delivery (posters), which is why they live in the top layer."""
 
 import uuid
 from urllib.parse import urlencode
@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from apps.access.services import signin_policy
 from apps.access.stream import storage_response
 from apps.chain.chains import (
     KNOWN_CHAINS,
@@ -182,3 +183,20 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             },
         },
     )
+
+
+@login_required
+@require_safe
+@ensure_csrf_cookie
+def account(request: HttpRequest) -> HttpResponse:
+    """Linked wallets, API tokens, sign out everywhere: static/js/account.js drives the API."""
+    policy = signin_policy()
+    config = {
+        "evmChainIds": sorted(policy.evm_chain_ids),
+        "solanaChains": sorted(policy.solana_chains),
+        "hasPassword": request.user.has_usable_password(),
+        "chainNames": {caip2: known.name for caip2, known in KNOWN_CHAINS.items()},
+    }
+    response = render(request, "account.html", {"nav": "account", "account_config": config})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -205,15 +205,20 @@ class SignInResult:
     account: str  # CAIP-10 on the chain the message named
 
 
-def signin_ethereum(
-    *, message: str, signature: str, client_secret: str, user: User | None = None
-) -> SignInResult:
-    """Sign in (or, with ``user``, link a wallet) with an EIP-4361 message and its signature."""
+def signin_ethereum(*, message: str, signature: str, client_secret: str) -> SignInResult:
+    """Sign in with an EIP-4361 message and its signature: as the wallet's account, or a new
+    one. (Linking a wallet to the signed-in account is ``wallet_link``, never a side effect.)"""
+    claim = signin_claim_ethereum(message=message, signature=signature, client_secret=client_secret)
+    return _signed_in(claim, client_secret=client_secret, source=TokenSource.SIWE)
+
+
+def signin_claim_ethereum(*, message: str, signature: str, client_secret: str) -> SignInClaim:
+    """The account an EIP-4361 message and its signature prove (its nonce not yet spent)."""
     now = timezone.now()
     try:
         parsed = siwe_parse(message, signin_policy(), now=now)
         _nonce_check(value=parsed.nonce, namespace="eip155", client_secret=client_secret, now=now)
-        claim = siwe_verify(
+        return siwe_verify(
             parsed,
             message,
             signature,
@@ -224,7 +229,6 @@ def signin_ethereum(
         raise SignInFailed(rejected.message, reason=rejected.reason) from None
     except SignatureCheckUnavailable as error:
         raise ChainUnavailable(str(error), reason="chain_unavailable") from None
-    return _signed_in(claim, client_secret=client_secret, user=user, source=TokenSource.SIWE)
 
 
 def signin_solana(
@@ -233,17 +237,25 @@ def signin_solana(
     signature: str,
     public_key: str,
     client_secret: str,
-    user: User | None = None,
 ) -> SignInResult:
-    """Sign in (or link a wallet) with a Sign In With Solana message and its ed25519 signature."""
+    """Sign in with a Sign In With Solana message and its ed25519 signature."""
+    claim = signin_claim_solana(
+        message=message, signature=signature, public_key=public_key, client_secret=client_secret
+    )
+    return _signed_in(claim, client_secret=client_secret, source=TokenSource.SOLANA)
+
+
+def signin_claim_solana(
+    *, message: str, signature: str, public_key: str, client_secret: str
+) -> SignInClaim:
+    """The account a Sign In With Solana message and its signature prove (nonce not yet spent)."""
     now = timezone.now()
     try:
         parsed = siws_parse(message, signin_policy(), now=now)
         _nonce_check(value=parsed.nonce, namespace="solana", client_secret=client_secret, now=now)
-        claim = siws_verify(parsed, message, signature, public_key)
+        return siws_verify(parsed, message, signature, public_key)
     except SignInRejected as rejected:
         raise SignInFailed(rejected.message, reason=rejected.reason) from None
-    return _signed_in(claim, client_secret=client_secret, user=user, source=TokenSource.SOLANA)
 
 
 def _contract_wallet_provider(chain_id: int):
@@ -259,18 +271,20 @@ def _contract_wallet_provider(chain_id: int):
         raise SignatureCheckUnavailable(f"Could not reach chain {caip2}.") from error
 
 
-def _signed_in(
-    claim: SignInClaim, *, client_secret: str, user: User | None, source: str
-) -> SignInResult:
-    now = timezone.now()
+def _claim_spend(claim: SignInClaim, *, client_secret: str, now: datetime) -> None:
     # The nonce is spent in its own transaction: a sign-in refused after this point (the
     # wallet is someone else's, a concurrent first sign-in won) cannot be replayed.
     with transaction.atomic(durable=True):  # never a savepoint of some caller's transaction
         _nonce_consume(
             value=claim.nonce, namespace=claim.namespace, client_secret=client_secret, now=now
         )
+
+
+def _signed_in(claim: SignInClaim, *, client_secret: str, source: str) -> SignInResult:
+    now = timezone.now()
+    _claim_spend(claim, client_secret=client_secret, now=now)
     with transaction.atomic():
-        wallet, created_user = _wallet_for(claim, user=user, now=now)
+        wallet, created_user = _wallet_for(claim, user=None, now=now)
         token, clear = api_token_create(
             user=wallet.user,
             name=f"sign-in {claim.caip10}"[:100],
@@ -286,6 +300,35 @@ def _signed_in(
         created_user=created_user,
         account=claim.caip10,
     )
+
+
+def wallet_link(
+    *,
+    user: User,
+    namespace: str,
+    message: str,
+    signature: str,
+    client_secret: str,
+    public_key: str = "",
+) -> tuple[WalletAccount, bool]:
+    """Link the wallet that signed ``message`` (a sign-in message of ``namespace``, eip155 or
+    solana, with a fresh nonce) to ``user``; True: newly linked, False: it already was. A
+    wallet linked to another account stays there (WalletTaken), never moved. No token is issued
+    and the caller's session keeps the wallet it signed in with."""
+    if namespace == "solana":
+        claim = signin_claim_solana(
+            message=message, signature=signature, public_key=public_key, client_secret=client_secret
+        )
+    else:
+        claim = signin_claim_ethereum(
+            message=message, signature=signature, client_secret=client_secret
+        )
+    now = timezone.now()
+    _claim_spend(claim, client_secret=client_secret, now=now)
+    with transaction.atomic():
+        known = WalletAccount.objects.filter(address_key=_address_key(claim), user=user).exists()
+        wallet, _ = _wallet_for(claim, user=user, now=now)
+    return wallet, not known
 
 
 def _address_key(claim: SignInClaim) -> str:
@@ -307,7 +350,9 @@ def _wallet_for(
     if wallet is not None:
         if user is not None and wallet.user_id != user.pk:
             raise WalletTaken(
-                "This wallet is linked to another account.", reason="wallet_linked_elsewhere"
+                "This wallet is linked to another StreamGate account. Sign in with it and "
+                "unlink it there first.",
+                reason="wallet_linked_elsewhere",
             )
         if not wallet.user.is_active:
             raise SignInFailed("This account is disabled.", reason="account_disabled")

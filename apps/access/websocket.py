@@ -11,6 +11,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
+from apps.access.middleware import session_stands
 from apps.access.selectors import api_token_authenticate
 from apps.access.services import api_token_touch
 
@@ -100,6 +101,23 @@ class BearerTokenAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+class SessionStandsMiddleware(BaseMiddleware):
+    """A session user whose session no longer stands (apps/access/middleware.py: a sign-out
+    everywhere since, or its sign-in wallet unlinked) is anonymous here, as in a page."""
+
+    async def __call__(self, scope: dict[str, Any], receive, send):
+        user, session = scope.get("user"), scope.get("session")
+        signed_in = user is not None and user.is_authenticated and session is not None
+        if signed_in and not await database_sync_to_async(session_stands)(session, user):
+            from django.contrib.auth.models import AnonymousUser
+
+            scope = dict(scope, user=AnonymousUser())
+        return await super().__call__(scope, receive, send)
+
+
 def websocket_auth_stack(inner):
-    """Origin check for cookie handshakes, then session auth, then bearer-token auth."""
-    return CookieOriginValidator(AuthMiddlewareStack(BearerTokenAuthMiddleware(inner)))
+    """Origin check for cookie handshakes, then session auth (while the session stands), then
+    bearer-token auth."""
+    return CookieOriginValidator(
+        AuthMiddlewareStack(SessionStandsMiddleware(BearerTokenAuthMiddleware(inner)))
+    )

@@ -89,6 +89,12 @@ class SignInClient(APIClient):
         text = siwe_text(account.address, self.nonce(), **fields)
         return self.siwe(text, sign(text, account))
 
+    def siwe_link(self, account=BOB, **fields):
+        """Link ``account``'s wallet to the account this client is signed in to."""
+        text = siwe_text(account.address, self.nonce(), **fields)
+        body = {"namespace": "eip155", "message": text, "signature": sign(text, account)}
+        return self.post("/api/v1/auth/wallets/", body, format="json")
+
 
 @pytest.fixture
 def signin_client() -> SignInClient:

@@ -61,9 +61,8 @@ def test_logout_revokes_the_token_and_ends_the_session(signin_client):
 def test_wallets_are_listed_and_unlinked(signin_client):
     token = signin_client.siwe_sign_in(ALICE).json()["token"]
     client = bearer(token)
-    linking = SignInClient()
-    linking.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    bob_token = linking.siwe_sign_in(BOB).json()["token"]
+    assert signin_client.siwe_link(BOB).status_code == 201
+    bob_token = SignInClient().siwe_sign_in(BOB).json()["token"]
     wallets = client.get("/api/v1/auth/wallets/").json()
     assert [w["address"] for w in wallets] == [ALICE.address, BOB.address]
     assert wallets[0]["account"] == f"eip155:1:{ALICE.address}"
@@ -81,10 +80,9 @@ def test_wallets_are_listed_and_unlinked(signin_client):
 def test_a_session_ends_when_its_sign_in_wallet_is_unlinked(signin_client):
     """A browser session opened by Bob's wallet does not outlive Bob's unlinking."""
     token = signin_client.siwe_sign_in(ALICE).json()["token"]
+    assert signin_client.siwe_link(BOB).status_code == 201
     browser = SignInClient()
-    browser.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert browser.siwe_sign_in(BOB).status_code == 200  # links Bob; the session is Bob's
-    browser.credentials()  # from now on the session alone
+    assert browser.siwe_sign_in(BOB).status_code == 200  # Alice's account, by Bob's wallet
     assert browser.get("/api/v1/auth/me/").status_code == 200
     bob = WalletAccount.objects.get(address=BOB.address)
     assert bearer(token).delete(f"/api/v1/auth/wallets/{bob.pk}/").status_code == 204

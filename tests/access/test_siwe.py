@@ -232,26 +232,20 @@ def test_two_concurrent_verifies_of_one_nonce_exactly_one_wins():
     assert SignInNonce.objects.get().used_at is not None
 
 
-def test_signing_in_while_signed_in_links_the_wallet(signin_client, client_for):
+def test_signing_in_while_signed_in_signs_in_and_never_links(signin_client, client_for):
+    """Linking is explicit (POST auth/wallets/, tests/access/test_account.py): a sign-in made
+    while signed in, on a shared computer say, must not add the wallet to whoever was there."""
     creator = CreatorFactory()
-    client = client_for(creator)
-    linking = SignInClient()
-    linking.credentials(**client._credentials)
-    response = linking.siwe_sign_in(ALICE)
+    client = signin_client
+    client.force_login(creator)
+    client.credentials(**client_for(creator)._credentials)
+    response = client.siwe_sign_in(ALICE)
     assert response.status_code == 200
     wallet = WalletAccount.objects.get()
-    assert wallet.user == creator
-    # The same wallet cannot then be linked to someone else.
-    other = SignInClient()
-    other.credentials(**client_for(CreatorFactory())._credentials)
-    text = siwe_text(ALICE.address, other.nonce())
-    response = other.siwe(text, sign(text))
-    assert response.status_code == 409
-    assert response.json()["reason"] == "wallet_linked_elsewhere"
-    refused(other.siwe(text, sign(text)), "nonce_used")  # the refused message is spent
-    # Signing in with it (not signed in) is signing in as the creator.
-    response = SignInClient().siwe_sign_in(ALICE)
-    assert api_token_authenticate(response.json()["token"]).user == creator
+    assert wallet.user != creator
+    assert api_token_authenticate(response.json()["token"]).user == wallet.user
+    client.credentials()  # the session alone: it is now Alice's account's
+    assert client.get("/api/v1/auth/me/").json()["username"] == wallet.user.username
 
 
 def test_the_sign_in_endpoints_are_throttled(signin_client, monkeypatch):

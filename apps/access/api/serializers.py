@@ -38,8 +38,31 @@ class SignInOutputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class WalletLinkInputSerializer(serializers.Serializer):
+    namespace = serializers.ChoiceField(
+        choices=["eip155", "solana"],
+        help_text="eip155: an EIP-4361 message (nonce from auth/siwe/nonce/); solana: a Sign In "
+        "With Solana message (nonce from auth/solana/nonce/) and its public_key.",
+    )
+    message = serializers.CharField(
+        max_length=settings.SIGNIN_MESSAGE_MAX_LENGTH,
+        trim_whitespace=False,
+        help_text="The sign-in message exactly as signed.",
+    )
+    signature = serializers.CharField(max_length=4200, help_text="0x hex or base58 (Solana).")
+    public_key = serializers.CharField(
+        max_length=50, required=False, help_text="base58 public key (Solana only)."
+    )
+
+    def validate(self, data):
+        if data["namespace"] == "solana" and not data.get("public_key"):
+            raise serializers.ValidationError({"public_key": ["A Solana link needs public_key."]})
+        return data
+
+
 class WalletOutputSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="caip10")
+    current = serializers.SerializerMethodField()
 
     class Meta:
         model = WalletAccount
@@ -52,7 +75,12 @@ class WalletOutputSerializer(serializers.ModelSerializer):
             "kind",
             "created_at",
             "last_sign_in_at",
+            "current",
         ]
+
+    def get_current(self, wallet: WalletAccount) -> bool:
+        """Whether this browser session was opened by signing in with this wallet."""
+        return wallet.pk == self.context.get("session_wallet")
 
 
 class ApiTokenOutputSerializer(serializers.ModelSerializer):
@@ -78,6 +106,39 @@ class ApiTokenOutputSerializer(serializers.ModelSerializer):
         """Whether this request is authenticated by this token."""
         auth = self.context.get("auth")
         return isinstance(auth, ApiToken) and auth.pk == token.pk
+
+
+class TokenCreateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=100, help_text="What the token is for, to tell it apart (1-100 characters)."
+    )
+    expires_in_days = serializers.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        allow_null=True,
+        help_text="Days until the token stops working; empty: it never expires.",
+    )
+
+
+class TokenCreatedOutputSerializer(ApiTokenOutputSerializer):
+    token = serializers.CharField(
+        source="clear", help_text="The secret, for Authorization: Bearer. Shown this once only."
+    )
+
+    class Meta(ApiTokenOutputSerializer.Meta):
+        fields = [*ApiTokenOutputSerializer.Meta.fields, "token"]
+
+
+class SignOutEverywhereInputSerializer(serializers.Serializer):
+    revoke_api_tokens = serializers.BooleanField(
+        default=False, help_text="Also revoke every API token (wallet sign-in tokens always are)."
+    )
+
+
+class SignOutEverywhereOutputSerializer(serializers.Serializer):
+    tokens_revoked = serializers.IntegerField()
+    signed_out_at = serializers.DateTimeField()
 
 
 class MeOutputSerializer(serializers.Serializer):

@@ -8,6 +8,11 @@ urlpatterns = [
     path("auth/solana/nonce/", views.SolanaNonceView.as_view(), name="solana-nonce"),
     path("auth/solana/verify/", views.SolanaVerifyView.as_view(), name="solana-verify"),
     path("auth/logout/", views.LogoutView.as_view(), name="logout"),
+    path(
+        "auth/logout/everywhere/",
+        views.LogoutEverywhereView.as_view(),
+        name="logout-everywhere",
+    ),
     path("auth/me/", views.MeView.as_view(), name="me"),
     path("auth/wallets/", views.WalletListView.as_view(), name="wallet-list"),
     path("auth/wallets/<int:wallet_id>/", views.WalletDetailView.as_view(), name="wallet-detail"),

@@ -1,6 +1,7 @@
 """Access API: wallet sign-in, credentials, wallets and playback. Thin doors into services."""
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import login, logout
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.access.account import account_sign_out_everywhere, account_token_create
 from apps.access.api.serializers import (
     ApiTokenOutputSerializer,
     ErrorOutputSerializer,
@@ -19,8 +21,13 @@ from apps.access.api.serializers import (
     NonceOutputSerializer,
     PlaybackOutputSerializer,
     SignInOutputSerializer,
+    SignOutEverywhereInputSerializer,
+    SignOutEverywhereOutputSerializer,
     SiweVerifyInputSerializer,
     SolanaVerifyInputSerializer,
+    TokenCreatedOutputSerializer,
+    TokenCreateInputSerializer,
+    WalletLinkInputSerializer,
     WalletOutputSerializer,
 )
 from apps.access.middleware import SESSION_WALLET
@@ -33,6 +40,7 @@ from apps.access.services import (
     signin_ethereum,
     signin_nonce_issue,
     signin_solana,
+    wallet_link,
     wallet_unlink,
 )
 from apps.content.selectors import content_visible_get, user_is_creator
@@ -114,8 +122,8 @@ def _signed_in(request: Request, result: SignInResult) -> Response:
 
 
 class VerifyView(_SignInView):
-    """Check a signed sign-in message; the caller gets a token (and a session). Signed in
-    already, the wallet is linked to the caller's account instead."""
+    """Check a signed sign-in message; the caller gets a token (and a session) of the wallet's
+    account, whoever was signed in before. Linking is explicit: POST auth/wallets/."""
 
     input_serializer: type = SiweVerifyInputSerializer
     verify = staticmethod(signin_ethereum)
@@ -123,17 +131,13 @@ class VerifyView(_SignInView):
     def post(self, request: Request) -> Response:
         data = self.input_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = self.verify(
-            **data.validated_data,
-            client_secret=_client_secret(request),
-            user=request.user if request.user.is_authenticated else None,
-        )
+        result = self.verify(**data.validated_data, client_secret=_client_secret(request))
         return _signed_in(request, result)
 
 
 @extend_schema_view(
     post=extend_schema(
-        summary="Sign in with Ethereum (EIP-4361); signed in already: link the wallet",
+        summary="Sign in with Ethereum (EIP-4361), as the wallet's account",
         request=SiweVerifyInputSerializer,
         responses={200: SignInOutputSerializer, **ERRORS},
     )
@@ -145,7 +149,7 @@ class SiweVerifyView(VerifyView):
 
 @extend_schema_view(
     post=extend_schema(
-        summary="Sign in with Solana; signed in already: link the wallet",
+        summary="Sign in with Solana, as the wallet's account",
         request=SolanaVerifyInputSerializer,
         responses={200: SignInOutputSerializer, **ERRORS},
     )
@@ -170,6 +174,29 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class LogoutEverywhereView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="End every session of yours (all devices, this one too) and the tokens wallet "
+        "sign-ins issued; optionally revoke every API token",
+        request=SignOutEverywhereInputSerializer,
+        responses={200: SignOutEverywhereOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = SignOutEverywhereInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        done = account_sign_out_everywhere(
+            user=request.user, revoke_api_tokens=data.validated_data["revoke_api_tokens"]
+        )
+        logout(request._request)
+        return Response(
+            SignOutEverywhereOutputSerializer(
+                {"tokens_revoked": done.tokens_revoked, "signed_out_at": done.at}
+            ).data
+        )
+
+
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -183,20 +210,53 @@ class MeView(APIView):
                     "is_creator": user_is_creator(user),
                     "is_staff": user.is_staff,
                     "wallets": wallets_of(user),
-                }
+                },
+                context=_wallet_context(request),
             ).data
         )
 
 
+def _wallet_context(request: Request) -> dict:
+    return {"session_wallet": request.session.get(SESSION_WALLET)}
+
+
 class WalletListView(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [StrictScopedRateThrottle]  # linking checks a signature, as sign-in does
+    throttle_scope = "signin"
+
+    def get_throttles(self):
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(summary="Your linked wallets", responses=WalletOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        wallets = wallets_of(request.user)
+        return Response(
+            WalletOutputSerializer(wallets, many=True, context=_wallet_context(request)).data
+        )
 
     @extend_schema(
-        summary="Your linked wallets (link more by signing in while signed in)",
-        responses=WalletOutputSerializer(many=True),
+        summary="Link another wallet: sign a fresh nonce's sign-in message with it",
+        request=WalletLinkInputSerializer,
+        responses={
+            201: WalletOutputSerializer,
+            200: OpenApiResponse(WalletOutputSerializer, description="Already yours"),
+            **ERRORS,
+            409: OpenApiResponse(ErrorOutputSerializer, description="Linked to another account"),
+        },
     )
-    def get(self, request: Request) -> Response:
-        return Response(WalletOutputSerializer(wallets_of(request.user), many=True).data)
+    def post(self, request: Request) -> Response:
+        data = WalletLinkInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wallet, linked = wallet_link(
+            user=request.user, **data.validated_data, client_secret=_client_secret(request)
+        )
+        response = Response(
+            WalletOutputSerializer(wallet, context=_wallet_context(request)).data,
+            status=status.HTTP_201_CREATED if linked else status.HTTP_200_OK,
+        )
+        response.delete_cookie(settings.SIGNIN_COOKIE, path="/api/v1/auth/")
+        return response
 
 
 class WalletDetailView(APIView):
@@ -223,6 +283,28 @@ class TokenListView(APIView):
         return Response(
             ApiTokenOutputSerializer(tokens, many=True, context={"auth": request.auth}).data
         )
+
+    @extend_schema(
+        summary="Create a named API token; its secret is in this answer only",
+        request=TokenCreateInputSerializer,
+        responses={201: TokenCreatedOutputSerializer, 400: ERRORS[400]},
+    )
+    def post(self, request: Request) -> Response:
+        data = TokenCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        days = data.validated_data.get("expires_in_days")
+        token, clear = account_token_create(
+            user=request.user,
+            name=data.validated_data["name"],
+            expires_in=timedelta(days=days) if days else None,
+        )
+        token.clear = clear  # type: ignore[attr-defined]  # shown once, never stored
+        response = Response(
+            TokenCreatedOutputSerializer(token, context={"auth": request.auth}).data,
+            status=status.HTTP_201_CREATED,
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class TokenDetailView(APIView):

@@ -1,0 +1,55 @@
+"""What a signed-in user does to their own account besides wallets: API tokens they name, and
+signing out everywhere. (Wallet linking and unlinking are in services.py, next to sign-in.)"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.access.models import SIGN_IN_SOURCES, ApiToken, SessionGeneration, TokenSource
+from apps.access.services import api_token_create
+
+SESSION_GENERATION = "sg_generation"  # the session key holding the generation it was opened in
+
+
+def account_token_create(
+    *, user: User, name: str, expires_in: timedelta | None = None
+) -> tuple[ApiToken, str]:
+    """A named API token for ``user``; returns it and its clear value, shown once, never kept."""
+    expires_at = timezone.now() + expires_in if expires_in else None
+    return api_token_create(user=user, name=name, expires_at=expires_at, source=TokenSource.ACCOUNT)
+
+
+def session_generation_of(user: AbstractBaseUser) -> int:
+    """The generation a session of ``user`` must carry to stand (0 until a first sign-out)."""
+    found = SessionGeneration.objects.filter(user_id=user.pk).values_list("generation", flat=True)
+    return found.first() or 0
+
+
+@dataclass(frozen=True)
+class SignedOutEverywhere:
+    generation: int
+    tokens_revoked: int
+    at: datetime
+
+
+@transaction.atomic
+def account_sign_out_everywhere(*, user: User, revoke_api_tokens: bool) -> SignedOutEverywhere:
+    """End every browser session of ``user`` (they carry an older generation from now on) and
+    revoke the tokens wallet sign-ins issued, which stand for signed-in devices too; with
+    ``revoke_api_tokens``, every other token of theirs as well. Takes effect at the next
+    request of each device, since token revocation moves the ``auth`` version at commit."""
+    now = timezone.now()
+    SessionGeneration.objects.get_or_create(user=user)
+    SessionGeneration.objects.filter(user=user).update(generation=F("generation") + 1)
+    live = Q(expires_at=None) | Q(expires_at__gt=now)
+    tokens = ApiToken.objects.filter(live, user=user, revoked_at=None)
+    if not revoke_api_tokens:
+        tokens = tokens.filter(source__in=SIGN_IN_SOURCES)
+    revoked = tokens.update(revoked_at=now)
+    return SignedOutEverywhere(
+        generation=session_generation_of(user), tokens_revoked=revoked, at=now
+    )
