@@ -139,6 +139,7 @@ def test_every_page_fits_and_passes_axe(browser, site, viewport, scheme):
         (f"/studio/{processing}/", "edit"),
         (f"/studio/{failed}/", "edit-failed"),
         (f"/watch/{processing}/", "watch-processing"),
+        ("/account/", "account"),
     ]:
         problems += _check(page, f"{site}{path}", f"{tag}-{name}")
     context.clear_cookies()
