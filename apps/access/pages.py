@@ -13,8 +13,16 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from apps.access.gate_words import ChainLabel, Requirement, gate_words
+from apps.access.gates import GateInvalid, gate_validate
 from apps.access.stream import storage_response
-from apps.chain.chains import configured_chains, configured_evm_chains
+from apps.chain.chains import (
+    EXPLORERS,
+    ChainNotConfigured,
+    chain,
+    configured_chains,
+    configured_evm_chains,
+)
 from apps.content.models import ContentStatus
 from apps.content.selectors import (
     content_can_manage,
@@ -37,6 +45,25 @@ def catalog(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"nav": "catalog", "contents": contents})
 
 
+def _chain_label(caip2: str) -> ChainLabel:
+    try:
+        name = chain(caip2).name
+    except ChainNotConfigured:
+        name = caip2
+    return ChainLabel(name, EXPLORERS.get(caip2, ""))
+
+
+def _gate_in_words(gate: dict | None) -> Requirement | None:
+    """What a gated content asks of its viewers, in words (None for open content, or for a
+    gate saved before validation that no longer validates: playback explains that one)."""
+    if gate is None:
+        return None
+    try:
+        return gate_words(gate_validate(gate), _chain_label)
+    except GateInvalid:
+        return None
+
+
 @require_safe
 @ensure_csrf_cookie
 def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
@@ -50,11 +77,19 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
         "canManage": content_can_manage(user=request.user, content=content),
         "embed": embed,
         "signIn": f"/signin/?next=/watch/{content.id}/",
+        "publicUrl": settings.STREAMGATE_PUBLIC_URL,
+        "title": content.title,
     }
     response = render(
         request,
         "watch.html",
-        {"nav": "catalog", "content": content, "watch_config": config, "embed": embed},
+        {
+            "nav": "catalog",
+            "content": content,
+            "watch_config": config,
+            "embed": embed,
+            "gate_words": _gate_in_words(content.gate),
+        },
     )
     if embed:  # the player alone, for the creator's <iframe> on other sites
         response.xframe_options_exempt = True
