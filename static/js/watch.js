@@ -48,7 +48,11 @@
 
   async function grant() {
     if (config.status !== "ready") return;
-    const answer = await SG.api("POST", `/api/v1/contents/${config.id}/playback/`);
+    // The first answer was asked for by watch_grant.js while hls.js loaded; later ones (check
+    // again, an expired link) are asked for here.
+    const first = window.StreamGateFirstGrant;
+    window.StreamGateFirstGrant = null;
+    const answer = await (first || SG.api("POST", `/api/v1/contents/${config.id}/playback/`));
     if (answer.status === 200) return play(answer.data);
     const message = SG.message(answer.data, "This video cannot be played.");
     const detail = escape(message);

@@ -127,6 +127,14 @@ def test_the_player_s_controls_and_a_gated_video_s_explanation(
     assert "width:100%" in embed
     assert 'title="Field notes"' in embed
     screenshot(page, "player-share")
+    page.get_by_label("Start at").check()  # the video stands at 0 s after Home: no ?t=
+    assert page.get_by_test_id("share-link").input_value() == watch_url
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    page.keyboard.press("l")
+    page.get_by_role("button", name="Share").click()
+    assert page.get_by_test_id("share-link").input_value() == f"{watch_url}?t=10"
+    assert "?embed=1&amp;t=10" in page.get_by_test_id("share-embed").input_value()
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
 
@@ -153,6 +161,10 @@ def test_the_player_s_controls_and_a_gated_video_s_explanation(
         assert box["height"] >= 24, box
         assert box["width"] >= 24, box
     screenshot(page, "player-phone")
+
+    # A shared link's start time.
+    page.goto(f"{watch_url}?t=10")
+    wait_until(page, f"{VIDEO}.currentTime >= 9.9 && !{VIDEO}.seeking")
 
     # The same video gated, seen signed out: its poster and its gate in words.
     gate = {"erc721": {"chain": "eip155:137", "contract": NFT, "token_id": None}}
