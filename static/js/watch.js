@@ -27,13 +27,16 @@
     $("controls").hidden = true;
   }
   // A refusal of gated content: the poster, what the gate asks in words (rendered by the
-  // server), then ``lead``, ``detail`` and the actions. Falls back to plain text without it.
-  function showGate(lead, detail, actions) {
+  // server), then ``lead``, ``detail``, what was checked (the server's rule-by-rule answer,
+  // folded away) and the actions. Falls back to plain text without the panel.
+  function showGate(lead, detail, actions, checked = "") {
     const template = $("gate-panel");
-    if (!template) return showState(`<p><strong>${escape(lead)}</strong></p><p data-testid="requirement">${escape(detail)}</p><p>${actions}</p>`);
+    if (!template) return showState(`<p><strong>${escape(lead)}</strong></p><p data-testid="requirement">${escape(checked || detail)}</p><p>${actions}</p>`);
     const panel = template.content.firstElementChild.cloneNode(true);
     panel.querySelector('[data-slot="lead"]').textContent = lead;
     panel.querySelector('[data-slot="detail"]').textContent = detail;
+    panel.querySelector('[data-slot="requirement"]').textContent = checked;
+    panel.querySelector('[data-slot="checked"]').hidden = !checked;
     panel.querySelector('[data-slot="actions"]').innerHTML = actions;
     showState("");
     state.classList.add("gated");
@@ -62,7 +65,9 @@
       const reason = answer.data && answer.data.reason;
       const unchecked = reason === "chain_not_configured" || reason === "gate_invalid";
       const lead = reason === "no_wallet" ? "Link a wallet to watch." : unchecked ? "This video's access rule cannot be checked here." : "This video is for holders only.";
-      showGate(lead, message, `<a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button>`);
+      const denied = reason === "gate_denied";
+      const friendly = "None of your linked wallets holds what this video needs yet. Just got it? Check again in a minute.";
+      showGate(lead, denied ? friendly : message, `<a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button>`, denied ? message : "");
       $("check-again").addEventListener("click", grant);
     } else if (answer.status === 409) {
       showState(`<p>This video is still processing. ${detail}</p>`);

@@ -84,10 +84,17 @@ def test_a_wallet_signs_in_and_plays_once_it_holds_the_pass(
         raise AssertionError(page.locator("#wallet-status").text_content()) from None
     assert page.get_by_test_id("whoami").text_content().startswith(viewer.address[:10].lower())
 
+    page.get_by_text("This video is for holders only.").wait_for()
+    page.get_by_text("What was checked").click()  # the rule-by-rule answer, folded away
     requirement = page.get_by_test_id("requirement")
     requirement.wait_for()
     assert deployed.nft721.address in requirement.text_content()
     assert chain in requirement.text_content()
+    # Signed in without the token: the poster and the gate in words stay on the page.
+    assert page.get_by_test_id("gate-poster").is_visible()
+    words = page.get_by_test_id("gate-words").text_content()
+    assert f"contract {deployed.nft721.address} on eth-tester." in words
+    screenshot(page, "watch-denied")
 
     owner = tester_chain.accounts[0]
     send(deployed.nft721.functions.mint(viewer.address), owner)
