@@ -19,10 +19,10 @@ from apps.access.stream import storage_response
 from apps.chain.chains import (
     EXPLORERS,
     ChainNotConfigured,
-    chain,
     configured_chains,
     configured_evm_chains,
 )
+from apps.chain.chains import chain as chain_config
 from apps.content.models import ContentStatus
 from apps.content.selectors import (
     content_can_manage,
@@ -47,7 +47,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 def _chain_label(caip2: str) -> ChainLabel:
     try:
-        name = chain(caip2).name
+        name = chain_config(caip2).name
     except ChainNotConfigured:
         name = caip2
     return ChainLabel(name, EXPLORERS.get(caip2, ""))
