@@ -16,9 +16,12 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from apps.access.gate_words import ChainLabel, Requirement, gate_words
+from apps.access.gates import GateInvalid, gate_validate
 from apps.access.services import signin_policy
 from apps.access.stream import storage_response
 from apps.chain.chains import (
+    EXPLORERS,
     KNOWN_CHAINS,
     chain_name,
     configured_chains,
@@ -96,6 +99,21 @@ def creator(request: HttpRequest, username: str) -> HttpResponse:
     return render(request, "home.html", {**_listing(request, owner=username), "creator": owner})
 
 
+def _chain_label(caip2: str) -> ChainLabel:
+    return ChainLabel(chain_name(caip2), EXPLORERS.get(caip2, ""))
+
+
+def _gate_in_words(gate: dict | None) -> Requirement | None:
+    """What a gated content asks of its viewers, in words (None for open content, or for a
+    gate saved before validation that no longer validates: playback explains that one)."""
+    if gate is None:
+        return None
+    try:
+        return gate_words(gate_validate(gate), _chain_label)
+    except GateInvalid:
+        return None
+
+
 @require_safe
 @ensure_csrf_cookie
 def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
@@ -109,11 +127,19 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
         "canManage": content_can_manage(user=request.user, content=content),
         "embed": embed,
         "signIn": f"/signin/?next=/watch/{content.id}/",
+        "publicUrl": settings.STREAMGATE_PUBLIC_URL,
+        "title": content.title,
     }
     response = render(
         request,
         "watch.html",
-        {"nav": "catalog", "content": content, "watch_config": config, "embed": embed},
+        {
+            "nav": "catalog",
+            "content": content,
+            "watch_config": config,
+            "embed": embed,
+            "gate_words": _gate_in_words(content.gate),
+        },
     )
     if embed:  # the player alone, for the creator's <iframe> on other sites
         response.xframe_options_exempt = True

@@ -71,6 +71,19 @@ KNOWN_CHAINS = {
     )
 }
 
+# Where viewers can look an address up (the watch page links a gate's contract there); local
+# and test chains have no public explorer.
+EXPLORERS = {
+    "eip155:1": "https://etherscan.io/address/{address}",
+    "eip155:10": "https://optimistic.etherscan.io/address/{address}",
+    "eip155:137": "https://polygonscan.com/address/{address}",
+    "eip155:8453": "https://basescan.org/address/{address}",
+    "eip155:42161": "https://arbiscan.io/address/{address}",
+    "eip155:11155111": "https://sepolia.etherscan.io/address/{address}",
+    "solana:mainnet": "https://explorer.solana.com/address/{address}",
+    "solana:devnet": "https://explorer.solana.com/address/{address}?cluster=devnet",
+}
+
 _OVERRIDABLE = {"confirmations", "log_range", "finalized_tag", "max_base_fee_gwei"}
 
 

@@ -1,5 +1,7 @@
-// The watch page: ask for signed playback URLs, explain any refusal, then play with hls.js (or
-// native HLS), a quality menu, and storyboard previews on the seek bar (the WebVTT sprite track).
+// The watch page: ask for signed playback URLs, explain any refusal (with the gate in words and
+// the poster, templates/partials/gate_panel.html), then play with hls.js (or native HLS), a
+// quality menu that says which rung Auto chose, and storyboard previews with their time on the
+// seek bar (the WebVTT sprite track). The buttons and keys are player_controls.js's.
 "use strict";
 (() => {
   const config = JSON.parse(document.getElementById("watch-config").textContent);
@@ -19,15 +21,29 @@
 
   function showState(html) {
     state.hidden = false;
+    state.classList.remove("gated");
     state.innerHTML = html;
     video.hidden = true;
     $("controls").hidden = true;
   }
+  // A refusal of gated content: the poster, what the gate asks in words (rendered by the
+  // server), then ``lead``, ``detail``, what was checked (the server's rule-by-rule answer,
+  // folded away) and the actions. Falls back to plain text without the panel.
+  function showGate(lead, detail, actions, checked = "") {
+    const template = $("gate-panel");
+    if (!template) return showState(`<p><strong>${escape(lead)}</strong></p><p data-testid="requirement">${escape(checked || detail)}</p><p>${actions}</p>`);
+    const panel = template.content.firstElementChild.cloneNode(true);
+    panel.querySelector('[data-slot="lead"]').textContent = lead;
+    panel.querySelector('[data-slot="detail"]').textContent = detail;
+    panel.querySelector('[data-slot="requirement"]').textContent = checked;
+    panel.querySelector('[data-slot="checked"]').hidden = !checked;
+    panel.querySelector('[data-slot="actions"]').innerHTML = actions;
+    showState("");
+    state.classList.add("gated");
+    state.appendChild(panel);
+  }
   const escape = (text) => String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-  const clock = (seconds) => {
-    const s = Math.max(0, Math.floor(seconds || 0));
-    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-  };
+  const clock = window.StreamGatePlayer ? window.StreamGatePlayer.clock : (seconds) => `${Math.floor(seconds || 0)} s`;
 
   const target = config.embed ? ' target="_top"' : "";  // sign in outside an <iframe>
   let storyboardBase = null;
@@ -35,16 +51,23 @@
 
   async function grant() {
     if (config.status !== "ready") return;
-    const answer = await SG.api("POST", `/api/v1/contents/${config.id}/playback/`);
+    // The first answer was asked for by watch_grant.js while hls.js loaded; later ones (check
+    // again, an expired link) are asked for here.
+    const first = window.StreamGateFirstGrant;
+    window.StreamGateFirstGrant = null;
+    const answer = await (first || SG.api("POST", `/api/v1/contents/${config.id}/playback/`));
     if (answer.status === 200) return play(answer.data);
-    const detail = escape(SG.message(answer.data, "This video cannot be played."));
+    const message = SG.message(answer.data, "This video cannot be played.");
+    const detail = escape(message);
     if (answer.status === 401) {
-      showState(`<p><strong>Sign in to watch.</strong></p><p>${detail}</p><p><a class="btn" href="${config.signIn}"${target}>Sign in with your wallet</a></p>`);
+      showGate("Sign in to watch.", $("gate-panel") ? "" : message, `<a class="btn" href="${config.signIn}"${target}>Sign in with your wallet</a>`);
     } else if (answer.status === 403) {
       const reason = answer.data && answer.data.reason;
       const unchecked = reason === "chain_not_configured" || reason === "gate_invalid";
       const lead = reason === "no_wallet" ? "Link a wallet to watch." : unchecked ? "This video's access rule cannot be checked here." : "This video is for holders only.";
-      showState(`<p><strong>${lead}</strong></p><p data-testid="requirement">${detail}</p><p><a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button></p>`);
+      const denied = reason === "gate_denied";
+      const friendly = "None of your linked wallets holds what this video needs yet. Just got it? Check again in a minute.";
+      showGate(lead, denied ? friendly : message, `<a class="btn secondary" href="${config.signIn}"${target}>Use another wallet</a> <button class="btn" type="button" id="check-again">Check again</button>`, denied ? message : "");
       $("check-again").addEventListener("click", grant);
     } else if (answer.status === 409) {
       showState(`<p>This video is still processing. ${detail}</p>`);
@@ -59,6 +82,7 @@
 
   function play(urls) {
     state.hidden = true;
+    state.classList.remove("gated");
     video.hidden = false;
     $("controls").hidden = false;
     const base = urls.hls_url.replace(/master\.m3u8$/, "");
@@ -80,6 +104,7 @@
             menu.appendChild(option);
           });
       });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (event, data) => showAutoLevel(data.level));
       hls.on(Hls.Events.ERROR, (event, data) => {
         if (!data.fatal) return;
         if (data.response && data.response.code === 403) {
@@ -99,6 +124,10 @@
       showState("<p>This browser cannot play HLS video.</p>");
       return;
     }
+    // Helpers merged into the player, when loaded: called again for each new hls.js instance
+    // (a renewed link), whose tracks they then follow.
+    if (window.StreamGateCaptions) window.StreamGateCaptions.attach({ hls, video, container: $("captions-slot") });
+    if (window.StreamGateBeacons) window.StreamGateBeacons.attach({ hls, video, contentId: config.id });
     storyboardBase = base;
     if (!storyboardLoaded) {
       storyboardLoaded = true;
@@ -106,23 +135,21 @@
     }
   }
 
-  $("quality").addEventListener("change", (event) => { if (hls) hls.currentLevel = parseInt(event.target.value, 10); });
-  $("play").addEventListener("click", () => (video.paused ? video.play() : video.pause()));
-  video.addEventListener("play", () => { $("play").textContent = "❚❚ Pause"; $("play").setAttribute("aria-label", "Pause"); });
-  video.addEventListener("pause", () => { $("play").textContent = "▶ Play"; $("play").setAttribute("aria-label", "Play"); });
-  $("mute").addEventListener("click", () => { video.muted = !video.muted; $("mute").textContent = video.muted ? "Unmute" : "Mute"; });
-  $("fullscreen").addEventListener("click", () => ($("player").requestFullscreen ? $("player").requestFullscreen() : null));
-  video.addEventListener("loadedmetadata", () => { $("seek").max = String(video.duration || 0); });
-  video.addEventListener("timeupdate", () => {
-    if (!seeking) $("seek").value = String(video.currentTime);
-    $("time").textContent = `${clock(video.currentTime)} / ${clock(video.duration)}`;
+  $("quality").addEventListener("change", (event) => {
+    if (!hls) return;
+    hls.currentLevel = parseInt(event.target.value, 10);
+    showAutoLevel(hls.currentLevel);
   });
-  let seeking = false;
-  $("seek").addEventListener("input", () => { seeking = true; });
-  $("seek").addEventListener("change", () => { video.currentTime = parseFloat($("seek").value); seeking = false; });
+  // "Auto (720p)": the rung hls.js chose, as YouTube's menu shows it.
+  function showAutoLevel(index) {
+    const level = hls && hls.levels[index];
+    $("quality").options[0].textContent = level && hls.autoLevelEnabled ? `Auto (${rungName(level)})` : "Auto";
+  }
 
   // Storyboard previews: cues "start --> end" + "storyboard/sprite-001.jpg#xywh=x,y,w,h".
   // Cue images resolve against the current link's folder (it changes when a link is renewed).
+  // Hovering the seek bar always shows the time there; the picture once the cues are loaded.
+  let cues = [];
   async function storyboard() {
     let text;
     try {
@@ -131,29 +158,35 @@
       text = await response.text();
     } catch (error) { return; }
     const seconds = (stamp) => stamp.split(":").reduce((total, part) => total * 60 + parseFloat(part), 0);
-    const cues = [];
     for (const block of text.split(/\n\n+/)) {
       const match = block.match(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/);
       if (match) cues.push({ start: seconds(match[1]), end: seconds(match[2]), image: match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
     }
-    if (!cues.length) return;
-    const seek = $("seek");
-    const preview = $("preview");
-    seek.addEventListener("mousemove", (event) => {
-      const box = seek.getBoundingClientRect();
-      const ratio = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
-      const at = ratio * (video.duration || cues[cues.length - 1].end);
-      const cue = cues.find((c) => at >= c.start && at < c.end) || cues[cues.length - 1];
-      preview.style.display = "block";
-      preview.style.left = `${ratio * 100}%`;
+  }
+  const seekBar = $("seek");
+  const preview = $("preview");
+  seekBar.addEventListener("mousemove", (event) => {
+    const length = Number.isFinite(video.duration) && video.duration ? video.duration : cues.length ? cues[cues.length - 1].end : 0;
+    if (!length) return;
+    const box = seekBar.getBoundingClientRect();
+    const ratio = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+    const at = ratio * length;
+    const cue = cues.find((c) => at >= c.start && at < c.end) || cues[cues.length - 1];
+    preview.style.display = "block";
+    // Kept inside the bar: a preview at either end must not overflow the player.
+    const half = (cue ? cue.w : 48) / 2 + 2;
+    preview.style.left = `${Math.min(Math.max(ratio * box.width, half), box.width - half)}px`;
+    preview.classList.toggle("time-only", !cue);
+    if (cue) {
       preview.style.width = `${cue.w}px`;
       preview.style.height = `${cue.h}px`;
       preview.style.backgroundImage = `url("${storyboardBase}${cue.image}")`;
       preview.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
-      preview.dataset.time = String(Math.floor(at));
-    });
-    seek.addEventListener("mouseleave", () => { preview.style.display = "none"; });
-  }
+    }
+    preview.dataset.time = String(Math.floor(at));
+    $("preview-time").textContent = clock(at);
+  });
+  seekBar.addEventListener("mouseleave", () => { preview.style.display = "none"; });
 
   if (config.status === "ready") {
     grant();
