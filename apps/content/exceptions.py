@@ -11,3 +11,11 @@ class BadGate(DomainError):
 
 class SourceMissing(Conflict):
     """The content has no stored original (never uploaded, or its file is gone)."""
+
+
+class CaptionRefused(DomainError):
+    """An uploaded caption file or its language cannot be used (400, the reason says why)."""
+
+
+class CaptionExists(Conflict):
+    """The content already has captions in that language (409: delete them first)."""
