@@ -99,6 +99,7 @@
       showState("<p>This browser cannot play HLS video.</p>");
       return;
     }
+    if (window.StreamGateCaptions) StreamGateCaptions.attach({ hls, video, container: $("controls") });
     storyboardBase = base;
     if (!storyboardLoaded) {
       storyboardLoaded = true;
