@@ -55,7 +55,7 @@ def captioned_response(
             return None
         stored = _stored(job_prefix + name)
         if name == MASTER:
-            body = master_with_subtitles(stored.decode("utf-8"), tracks).encode("utf-8")
+            body = master_with_subtitles(stored.decode("utf-8", "replace"), tracks).encode("utf-8")
         else:
             try:
                 body = mpd_with_subtitles(stored, tracks)

@@ -25,9 +25,16 @@ from apps.content.extensions import GateInvalid, gate_normalize
 from apps.content.models import Caption, Content, ContentStatus
 from apps.content.realtime import content_broadcast
 from apps.content.selectors import content_status_message, user_is_creator
-from apps.content.storage import captions_prefix, storage_put_file, storage_read_chunks
+from apps.content.storage import (
+    StorageUnavailable,
+    captions_prefix,
+    storage_put_file,
+    storage_read_chunks,
+)
 from apps.content.tasks import content_files_delete
 from streamgate.celery import enqueue_on_commit
+from streamgate.exceptions import Unavailable
+from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +202,10 @@ def caption_create(*, content: Content, data: bytes, language: str, label: str =
     caption = Caption(content=content, language=tag, label=label or name)
     caption.path = f"{captions_prefix(str(content.id))}{caption.id}.vtt"
     # The file first, under its own new name: a row never names a file that is not there.
-    _store_text(caption.path, parsed.vtt)
+    try:
+        _store_text(caption.path, parsed.vtt)
+    except (StorageUnavailable, OSError) as error:
+        raise _storage_refused(error, content_id=str(content.id)) from error
     try:
         with transaction.atomic():
             caption.save(force_insert=True)
@@ -207,6 +217,19 @@ def caption_create(*, content: Content, data: bytes, language: str, label: str =
         extra={"content": str(content.id), "caption": str(caption.id), "cues": parsed.cues},
     )
     return caption
+
+
+def _storage_refused(error: Exception, *, content_id: str) -> Unavailable:
+    """The 503 for storage that did not take the file (logged and counted once): a disk full or
+    read-only (Retry-After 30 s), else storage that did not answer or refused (5 s)."""
+    outage_recorded(STORAGE, error, action="refused", content_id=content_id)
+    if outage_of(error) == STORAGE:
+        return unavailable(STORAGE)
+    return Unavailable(
+        "Storage did not take the caption file; try again shortly.",
+        reason=REASON,
+        dependency=STORAGE,
+    )
 
 
 def _exists(tag: str) -> CaptionExists:

@@ -241,3 +241,16 @@ def test_deleting_the_content_deletes_its_captions(creator, client_for, mine, me
     assert path.exists()
     content_files_delete(str(mine.id))
     assert not path.parent.exists()
+
+
+def test_storage_that_refuses_the_file_is_a_503_and_saves_nothing(
+    creator, client_for, mine, media_root
+):
+    media_root.mkdir(parents=True, exist_ok=True)
+    (media_root / "captions").write_text("a file where the captions folder should be")
+    response = upload(client_for(creator), mine, VTT)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    body = response.json()
+    assert (body["reason"], body["dependency"]) == ("unavailable", "storage")
+    assert Caption.objects.count() == 0

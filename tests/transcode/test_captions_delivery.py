@@ -169,3 +169,29 @@ def test_caption_files_need_the_playback_token(encoded, client_for, settings):
         asgi_get(fast, good + name)  # (Django answers in a thread outside this test's transaction)
         assert passed._value.get() == before + 1, name
     assert viewer.get(good + "subs/not-a-caption.vtt").status_code == 404
+
+
+def test_captions_on_s3_are_stored_relayed_and_deleted(
+    s3_storage, settings, tmp_path, client_for, django_capture_on_commit_callbacks
+):
+    settings.TRANSCODE_LADDER = TEST_LADDER[-1:]
+    clip = make_video(tmp_path / "clip.mp4", seconds=3, size="640x360")
+    content, job = encode(clip, owner=CreatorFactory())
+    assert job.state == "succeeded", content.error
+    owner = client_for(content.owner)
+    caption = add(owner, content, SRT, "de")
+    stored = s3_storage.Object(f"captions/{content.id}/{caption['id']}.vtt")
+    assert stored.content_type == "text/vtt"
+    assert stored.get()["Body"].read().startswith(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000")
+    urls = Client().post(f"/api/v1/contents/{content.id}/playback/").json()
+    base = urlsplit(urls["hls_url"]).path.removesuffix("master.m3u8")
+    viewer = Client()
+    assert f"subs/{caption['id']}.m3u8".encode() in viewer.get(base + "master.m3u8").content
+    vtt = viewer.get(f"{base}subs/{caption['id']}.vtt")
+    assert vtt.status_code == 200  # relayed (it gets its timestamp map), not redirected
+    assert vtt.content.startswith(b"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n")
+    assert b'lang="de"' in viewer.get(base + "manifest.mpd").content
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.delete(f"/api/v1/contents/{content.id}/captions/{caption['id']}/")
+    assert not list(s3_storage.objects.filter(Prefix=f"captions/{content.id}/"))
+    assert viewer.get(f"{base}subs/{caption['id']}.vtt").status_code == 404
