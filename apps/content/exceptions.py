@@ -1,4 +1,4 @@
-from streamgate.exceptions import Conflict, DomainError, NotAllowed
+from streamgate.exceptions import Conflict, DomainError, NotAllowed, NotFound
 
 
 class NotACreator(NotAllowed):
@@ -19,3 +19,7 @@ class CaptionRefused(DomainError):
 
 class CaptionExists(Conflict):
     """The content already has captions in that language (409: delete them first)."""
+
+
+class ContentGone(NotFound):
+    """The content was deleted while the request was working on it."""

@@ -18,6 +18,7 @@ from apps.content.exceptions import (
     BadGate,
     CaptionExists,
     CaptionRefused,
+    ContentGone,
     NotACreator,
     SourceMissing,
 )
@@ -190,7 +191,7 @@ def caption_create(*, content: Content, data: bytes, language: str, label: str =
     (converted to WebVTT and stored); ``label`` defaults to the language's name.
     CaptionRefused (400) names what is wrong with the upload; CaptionExists (409) when the
     content has captions in that language already: delete those first, so that a caption's
-    id always names the same file."""
+    id always names the same file; ContentGone (404) when the content was deleted meanwhile."""
     try:
         tag, name = language_check(language)
         label = label_check(label)
@@ -209,8 +210,11 @@ def caption_create(*, content: Content, data: bytes, language: str, label: str =
     try:
         with transaction.atomic():
             caption.save(force_insert=True)
-    except IntegrityError:  # the same language, uploaded at the same moment
+    except IntegrityError:
+        # The same language uploaded at the same moment, or the content deleted meanwhile.
         _file_delete(caption.path)
+        if not Content.objects.filter(pk=content.pk).exists():
+            raise ContentGone("No such content.", reason="not_found") from None
         raise _exists(tag) from None
     logger.info(
         "caption added",

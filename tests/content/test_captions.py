@@ -254,3 +254,19 @@ def test_storage_that_refuses_the_file_is_a_503_and_saves_nothing(
     body = response.json()
     assert (body["reason"], body["dependency"]) == ("unavailable", "storage")
     assert Caption.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_content_deleted_during_the_upload_leaves_no_file(media_root):
+    """The row's foreign key is checked at commit: the file stored just before is removed."""
+    from apps.content.models import Content
+    from apps.content.services import caption_create
+    from streamgate.exceptions import NotFound
+
+    content = ContentFactory()
+    stale = Content.objects.get(pk=content.pk)
+    Content.objects.filter(pk=content.pk).delete()
+    with pytest.raises(NotFound, match="No such content"):
+        caption_create(content=stale, data=VTT.encode(), language="en")
+    assert Caption.objects.count() == 0
+    assert not list((media_root / "captions").rglob("*.vtt"))

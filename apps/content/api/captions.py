@@ -37,7 +37,7 @@ class CaptionListView(ContentActionView):
     @extend_schema(
         summary="Upload captions (WebVTT or SRT) in one language (owner or staff)",
         request={"multipart/form-data": CaptionCreateInputSerializer},
-        responses={201: CaptionOutputSerializer},
+        responses={201: CaptionOutputSerializer, 400: None, 409: None, 503: None},
     )
     def post(self, request: Request, pk: str) -> Response:
         content = self.manageable(pk)
@@ -55,7 +55,7 @@ class CaptionListView(ContentActionView):
 
 # Remove captions (owner or staff).
 class CaptionDetailView(ContentActionView):
-    @extend_schema(summary="Delete captions (owner or staff)", responses={204: None})
+    @extend_schema(summary="Delete captions (owner or staff)", responses={204: None, 404: None})
     def delete(self, request: Request, pk: str, caption_id: str) -> Response:
         content = self.manageable(pk)
         caption = caption_get(content_id=content.pk, caption_id=caption_id)
