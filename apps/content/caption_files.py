@@ -24,7 +24,11 @@ _TAG_SHAPE = re.compile(r"[A-Za-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 # A WebVTT timestamp (hours optional, at least two digits), and SRT's (comma or dot).
 _VTT_TIME = re.compile(r"(?:(\d{2,}):)?([0-5]\d):([0-5]\d)\.(\d{3})")
 _SRT_TIME = re.compile(r"(\d{1,}):([0-5]\d):([0-5]\d)[,.](\d{3})")
-_TIMING = re.compile(r"\s*(\S+)[ \t]+-->[ \t]+(\S+)(?:[ \t].*)?")
+# WebVTT wants blanks around the arrow; SRT files in the wild often have none.
+_TIMING = {
+    "vtt": re.compile(r"\s*(\S+)[ \t]+-->[ \t]+(\S+)(?:[ \t].*)?"),
+    "srt": re.compile(r"\s*([\d:,.]+)[ \t]*-->[ \t]*([\d:,.]+)(?:[ \t].*)?"),
+}
 _HEADER = re.compile(r"WEBVTT(?:[ \t].*)?")
 
 
@@ -143,7 +147,7 @@ def _timings(text: str, grammar: re.Pattern, kind: str) -> list[tuple[float, flo
     for number, line in enumerate(text.split("\n"), start=1):
         if "-->" not in line:
             continue
-        timing = _TIMING.fullmatch(line)
+        timing = _TIMING[kind].fullmatch(line)
         start = grammar.fullmatch(timing.group(1)) if timing else None
         end = grammar.fullmatch(timing.group(2)) if timing else None
         if start is None or end is None:

@@ -97,6 +97,19 @@ def test_srt_is_converted_to_webvtt(creator, client_for, mine, media_root):
     assert stored(media_root, body["id"]) == SRT_AS_VTT
 
 
+def test_srt_as_found_in_the_wild_is_taken(creator, client_for, mine, media_root):
+    """No blanks around the arrow, one-digit hours, coordinates after the times, dots."""
+    wild = (
+        "1\n0:00:01,000-->0:00:02,000 X1:10 X2:20 Y1:5 Y2:9\nOne\n\n"
+        "2\n00:00:03.000 --> 00:00:04.000\nTwo\n"
+    )
+    response = upload(client_for(creator), mine, wild, name="wild.srt")
+    assert response.status_code == 201, response.content
+    assert stored(media_root, response.json()["id"]) == (
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nOne\n\n00:00:03.000 --> 00:00:04.000\nTwo\n"
+    )
+
+
 def test_tags_are_written_in_their_conventional_case_and_labels_are_kept(creator, client_for, mine):
     client = client_for(creator)
     first = upload(client, mine, VTT, language="ZH-hant-tw", label="  Chinese\n(Taiwan) ")
@@ -138,6 +151,11 @@ BAD = {
     "srt_61_seconds": ({}, "1\n00:00:61,000 --> 00:01:02,000\nx\n"),
     "srt_dot_vtt_style_broken": ({}, "1\n00:00:01 --> 00:00:02\nx\n"),
     "no_cues": ({}, "WEBVTT\n\nNOTE nothing to show\n"),
+    # webvtt-py would fold the second cue into the first one's text: refused, not swallowed.
+    "srt_cue_lost": (
+        {},
+        "1\n00:00:01,000 --> 00:00:02,000\nOne\n\n00:00:03,000 --> 00:00:04,000\nTwo\n",
+    ),
 }
 REASONS = {
     "language_missing": "language_missing",
@@ -153,6 +171,7 @@ REASONS = {
     "srt_61_seconds": "cue_timing_invalid",
     "srt_dot_vtt_style_broken": "cue_timing_invalid",
     "no_cues": "caption_empty",
+    "srt_cue_lost": "caption_unparseable",
 }
 
 
