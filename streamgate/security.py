@@ -3,10 +3,10 @@ Permissions-Policy). Password sign-in is throttled by django-axes, configured in
 apps/access/password_throttle.py.
 
 The CSP allows scripts only from this origin (the web UI ships no inline script; its JSON
-configuration travels in non-executable ``application/json`` blocks), media, images and XHR
-from this origin and the storage's presigned URLs, hls.js's blob: worker and media, and no
-framing except for the embeddable player. The admin and the Swagger page (inline scripts of
-their own) get the other headers only."""
+configuration travels in non-executable ``application/json`` blocks), media, images and XHR from
+this origin and the storage's presigned URLs, hls.js's blob: worker and media (and its empty
+data: subtitle tracks), and no framing except for the embeddable player. The admin and the
+Swagger page (inline scripts of their own) get the other headers only."""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -22,7 +22,9 @@ def content_security_policy(*, frameable: bool) -> str:
         "script-src": "'self'",
         "style-src": "'self' 'unsafe-inline'",
         "img-src": f"'self' data: blob: {media}",
-        "media-src": f"'self' blob: {media}",
+        # data: for hls.js's subtitle <track> elements (src "data:,WEBVTT": an empty track
+        # it fills with cues itself); media as data can run nothing.
+        "media-src": " ".join(["'self'", "blob:", *settings.STREAM_MEDIA_ORIGINS, "data:"]),
         "connect-src": f"'self' {media}",
         "worker-src": "'self' blob:",
         "object-src": "'none'",

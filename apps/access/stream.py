@@ -29,7 +29,8 @@ from django.http import (
 from apps.access.http_range import RangeNotSatisfiable, byte_range
 from apps.access.playback import playback_keys
 from apps.access.playback_tokens import TokenRejected, token_verify
-from apps.content.storage import is_s3
+from apps.access.stream_captions import captioned_response, is_caption_aware
+from apps.content.storage import StorageUnavailable, is_s3
 from apps.transcode.packaging import cache_control_of, content_type_of
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,17 @@ def stream_file(request: HttpRequest, token: str, content_id: uuid.UUID, name: s
             "stream token refused", extra={"content": str(content_id), "why": str(rejected)}
         )
         return _forbidden("bad_token")
-    path = f"renditions/{content_id}/{uuid.UUID(hex=grant.job_id)}/{name}"
-    return storage_response(request, path, name)
+    prefix = f"renditions/{content_id}/{uuid.UUID(hex=grant.job_id)}/"
+    if is_caption_aware(name):
+        try:
+            answer = captioned_response(
+                request, content_id=content_id, job_prefix=prefix, name=name
+            )
+        except StorageUnavailable as error:
+            return _storage_unavailable(prefix + name, error)
+        if answer is not None:
+            return answer
+    return storage_response(request, prefix + name, name)
 
 
 def storage_response(request: HttpRequest, path: str, name: str) -> HttpResponse:

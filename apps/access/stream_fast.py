@@ -6,12 +6,13 @@ headers; players fetch a segment every few seconds each, so segments are most of
 site serves. This layer in front of Django answers exactly that case: GET or HEAD of a file of
 the published job a valid token names, from local disk, whole or one satisfiable byte range.
 
-Everything else goes on to Django's view (apps/access/stream.py), which stays the reference:
-a token refused (Django logs why and answers 403), a name that is not a plain file, a missing
-or unreadable file, an HTML file (Django adds its Content-Security-Policy), a preflight, a
-Range it would answer 416, S3 storage or nginx's X-Accel-Redirect, a Host Django would refuse
-or take from X-Forwarded-Host, a plain-http request production redirects to https, a file past
-STREAM_MEMORY_LIMIT (streamed in pieces there).
+Everything else goes on to Django's view (apps/access/stream.py), which stays the reference: the
+manifests and caption files (whose answer depends on the content's captions, a database read:
+apps/access/stream_captions.py), a token refused (Django logs why and answers 403), a name that
+is not a plain file, a missing or unreadable file, an HTML file (Django adds its
+Content-Security-Policy), a preflight, a Range it would answer 416, S3 storage or nginx's
+X-Accel-Redirect, a Host Django would refuse or take from X-Forwarded-Host, a plain-http request
+production redirects to https, a file past STREAM_MEMORY_LIMIT (streamed in pieces there).
 
 The response is the one Django would send: the view's own functions give the type, caching and
 range headers; Django's security middleware, the X-Frame-Options middleware and ours are run once
@@ -46,6 +47,7 @@ from apps.access.http_range import RangeNotSatisfiable, byte_range
 from apps.access.playback import playback_keys
 from apps.access.playback_tokens import TokenRejected, token_verify
 from apps.access.stream import SAFE_NAME
+from apps.access.stream_captions import is_caption_aware
 from apps.access.stream_cors import EXPOSE_HEADERS
 from apps.content.storage import is_s3
 from apps.transcode.packaging import cache_control_of, content_type_of
@@ -171,8 +173,8 @@ class StreamFiles:
         if found is None:
             return _PASS
         name = found["name"]
-        if not SAFE_NAME.match(name) or ".." in name:
-            return _PASS
+        if not SAFE_NAME.match(name) or ".." in name or is_caption_aware(name):
+            return _PASS  # captions in manifests come from the database: Django's view
         headers = scope_headers(scope)
         secure = _is_secure(scope, headers)
         if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(headers):

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from apps.content.exceptions import BadGate
-from apps.content.models import Content, Rendition
+from apps.content.models import Caption, Content, Rendition
 from apps.content.services import content_delete, content_gate_check, content_update
 
 # What a person may edit; everything else is written by the pipeline (status, media, source,
@@ -37,6 +37,19 @@ class RenditionInline(admin.TabularInline):
         return False
 
 
+class CaptionInline(admin.TabularInline):
+    """Shown for reference; creators add and delete captions (the API and the studio, whose
+    services check the file and remove it from storage)."""
+
+    model = Caption
+    extra = 0
+    fields = readonly_fields = ["language", "label", "path", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Content)
 class ContentAdmin(admin.ModelAdmin):
     form = ContentAdminForm
@@ -44,7 +57,7 @@ class ContentAdmin(admin.ModelAdmin):
     list_filter = ["status", "created_at"]
     search_fields = ["title", "description", "owner__username", "id"]
     readonly_fields = [f.name for f in Content._meta.fields if f.name not in EDITABLE]
-    inlines = [RenditionInline]
+    inlines = [RenditionInline, CaptionInline]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request) -> bool:

@@ -1,4 +1,4 @@
-from streamgate.exceptions import Conflict, DomainError, NotAllowed
+from streamgate.exceptions import Conflict, DomainError, NotAllowed, NotFound
 
 
 class NotACreator(NotAllowed):
@@ -11,3 +11,15 @@ class BadGate(DomainError):
 
 class SourceMissing(Conflict):
     """The content has no stored original (never uploaded, or its file is gone)."""
+
+
+class CaptionRefused(DomainError):
+    """An uploaded caption file or its language cannot be used (400, the reason says why)."""
+
+
+class CaptionExists(Conflict):
+    """The content already has captions in that language (409: delete them first)."""
+
+
+class ContentGone(NotFound):
+    """The content was deleted while the request was working on it."""

@@ -122,3 +122,24 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task}{tuple(self.args)!r}"
+
+
+class Caption(models.Model):
+    """Captions or subtitles of a content in one language: a WebVTT file in storage, offered to
+    players as an HLS subtitle rendition and a DASH text adaptation set."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="captions")
+    language = models.CharField(max_length=35, help_text="BCP 47 tag, e.g. en or pt-BR.")
+    label = models.CharField(max_length=100, help_text="What players show in their menu.")
+    path = models.CharField(max_length=500, help_text="Storage path of the WebVTT file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(fields=["content", "language"], name="caption_one_per_language")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id} {self.language}"

@@ -8,7 +8,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 
 from apps.content.extensions import list_sorts, output_prefetches
-from apps.content.models import CREATORS_GROUP, Content, ContentStatus
+from apps.content.models import CREATORS_GROUP, Caption, Content, ContentStatus
 from apps.content.search import content_search
 from streamgate.versions import PUBLIC, Remembered, owner_scope
 
@@ -28,7 +28,7 @@ def content_visible_to(user: User | AnonymousUser) -> QuerySet[Content]:
     return (
         content_visible_plain(user)
         .select_related("owner")
-        .prefetch_related("renditions", *output_prefetches())
+        .prefetch_related("renditions", "captions", *output_prefetches())
     )
 
 
@@ -135,3 +135,13 @@ def content_get_manageable(
 def content_status_message(content: Content) -> dict[str, Any]:
     """The websocket contract's status message for the content's current state."""
     return {"type": "status", "status": content.status, "error": content.error or None}
+
+
+def caption_list(content_id: uuid.UUID | str) -> list[Caption]:
+    """A content's captions, by language: what its manifests offer players."""
+    return list(Caption.objects.filter(content_id=content_id).order_by("language"))
+
+
+def caption_get(*, content_id: uuid.UUID | str, caption_id: uuid.UUID | str) -> Caption | None:
+    """One caption of the content, or None (missing, or another content's)."""
+    return Caption.objects.filter(content_id=content_id, pk=caption_id).first()

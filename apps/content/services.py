@@ -1,22 +1,43 @@
 """Every write to Content. A reader finds every way a Content changes in this file."""
 
+import logging
+import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.content.caption_files import CaptionInvalid, caption_parse, label_check, language_check
 from apps.content.cid import CidBuilder
-from apps.content.exceptions import BadGate, NotACreator, SourceMissing
+from apps.content.exceptions import (
+    BadGate,
+    CaptionExists,
+    CaptionRefused,
+    ContentGone,
+    NotACreator,
+    SourceMissing,
+)
 from apps.content.extensions import GateInvalid, gate_normalize
-from apps.content.models import Content, ContentStatus
+from apps.content.models import Caption, Content, ContentStatus
 from apps.content.realtime import content_broadcast
 from apps.content.selectors import content_status_message, user_is_creator
-from apps.content.storage import storage_read_chunks
+from apps.content.storage import (
+    StorageUnavailable,
+    captions_prefix,
+    storage_put_file,
+    storage_read_chunks,
+)
 from apps.content.tasks import content_files_delete
 from streamgate.celery import enqueue_on_commit
+from streamgate.exceptions import Unavailable
+from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unavailable
+
+logger = logging.getLogger(__name__)
 
 UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
 
@@ -163,3 +184,88 @@ def content_source_cid(*, content: Content, on_progress: Callable[[], None] | No
 def content_progress_set(*, content_id: uuid.UUID | str, progress: int) -> None:
     """Record how far the current stage is (0-100); no message: callers send their own."""
     Content.objects.filter(pk=content_id).update(progress=max(0, min(100, progress)))
+
+
+def caption_create(*, content: Content, data: bytes, language: str, label: str = "") -> Caption:
+    """Captions in ``language`` (a BCP 47 tag) for ``content``, from a WebVTT or SRT file
+    (converted to WebVTT and stored); ``label`` defaults to the language's name.
+    CaptionRefused (400) names what is wrong with the upload; CaptionExists (409) when the
+    content has captions in that language already: delete those first, so that a caption's
+    id always names the same file; ContentGone (404) when the content was deleted meanwhile."""
+    try:
+        tag, name = language_check(language)
+        label = label_check(label)
+        parsed = caption_parse(data)
+    except CaptionInvalid as error:
+        raise CaptionRefused(error.message, reason=error.reason) from None
+    if Caption.objects.filter(content=content, language=tag).exists():
+        raise _exists(tag)
+    caption = Caption(content=content, language=tag, label=label or name)
+    caption.path = f"{captions_prefix(str(content.id))}{caption.id}.vtt"
+    # The file first, under its own new name: a row never names a file that is not there.
+    try:
+        _store_text(caption.path, parsed.vtt)
+    except (StorageUnavailable, OSError) as error:
+        raise _storage_refused(error, content_id=str(content.id)) from error
+    try:
+        with transaction.atomic():
+            caption.save(force_insert=True)
+    except IntegrityError:
+        # The same language uploaded at the same moment, or the content deleted meanwhile.
+        _file_delete(caption.path)
+        if not Content.objects.filter(pk=content.pk).exists():
+            raise ContentGone("No such content.", reason="not_found") from None
+        raise _exists(tag) from None
+    logger.info(
+        "caption added",
+        extra={"content": str(content.id), "caption": str(caption.id), "cues": parsed.cues},
+    )
+    return caption
+
+
+def _storage_refused(error: Exception, *, content_id: str) -> Unavailable:
+    """The 503 for storage that did not take the file (logged and counted once): a disk full or
+    read-only (Retry-After 30 s), else storage that did not answer or refused (5 s)."""
+    outage_recorded(STORAGE, error, action="refused", content_id=content_id)
+    if outage_of(error) == STORAGE:
+        return unavailable(STORAGE)
+    return Unavailable(
+        "Storage did not take the caption file; try again shortly.",
+        reason=REASON,
+        dependency=STORAGE,
+    )
+
+
+def _exists(tag: str) -> CaptionExists:
+    return CaptionExists(
+        f"This content already has captions in {tag}; delete them first to upload new ones.",
+        reason="caption_exists",
+    )
+
+
+@transaction.atomic
+def caption_delete(*, caption: Caption) -> None:
+    """Remove the captions; their file goes once the delete commits."""
+    path = caption.path
+    caption.delete()
+    transaction.on_commit(lambda: _file_delete(path))
+
+
+def _store_text(path: str, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".vtt", delete=False) as out:
+        out.write(text)
+    try:
+        storage_put_file(
+            out.name, path, content_type="text/vtt", cache_control="private, max-age=60"
+        )
+    finally:
+        os.unlink(out.name)
+
+
+def _file_delete(path: str) -> None:
+    """Remove a caption file no row names any more. A file left behind (storage away) is only
+    space: it is never served, and the content's deletion removes its whole captions folder."""
+    try:
+        default_storage.delete(path)
+    except Exception as error:  # noqa: BLE001 - the delete itself succeeded
+        logger.warning("caption file not deleted", extra={"path": path, "error": repr(error)})

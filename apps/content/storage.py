@@ -24,6 +24,11 @@ def renditions_prefix(content_id: str) -> str:
     return f"renditions/{content_id}/"
 
 
+def captions_prefix(content_id: str) -> str:
+    """Captions live beside the renditions, not in a job's folder: they outlive re-encodes."""
+    return f"captions/{content_id}/"
+
+
 def storage_delete_prefix(prefix: str, *, storage: Storage = default_storage) -> int:
     """Delete every file under ``prefix`` (which must end with '/'); returns how many."""
     if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix.split("/"):

@@ -5,7 +5,12 @@ import logging
 from celery import shared_task
 
 from apps.content.outbox import outbox_relay as relay
-from apps.content.storage import renditions_prefix, source_prefix, storage_delete_prefix
+from apps.content.storage import (
+    captions_prefix,
+    renditions_prefix,
+    source_prefix,
+    storage_delete_prefix,
+)
 from streamgate.celery import RETRY_TRANSIENT
 
 logger = logging.getLogger(__name__)
@@ -13,11 +18,14 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="apps.content.tasks.content_files_delete", **RETRY_TRANSIENT)
 def content_files_delete(content_id: str) -> int:
-    """Remove a deleted content's source and renditions from storage. Safe to run twice."""
-    removed = sum(
-        storage_delete_prefix(prefix)
-        for prefix in (source_prefix(content_id), renditions_prefix(content_id))
+    """Remove a deleted content's source, renditions and captions from storage. Safe to run
+    twice."""
+    prefixes = (
+        source_prefix(content_id),
+        renditions_prefix(content_id),
+        captions_prefix(content_id),
     )
+    removed = sum(storage_delete_prefix(prefix) for prefix in prefixes)
     logger.info("content files deleted", extra={"content_id": content_id, "files": removed})
     return removed
 

@@ -25,8 +25,17 @@ def change_url(content: Content) -> str:
     return f"/admin/content/content/{content.pk}/change/"
 
 
+INLINE_EMPTY = {
+    "TOTAL_FORMS": "0",
+    "INITIAL_FORMS": "0",
+    "MIN_NUM_FORMS": "0",
+    "MAX_NUM_FORMS": "0",
+}
+
+
 def change_form(content: Content, **fields) -> dict:
-    """What the change form posts, plus ``fields``; the renditions inline is empty. (The
+    """What the change form posts, plus ``fields``; the renditions and captions inlines are
+    empty. (The
     internal fields are what a form that offered them would post back unchanged.)"""
     data = {
         "title": content.title,
@@ -41,6 +50,7 @@ def change_form(content: Content, **fields) -> dict:
         "renditions-INITIAL_FORMS": "0",
         "renditions-MIN_NUM_FORMS": "0",
         "renditions-MAX_NUM_FORMS": "1000",
+        **{f"captions-{name}": value for name, value in INLINE_EMPTY.items()},
     }
     data.update({k: json.dumps(v) if k == "gate" else v for k, v in fields.items()})
     return data
@@ -127,3 +137,13 @@ def test_renditions_are_read_only_in_the_admin(admin_client):
     assert rendition.width == 1280
     assert rendition.playlist.startswith("renditions/")
     assert admin_client.get("/admin/content/rendition/add/").status_code == 403
+
+
+def test_captions_are_shown_read_only_in_the_admin(admin_client):
+    from apps.content.services import caption_create
+
+    content = ContentFactory()
+    caption_create(content=content, data=b"WEBVTT\n\n00:01.000 --> 00:02.000\nHi\n", language="fr")
+    page = admin_client.get(change_url(content)).content.decode()
+    assert "French" in page
+    assert 'name="captions-0-label"' not in page  # shown, not an editable field

@@ -17,6 +17,12 @@ for (const file of process.argv.slice(2)) {
           averageBandwidth: variant.averageBandwidth,
           codecs: variant.codecs,
           audio: variant.audio.map((rendition) => rendition.uri),
+          subtitles: variant.subtitles.map((rendition) => ({
+            uri: rendition.uri,
+            language: rendition.language,
+            name: rendition.name,
+            groupId: rendition.groupId,
+          })),
         })),
       }
     : {

@@ -6,7 +6,9 @@ its HLS) and Chromium's native HLS; all from npm (package.json), served to the p
 node_modules, never from a CDN. Clips, made by FFmpeg and encoded by `manage.py ingest` in the
 embedded stack (uvicorn, SQLite, the disk) with a two-rung ladder: a length that is a multiple
 of the 4 s segment, an odd length, a portrait phone video (landscape frames with a rotation
-flag), an HEVC 10-bit source, a variable frame rate source, and one without audio.
+flag), an HEVC 10-bit source, a variable frame rate source, and one without audio. Each clip
+has English captions, added after its encode (the manifests then carry a subtitle rendition
+and a text adaptation set).
 
 Each case loads the stream with a playback grant from the API, starts playing, asks the player
 for the other rendition and waits for the picture to become it, then plays at 4x to `ended`.
@@ -96,14 +98,24 @@ CLIPS = {
     "no-audio": (_no_audio, 6),
 }
 
+# Each clip gets captions after its encode (as a creator adds them): players must list them and
+# still play to the end with a subtitle rendition or text adaptation set in the manifests.
+CAPTIONS = "1\n00:00:01,000 --> 00:00:02,000\nHello\n"
+CAPTION_TRACK = {"language": "en", "label": "English"}
+
 INGEST_ALL = """
-import io, json, os
+import io, json, os, re
 from django.core.management import call_command
+from apps.content.models import Content
+from apps.content.services import caption_create
 urls = {}
 for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
     out = io.StringIO()
     call_command("ingest", path, title=name, owner="maker", stdout=out)
     urls[name] = out.getvalue()
+    content_id = re.search(r"/([0-9a-f-]{36})/master[.]m3u8", urls[name]).group(1)
+    content = Content.objects.get(pk=content_id)
+    caption_create(content=content, data=os.environ["PLAYER_CAPTIONS"].encode(), language="en")
 print("INGESTED " + json.dumps(urls))
 """
 
@@ -139,7 +151,7 @@ def stack(tmp_path_factory):
     manage(env, "create_api_token", "maker", "--creator")
     sources = {name: str(make(folder / f"{name}.mp4")) for name, (make, _) in CLIPS.items()}
     # One process ingests them all: Django starts once, each encode is the command's own.
-    clips_env = {**env, "PLAYER_CLIPS": json.dumps(sources)}
+    clips_env = {**env, "PLAYER_CLIPS": json.dumps(sources), "PLAYER_CAPTIONS": CAPTIONS}
     output = manage(clips_env, "shell", "-c", INGEST_ALL, timeout=600)
     printed = json.loads(output.split("INGESTED ", 1)[1])
     contents = {
@@ -267,6 +279,15 @@ def test_plays_to_the_end(matrix, player, clip):
     assert report["ended"], _describe(report)
     where = report["where"]
     assert where["currentTime"] >= where["duration"] - 0.25, _describe(report)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+@pytest.mark.parametrize("player", [player for player in PLAYERS if player != "native"])
+def test_lists_the_captions(matrix, player, clip):
+    """The content's captions, added after encoding, as each player offers them (native HLS
+    is left out: Chromium builds its text tracks later, when it starts the subtitle playlist)."""
+    report = _report(matrix, player, clip)
+    assert report["textTracks"] == [CAPTION_TRACK], _describe(report)
 
 
 # Chromium's native HLS has no API to list or ask for a rendition, so switching and the size of

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.content.extensions import GateInvalid, gate_normalize, output_fields
-from apps.content.models import Content, ContentStatus, Rendition
+from apps.content.models import Caption, Content, ContentStatus, Rendition
 from apps.content.selectors import sort_choices
 
 
@@ -17,9 +17,19 @@ class RenditionOutputSerializer(serializers.ModelSerializer):
         fields = ["name", "width", "height", "bitrate", "codecs"]
 
 
+class CaptionOutputSerializer(serializers.ModelSerializer):
+    """A caption as players and editors see it. No URL: the files are served beside the
+    video, under each viewer's playback token, and listed in the HLS and DASH manifests."""
+
+    class Meta:
+        model = Caption
+        fields = ["id", "language", "label"]
+
+
 class ContentOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     renditions = RenditionOutputSerializer(many=True, read_only=True)
+    captions = CaptionOutputSerializer(many=True, read_only=True)
     thumbnail_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
 
@@ -36,6 +46,7 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "width",
             "height",
             "renditions",
+            "captions",
             "thumbnail_url",
             "gate",
             "error",

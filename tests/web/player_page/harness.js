@@ -18,6 +18,7 @@ const report = {
   errors: [], // fatal player errors and media element errors
   warnings: [], // errors the player says it recovers from
   renditions: [],
+  textTracks: null, // [{language, label}] the player lists once the manifest is loaded
   asked: null,
   before: null, // {declared, shown} sizes of the rendition playing before the switch
   switched: null, // {width, height} of the picture once the asked rendition shows
@@ -86,6 +87,7 @@ function hlsjsAdapter(video) {
     renditions: () =>
       hls.levels.map((level, index) => ({ id: String(index), width: level.width, height: level.height })),
     active: () => String(hls.currentLevel),
+    textTracks: () => hls.subtitleTracks.map((t) => ({ language: t.lang, label: t.name })),
     select: (rendition) => {
       hls.currentLevel = Number(rendition.id); // locks the level and flushes what was buffered
     },
@@ -118,6 +120,8 @@ function dashjsAdapter(video) {
     renditions: () =>
       player.getRepresentationsByType("video").map((r) => ({ id: String(r.id), width: r.width, height: r.height })),
     active: () => String(player.getCurrentRepresentationForType("video").id),
+    textTracks: () =>
+      player.getTracksFor("text").map((t) => ({ language: t.lang, label: (t.labels || []).map((l) => l.text).join() })),
     select: (rendition) => player.setRepresentationForTypeById("video", rendition.id, true),
   };
 }
@@ -139,6 +143,7 @@ function shakaAdapter(video) {
     },
     renditions: () => videoTracks().map((t) => ({ id: String(t.id), width: t.width, height: t.height })),
     active: () => String(videoTracks().find((t) => t.active).id),
+    textTracks: () => player.getTextTracks().map((t) => ({ language: t.language, label: t.label })),
     select: (rendition) => {
       const track = videoTracks().find((t) => String(t.id) === rendition.id);
       player.selectVariantTrack(track, /* clearBuffer */ true);
@@ -159,6 +164,7 @@ function nativeAdapter(video) {
     },
     renditions: () => [],
     active: () => null,
+    textTracks: () => Array.from(video.textTracks).map((t) => ({ language: t.language, label: t.label })),
     select: () => {},
   };
 }
@@ -243,6 +249,7 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
     const adapter = ADAPTERS[player](video);
     // A player that gives up (an error event) may never settle its load: stop at its error.
     await Promise.race([adapter.load(url), until(() => false, 20000, "the manifest to load")]);
+    report.textTracks = adapter.textTracks();
     report.stage = "playing";
     video.muted = true;
     await video.play();
