@@ -21,6 +21,7 @@ from apps.content.selectors import (
     content_get_manageable,
     content_list,
     content_visible_to,
+    poster_url,
     user_is_creator,
 )
 
@@ -69,7 +70,13 @@ def poster(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
         raise Http404("No poster.")
     response = storage_response(request, content.poster, "poster.jpg")
     if response.status_code == 200:  # from disk; an S3 redirect keeps its no-store
-        response["Cache-Control"] = "public, max-age=300"
+        # The URL the API gives carries the poster's version: that one never changes and may
+        # be kept; a bare or outdated URL is checked each time, so a new poster shows at once.
+        current = (poster_url(content) or "").partition("?v=")[2]
+        versioned = current and request.GET.get("v") == current
+        response["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if versioned else "public, no-cache"
+        )
     return response
 
 
@@ -87,11 +94,24 @@ def studio(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def upload(request: HttpRequest) -> HttpResponse:
     _creator_required(request)
-    return render(
-        request,
-        "upload.html",
-        {"nav": "upload", "upload_config": {"chunkSize": settings.WEB_UPLOAD_CHUNK_SIZE}},
-    )
+    config: dict = {"chunkSize": settings.WEB_UPLOAD_CHUNK_SIZE, "replace": None}
+    # ?replace=<id>: the next file becomes that content's new source (its Replace action).
+    replacing = _replaceable(request, request.GET.get("replace", ""))
+    if replacing is not None:
+        config["replace"] = {"id": str(replacing.id), "title": replacing.title}
+    return render(request, "upload.html", {"nav": "upload", "upload_config": config})
+
+
+def _replaceable(request: HttpRequest, raw_id: str):
+    """The caller's content named by ``raw_id`` if it can take a new file, else None."""
+    try:
+        content_id = uuid.UUID(raw_id)
+    except ValueError:
+        return None
+    content = content_get_manageable(user=request.user, content_id=content_id)
+    if content is None or content.status not in (ContentStatus.FAILED, ContentStatus.DRAFT):
+        return None
+    return content
 
 
 @login_required
@@ -111,6 +131,7 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "content": content,
             "chains": chains,
             "public_url": settings.STREAMGATE_PUBLIC_URL,
+            "content_poster_url": poster_url(content),
             "gate_chains": gate_chains,
             "edit_config": {
                 "id": str(content.id),
