@@ -68,15 +68,20 @@ def poster(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
     content = content_visible_to(request.user).filter(pk=content_id).first()
     if content is None or not content.poster:
         raise Http404("No poster.")
+    # The URL the API gives carries the poster's version: that one never changes and may be
+    # kept; a bare or outdated URL is checked each time (a 304 while the version stands), so a
+    # new poster shows at once.
+    version = (poster_url(content) or "").partition("?v=")[2]
+    etag = f'"{version}"'
+    versioned = request.GET.get("v") == version
+    cache = "public, max-age=31536000, immutable" if versioned else "public, no-cache"
+    held = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
+    if etag in held:
+        return HttpResponse(status=304, headers={"ETag": etag, "Cache-Control": cache})
     response = storage_response(request, content.poster, "poster.jpg")
     if response.status_code == 200:  # from disk; an S3 redirect keeps its no-store
-        # The URL the API gives carries the poster's version: that one never changes and may
-        # be kept; a bare or outdated URL is checked each time, so a new poster shows at once.
-        current = (poster_url(content) or "").partition("?v=")[2]
-        versioned = current and request.GET.get("v") == current
-        response["Cache-Control"] = (
-            "public, max-age=31536000, immutable" if versioned else "public, no-cache"
-        )
+        response["Cache-Control"] = cache
+        response["ETag"] = etag
     return response
 
 

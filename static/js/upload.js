@@ -162,6 +162,10 @@
         item.contentId = created.data.id;
       }
     }
+    if (item.state !== "starting") { // cancelled while the video was being created
+      if (!item.replacing) await SG.api("DELETE", `/api/v1/contents/${item.contentId}/`);
+      return;
+    }
     upload.options.metadata.content_id = item.contentId;
     item.node.dataset.contentId = item.contentId;
     part("watch").href = `/watch/${item.contentId}/`;
@@ -169,7 +173,6 @@
     show(item, "edit", true);
     show(item, "pause", true);
     follow(item);
-    if (item.state !== "starting") return; // cancelled meanwhile
     setState(item, "uploading");
     upload.start();
   }

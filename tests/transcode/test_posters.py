@@ -79,7 +79,10 @@ def test_a_real_encode_reports_forward_only_progress_then_takes_a_poster_frame(
     assert served["Cache-Control"] == "public, max-age=31536000, immutable"
     image = Image.open(io.BytesIO(served.getvalue()))
     assert (image.format, image.size) == ("JPEG", (640, 360))
-    assert Client().get(f"/posters/{content.id}.jpg")["Cache-Control"] == "public, no-cache"
+    bare = Client().get(f"/posters/{content.id}.jpg")
+    assert bare["Cache-Control"] == "public, no-cache"  # checked each time: new posters show
+    again = Client().get(f"/posters/{content.id}.jpg", HTTP_IF_NONE_MATCH=bare["ETag"])
+    assert again.status_code == 304
     late = client.post(f"/api/v1/contents/{content.id}/poster/", {"time": 9.5}, format="json")
     assert late.status_code == 400
     assert late.json()["reason"] == "time_out_of_range"

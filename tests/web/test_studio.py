@@ -67,6 +67,10 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
         assert item.get_by_role("link", name="Edit").is_visible()
     assert page.evaluate(NO_OVERFLOW)
     screenshot(page, "upload")
+    second.get_by_label("Title").fill("beach party")  # a row's title is the video's own
+    second.get_by_label("Title").fill("Beach party")
+    second.get_by_label("Title").press("Tab")
+    second.get_by_text("Title saved.").wait_for()
 
     # The studio list: a table on a desktop, cards with their actions on a phone.
     page.goto(f"{stack}/studio/")
@@ -100,13 +104,25 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
     assert page.locator("tr", has_text="holiday").count() == 0
 
     # The edit page: after a save the heading and the tab show the new title.
-    page.locator("tr", has_text="beach party").get_by_role("link", name="Edit").click()
+    page.locator("tr", has_text="Beach party").get_by_role("link", name="Edit").click()
     page.get_by_label("Title", exact=True).fill("Beach party at dusk")
     page.get_by_role("button", name="Save details").click()
     page.get_by_text("Details saved.").wait_for()
     assert page.get_by_test_id("heading").text_content() == "Beach party at dusk"
     assert page.title() == "Beach party at dusk · StreamGate"
     assert page.evaluate(NO_OVERFLOW)
+
+    # The poster: a frame of the storyboard, taken from the original, shows at once.
+    before = page.locator("#poster-preview").get_attribute("src")
+    frame = page.get_by_role("button", name="Use the frame at 0:00")
+    frame.click()
+    page.get_by_text("Poster saved.").wait_for()
+    assert frame.get_attribute("aria-pressed") == "true"
+    after = page.locator("#poster-preview").get_attribute("src")
+    assert after != before
+    assert "?v=" in after
+    assert page.evaluate(NO_OVERFLOW)
+    screenshot(page, "edit-phone")
 
 
 def test_a_file_that_is_not_a_video_fails_without_retry_and_is_replaced(stack, page, tmp_path):
