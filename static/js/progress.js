@@ -38,6 +38,9 @@ const SGProgress = (() => {
         else advance(message.overall);
         if (STEADY.has(message.status)) state.eta = "";
       } else if (message.type === "upload" || message.type === "transcode") {
+        // A progress report that arrives after the attempt ended is stale (a channel layer
+        // need not keep order); the next attempt begins with a status message.
+        if (state.status === "ready" || state.status === "failed") return;
         advance(message.overall);
         if (message.label) state.label = message.label;
       } else {

@@ -78,9 +78,9 @@
     }
   }
   document.querySelectorAll("tr[data-content-id]").forEach((row) => {
-    // Rows on their way follow their progress (and their poster, when ready); settled rows
-    // need no socket.
-    const follower = SGProgress.STEADY.has(row.dataset.status) ? { close() {} } : follow(row);
+    // Every row not yet ready follows its progress (a failed or draft one may get a new file
+    // from another tab), and shows its poster when it is ready; ready rows need no socket.
+    const follower = row.dataset.status === "ready" ? { close() {} } : follow(row);
     row.querySelector("[data-role=delete]").addEventListener("click", () => remove(row, follower));
   });
 })();

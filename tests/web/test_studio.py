@@ -7,6 +7,7 @@ is not a video fails without Retry and is replaced from its edit page."""
 import base64
 
 from tests.support.media import make_video
+from tests.support.processes import ROOT
 from tests.web.conftest import screenshot, wait_until
 from tests.web.test_creator import DROP, sign_in
 from tests.web.test_creator import stack as stack  # the embedded stack (module scope)
@@ -28,6 +29,19 @@ RECORD_BARS = """() => {
     { attributes: true, subtree: true, attributeFilter: ["aria-valuenow"] });
 }"""
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_violations(page) -> list[str]:
+    """axe-core's WCAG A/AA findings on the page as it is (injected by evaluate: the CSP
+    forbids a script tag)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)"
+    )
+    return found
 
 
 def row(page, serial: int):
@@ -66,6 +80,7 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
         assert item.get_by_role("link", name="Watch").is_visible()
         assert item.get_by_role("link", name="Edit").is_visible()
     assert page.evaluate(NO_OVERFLOW)
+    assert accessibility_violations(page) == []
     screenshot(page, "upload")
     second.get_by_label("Title").fill("beach party")  # a row's title is the video's own
     second.get_by_label("Title").fill("Beach party")
@@ -88,12 +103,14 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
         assert box["x"] >= 0, (name, box)
         assert box["x"] + box["width"] <= PHONE["width"], (name, box)
         assert box["height"] >= 24
+    assert accessibility_violations(page) == []
     screenshot(page, "studio-phone")
 
     # Delete from the list: a dialog asks, then the card goes without a reload.
     card.get_by_role("button", name="Delete").click()
     dialog = page.get_by_role("dialog", name="Delete this video?")
     assert dialog.is_visible()
+    assert accessibility_violations(page) == []
     dialog.get_by_role("button", name="Cancel").click()
     assert card.is_visible()
     card.get_by_role("button", name="Delete").click()
@@ -122,6 +139,7 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
     assert after != before
     assert "?v=" in after
     assert page.evaluate(NO_OVERFLOW)
+    assert accessibility_violations(page) == []
     screenshot(page, "edit-phone")
 
 
@@ -147,9 +165,23 @@ def test_a_file_that_is_not_a_video_fails_without_retry_and_is_replaced(stack, p
     assert page.locator("#retry").count() == 0
     assert page.locator("#snippet").count() == 0
     assert page.get_by_test_id("no-embed").is_visible()
+    studio = page.context.new_page()  # the studio list, open meanwhile in another tab
+    studio.on("pageerror", lambda error: page.errors.append(str(error)))
+    studio.goto(f"{stack}/studio/")
+    card = studio.locator("tr", has_text="notes")
+    assert card.get_attribute("data-status") == "failed"
+    assert card.locator("img[data-role=poster]").is_hidden()
+    page.bring_to_front()
     page.get_by_role("link", name="Replace the file").click()
     page.get_by_text("The file you choose replaces the file of “notes”.").wait_for()
     page.set_input_files("#file", str(video))
     assert row(page, 1).get_by_label("Title").input_value() == "notes"
     wait_until(page, status_is(1, "ready"), 90)
     assert row(page, 1).get_by_role("link", name="Watch").is_visible()
+    # The other tab's card followed it live: ready, its poster shown, no reload.
+    live = f"tr[data-content-id='{card.get_attribute('data-content-id')}']"
+    wait_until(studio, f"document.querySelector(\"{live}\").dataset.status === 'ready'", 10)
+    wait_until(studio, f'document.querySelector("{live} img[data-role=poster]:not([hidden])")')
+    assert card.locator("[data-role=badge]").text_content() == "Ready"
+    assert card.locator("[data-role=error]").count() == 0
+    assert card.get_by_role("link", name="Watch").is_visible()
