@@ -14,6 +14,7 @@ from PIL import Image
 
 from apps.content.models import Content, ContentStatus
 from apps.content.realtime import content_group
+from apps.content.services import content_status_set
 from tests.factories import ContentFactory, RenditionFactory
 from tests.support.media import make_video
 from tests.transcode.conftest import store_source
@@ -56,7 +57,7 @@ def test_a_real_encode_reports_forward_only_progress_then_takes_a_poster_frame(
     content = ContentFactory()
     async_to_sync(layer.group_add)(content_group(content.id), channel)
     content = store_source(content, clip)
-    from apps.transcode.services import transcode_request, transcode_run
+    from apps.transcode.services import transcode_request, transcode_retry, transcode_run
 
     transcode_run(job_id=str(transcode_request(content=content, enqueue=False).id))
     messages = [m for m in drain(channel) if "overall" in m]
@@ -86,6 +87,20 @@ def test_a_real_encode_reports_forward_only_progress_then_takes_a_poster_frame(
     late = client.post(f"/api/v1/contents/{content.id}/poster/", {"time": 9.5}, format="json")
     assert late.status_code == 400
     assert late.json()["reason"] == "time_out_of_range"
+
+    # A retry is a new attempt: it may start lower again, and says so.
+    content_status_set(
+        content=content, status=ContentStatus.FAILED, error="x", error_kind="processing"
+    )
+    channel = async_to_sync(layer.new_channel)()  # a fresh receiver (the last one timed out)
+    async_to_sync(layer.group_add)(content_group(content.id), channel)
+    transcode_run(job_id=str(transcode_retry(content=content).id))
+    again = [m for m in drain(channel) if "overall" in m]
+    assert again[0]["overall"] == 30
+    assert again[0]["label"] == "Retrying: waiting for an encoder"
+    assert [m["overall"] for m in again] == sorted(m["overall"] for m in again)
+    assert any(m["label"] == "Retrying: encoding 360p" for m in again)
+    assert again[-1]["label"] == "Ready"
 
 
 def test_an_uploaded_image_becomes_the_poster_at_the_posters_size(
