@@ -65,6 +65,7 @@
     part("status").className = "badge " + (state.status || "");
     SGProgress.paint(part("bar"), state.overall);
     part("percent").textContent = `${Math.floor(state.overall)}%`;
+    part("bar").hidden = part("percent").hidden = state.status === "failed"; // no bar to finish
     part("eta").textContent = moving ? state.eta : "";
     item.node.dataset.status = state.status || "";
   }

@@ -158,6 +158,7 @@ def test_a_file_that_is_not_a_video_fails_without_retry_and_is_replaced(stack, p
     assert not item.get_by_role("button", name="Retry").is_visible()
     assert item.get_by_text("Replace the file").is_visible()
     assert page.evaluate(NO_OVERFLOW)
+    screenshot(page, "upload-failed-phone")
 
     # Its edit page: why, no retry, no embed code for a video that cannot play, and Replace.
     item.get_by_role("link", name="Edit").click()
@@ -165,6 +166,7 @@ def test_a_file_that_is_not_a_video_fails_without_retry_and_is_replaced(stack, p
     assert page.locator("#retry").count() == 0
     assert page.locator("#snippet").count() == 0
     assert page.get_by_test_id("no-embed").is_visible()
+    assert page.evaluate(NO_OVERFLOW)
     studio = page.context.new_page()  # the studio list, open meanwhile in another tab
     studio.on("pageerror", lambda error: page.errors.append(str(error)))
     studio.goto(f"{stack}/studio/")
