@@ -5,8 +5,9 @@ sideways scroll, deletes after a dialog, and the edit page's title follows a sav
 is not a video fails without Retry and is replaced from its edit page."""
 
 import base64
+import time
 
-from tests.support.media import make_video
+from tests.support.media import make_padded_video, make_video
 from tests.support.processes import ROOT
 from tests.web.conftest import screenshot, wait_until
 from tests.web.test_creator import DROP, sign_in
@@ -91,6 +92,8 @@ def test_two_files_upload_as_two_rows_whose_bars_only_move_forward(stack, page, 
     page.goto(f"{stack}/studio/")
     assert page.evaluate(NO_OVERFLOW)
     screenshot(page, "studio")
+    page.set_viewport_size({"width": 700, "height": 860})  # a tablet, between the two layouts
+    assert page.evaluate(NO_OVERFLOW)
     page.set_viewport_size(PHONE)
     page.reload()
     assert page.evaluate(NO_OVERFLOW), page.evaluate("document.documentElement.scrollWidth")
@@ -187,3 +190,24 @@ def test_a_file_that_is_not_a_video_fails_without_retry_and_is_replaced(stack, p
     assert card.locator("[data-role=badge]").text_content() == "Ready"
     assert card.locator("[data-role=error]").count() == 0
     assert card.get_by_role("link", name="Watch").is_visible()
+
+
+def test_cancelling_an_upload_removes_its_row_and_its_video(stack, page, tmp_path):
+    big = make_padded_video(tmp_path / "long-take.mp4", total_bytes=4 * 1024 * 1024)
+    sign_in(page, stack)
+
+    def slow_patches(route):
+        if route.request.method == "PATCH":
+            time.sleep(0.15)  # a slow uplink, so that the cancel lands mid-upload
+        route.continue_()
+
+    page.route("**/api/v1/uploads/**", slow_patches)
+    page.goto(f"{stack}/studio/upload/")
+    count = "fetch('/api/v1/contents/?owner=me').then((r) => r.json()).then((b) => b.count)"
+    before = page.evaluate(count)
+    page.set_input_files("#file", str(big))
+    wait_until(page, "parseInt(document.querySelector('[data-role=percent]').textContent) >= 3")
+    row(page, 1).get_by_role("button", name="Cancel the upload of long-take.mp4").click()
+    page.get_by_text("The upload of long-take.mp4 was cancelled.").wait_for()
+    assert page.locator("li.queue-item").count() == 0
+    assert page.evaluate(count) == before
