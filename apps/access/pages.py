@@ -33,6 +33,7 @@ from apps.content.selectors import (
     content_get_manageable,
     content_list,
     content_visible_to,
+    poster_url,
     sort_choices,
     user_is_creator,
 )
@@ -152,9 +153,20 @@ def poster(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
     content = content_visible_to(request.user).filter(pk=content_id).first()
     if content is None or not content.poster:
         raise Http404("No poster.")
+    # The URL the API gives carries the poster's version: that one never changes and may be
+    # kept; a bare or outdated URL is checked each time (a 304 while the version stands), so a
+    # new poster shows at once.
+    version = (poster_url(content) or "").partition("?v=")[2]
+    etag = f'"{version}"'
+    versioned = request.GET.get("v") == version
+    cache = "public, max-age=31536000, immutable" if versioned else "public, no-cache"
+    held = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
+    if etag in held:
+        return HttpResponse(status=304, headers={"ETag": etag, "Cache-Control": cache})
     response = storage_response(request, content.poster, "poster.jpg")
     if response.status_code == 200:  # from disk; an S3 redirect keeps its no-store
-        response["Cache-Control"] = "public, max-age=300"
+        response["Cache-Control"] = cache
+        response["ETag"] = etag
     return response
 
 
@@ -172,11 +184,24 @@ def studio(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def upload(request: HttpRequest) -> HttpResponse:
     _creator_required(request)
-    return render(
-        request,
-        "upload.html",
-        {"nav": "upload", "upload_config": {"chunkSize": settings.WEB_UPLOAD_CHUNK_SIZE}},
-    )
+    config: dict = {"chunkSize": settings.WEB_UPLOAD_CHUNK_SIZE, "replace": None}
+    # ?replace=<id>: the next file becomes that content's new source (its Replace action).
+    replacing = _replaceable(request, request.GET.get("replace", ""))
+    if replacing is not None:
+        config["replace"] = {"id": str(replacing.id), "title": replacing.title}
+    return render(request, "upload.html", {"nav": "upload", "upload_config": config})
+
+
+def _replaceable(request: HttpRequest, raw_id: str):
+    """The caller's content named by ``raw_id`` if it can take a new file, else None."""
+    try:
+        content_id = uuid.UUID(raw_id)
+    except ValueError:
+        return None
+    content = content_get_manageable(user=request.user, content_id=content_id)
+    if content is None or content.status not in (ContentStatus.FAILED, ContentStatus.DRAFT):
+        return None
+    return content
 
 
 @login_required
@@ -196,6 +221,7 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "content": content,
             "chains": chains,
             "public_url": settings.STREAMGATE_PUBLIC_URL,
+            "content_poster_url": poster_url(content),
             "gate_chains": gate_chains,
             "gate_chain_names": [chain_name(caip2) for caip2 in gate_chains],
             "edit_config": {

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.content.status import ContentStatus
+from apps.content.status import ContentStatus, ErrorKind
 
 # The auth group whose members may publish (created by access's migration 0002).
 CREATORS_GROUP = "creators"
@@ -29,10 +29,21 @@ class Content(models.Model):
     progress = models.PositiveSmallIntegerField(
         default=0, help_text="0-100: how far the current phase (upload, processing) is."
     )
+    overall_progress = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="0-100 across all phases of the current attempt (apps/content/progress.py); "
+        "never lowered within an attempt.",
+    )
     duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="Why processing failed, for the creator.")
+    error_kind = models.CharField(
+        max_length=16,
+        choices=ErrorKind.choices,
+        blank=True,
+        help_text="What kind of failure: whether encoding again can help.",
+    )
     gate = models.JSONField(null=True, blank=True, help_text="Who may watch; null means anyone.")
     source_path = models.CharField(
         max_length=500, blank=True, help_text="Storage path of the uploaded original."

@@ -1,5 +1,6 @@
 """Reads of content shared by the API, the websocket consumer and tasks."""
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -9,7 +10,9 @@ from django.db.models.functions import Lower
 
 from apps.content.extensions import list_sorts, output_prefetches
 from apps.content.models import CREATORS_GROUP, Caption, Content, ContentStatus
+from apps.content.progress import phase_label
 from apps.content.search import content_search
+from apps.content.status import ErrorKind
 from streamgate.versions import PUBLIC, Remembered, owner_scope
 
 
@@ -132,9 +135,36 @@ def content_get_manageable(
     return content
 
 
-def content_status_message(content: Content) -> dict[str, Any]:
-    """The websocket contract's status message for the content's current state."""
-    return {"type": "status", "status": content.status, "error": content.error or None}
+def content_status_message(content: Content, *, restarting: bool = False) -> dict[str, Any]:
+    """The websocket contract's status message for the content's current state, with the
+    fields added for the studio: ``overall`` (0-100, forward-only within an attempt), ``label``
+    (the state in plain words) and ``retryable`` (whether a retry can help a failure)."""
+    return {
+        "type": "status",
+        "status": content.status,
+        "error": content.error or None,
+        "overall": content.overall_progress,
+        "label": phase_label(content.status, retrying=restarting),
+        "retryable": content_retryable(content),
+    }
+
+
+def content_retryable(content: Content) -> bool:
+    """A failed content whose failure a new encode can help: not a file that cannot be used."""
+    return (
+        content.status == ContentStatus.FAILED
+        and bool(content.source_path)
+        and content.error_kind != ErrorKind.SOURCE
+    )
+
+
+def poster_url(content: Content) -> str | None:
+    """The poster's root-relative URL, versioned by the stored image (a new poster is a new
+    URL, which caches may keep for good); None when there is none."""
+    if not content.poster:
+        return None
+    version = hashlib.sha256(content.poster.encode()).hexdigest()[:12]
+    return f"/posters/{content.id}.jpg?v={version}"
 
 
 def caption_list(content_id: uuid.UUID | str) -> list[Caption]:

@@ -10,6 +10,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.content.caption_files import CaptionInvalid, caption_parse, label_check, language_check
@@ -24,11 +26,14 @@ from apps.content.exceptions import (
 )
 from apps.content.extensions import GateInvalid, gate_normalize
 from apps.content.models import Caption, Content, ContentStatus
+from apps.content.progress import PROCESSING_START, QUEUED_START
 from apps.content.realtime import content_broadcast
-from apps.content.selectors import content_status_message, user_is_creator
+from apps.content.selectors import content_status_message, poster_url, user_is_creator
 from apps.content.storage import (
     StorageUnavailable,
     captions_prefix,
+    posters_prefix,
+    storage_delete_quietly,
     storage_put_file,
     storage_read_chunks,
 )
@@ -101,20 +106,52 @@ def content_delete(*, content: Content) -> None:
 
 @transaction.atomic
 def content_status_set(
-    *, content: Content, status: ContentStatus, error: str = "", progress: int | None = None
+    *,
+    content: Content,
+    status: ContentStatus,
+    error: str = "",
+    progress: int | None = None,
+    error_kind: str = "",
+    restarting: bool = False,
 ) -> Content:
     """Move the content to ``status`` and tell its websocket listeners.
 
     Writes only the status fields, so a concurrent edit of the title or gate is never undone by a
-    stale instance.
+    stale instance. The overall progress starts again at an upload (0) and at a (re)queued
+    attempt; processing never lowers it; ready is 100. ``error_kind`` (ErrorKind) says whether
+    a retry can help a failure; ``restarting`` labels a later attempt "Retrying".
     """
-    changes: dict[str, Any] = {"status": status, "error": error, "updated_at": timezone.now()}
+    changes: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "error_kind": error_kind if status == ContentStatus.FAILED else "",
+        "updated_at": timezone.now(),
+    }
     if progress is not None:
         changes["progress"] = progress
+    restart_at = {
+        ContentStatus.DRAFT: 0,
+        ContentStatus.UPLOADING: 0,
+        ContentStatus.QUEUED: QUEUED_START,
+        ContentStatus.READY: 100,
+    }
+    if status in restart_at:
+        changes["overall_progress"] = restart_at[status]
     Content.objects.filter(pk=content.pk).update(**changes)
+    if status == ContentStatus.PROCESSING:
+        Content.objects.filter(pk=content.pk, overall_progress__lt=PROCESSING_START).update(
+            overall_progress=PROCESSING_START
+        )
+    if status in (ContentStatus.PROCESSING, ContentStatus.FAILED):
+        changes["overall_progress"] = (
+            Content.objects.filter(pk=content.pk).values_list("overall_progress", flat=True).first()
+            or 0
+        )
     for field, value in changes.items():
         setattr(content, field, value)
-    content_broadcast(content_id=content.id, message=content_status_message(content))
+    content_broadcast(
+        content_id=content.id, message=content_status_message(content, restarting=restarting)
+    )
     return content
 
 
@@ -181,9 +218,39 @@ def content_source_cid(*, content: Content, on_progress: Callable[[], None] | No
     return cid
 
 
-def content_progress_set(*, content_id: uuid.UUID | str, progress: int) -> None:
-    """Record how far the current stage is (0-100); no message: callers send their own."""
-    Content.objects.filter(pk=content_id).update(progress=max(0, min(100, progress)))
+def content_progress_set(
+    *, content_id: uuid.UUID | str, progress: int, overall: int | None = None
+) -> None:
+    """Record how far the current stage is (0-100) and, given ``overall``, raise the overall
+    progress to it (never lower it); no message: callers send their own."""
+    changes: dict[str, Any] = {"progress": max(0, min(100, progress))}
+    if overall is not None:
+        changes["overall_progress"] = Greatest(
+            F("overall_progress"), Value(max(0, min(100, overall)))
+        )
+    Content.objects.filter(pk=content_id).update(**changes)
+
+
+@transaction.atomic
+def content_poster_set(*, content: Content, path: str) -> Content:
+    """Make the stored image at ``path`` the content's poster. A poster chosen earlier (under
+    the content's ``posters/`` folder) is deleted after commit; the encoded one stays with its
+    job's outputs."""
+    previous = (
+        Content.objects.select_for_update()
+        .filter(pk=content.pk)
+        .values_list("poster", flat=True)
+        .first()
+    )
+    Content.objects.filter(pk=content.pk).update(poster=path, updated_at=timezone.now())
+    content.poster = path
+    if previous and previous != path and previous.startswith(posters_prefix(str(content.id))):
+        transaction.on_commit(lambda: storage_delete_quietly(previous))
+    content_broadcast(
+        content_id=content.id,
+        message={"type": "poster", "thumbnail_url": poster_url(content)},
+    )
+    return content
 
 
 def caption_create(*, content: Content, data: bytes, language: str, label: str = "") -> Caption:

@@ -11,3 +11,12 @@ class ContentStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+
+
+class ErrorKind(models.TextChoices):
+    """Why a content failed, which decides what the creator is offered: ``source`` (the file
+    itself cannot be used: not a video, unusable, lost) needs a new file; ``processing`` (an
+    encoder failure, a time limit, a dependency away) may succeed when retried."""
+
+    SOURCE = "source", "The file cannot be used"
+    PROCESSING = "processing", "Processing failed"

@@ -2,6 +2,7 @@
 deleting a whole prefix and checking reachability. Paths are storage-relative."""
 
 import io
+import logging
 import os
 import shutil
 
@@ -27,6 +28,24 @@ def renditions_prefix(content_id: str) -> str:
 def captions_prefix(content_id: str) -> str:
     """Captions live beside the renditions, not in a job's folder: they outlive re-encodes."""
     return f"captions/{content_id}/"
+
+
+def posters_prefix(content_id: str) -> str:
+    """Where the posters a creator chose are stored: inside the content's renditions folder, so
+    that deleting the content removes them, but outside any job's, so that pruning old jobs
+    does not."""
+    return f"{renditions_prefix(content_id)}posters/"
+
+
+def storage_delete_quietly(path: str, *, storage: Storage = default_storage) -> None:
+    """Delete one stored file that is no longer referenced; a failure is logged, not raised
+    (what is left is garbage under the content's folder, removed with the content)."""
+    try:
+        storage.delete(path)
+    except Exception:
+        logging.getLogger(__name__).warning(
+            "could not delete a stored file", extra={"path": path}, exc_info=True
+        )
 
 
 def storage_delete_prefix(prefix: str, *, storage: Storage = default_storage) -> int:

@@ -389,3 +389,25 @@ def _stop(process: subprocess.Popen) -> None:
 def sprite_count(*, duration: float, storyboard: Storyboard) -> int:
     """How many thumbnails the storyboard branch produces for ``duration`` seconds."""
     return max(1, math.ceil(duration / storyboard.interval))
+
+
+def grab_frame(
+    source: str, output: Path, *, at: float, width: int, height: int, binary: str
+) -> None:
+    """Write the frame at ``at`` seconds of ``source`` to ``output`` as a ``width``x``height``
+    JPEG (a chosen poster). FrameFailed, with FFmpeg's reason, when none was written."""
+    args = [
+        binary, "-hide_banner", "-nostdin", "-y", "-ss", f"{at:.3f}", "-i", source,
+        "-frames:v", "1", "-vf", f"scale={width}:{height},setsar=1", "-q:v", "3", str(output),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=60, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as error:
+        raise FrameFailed("FFmpeg took too long to read the frame.") from error
+    if done.returncode != 0 or not output.is_file() or output.stat().st_size == 0:
+        tail = redact_urls(done.stderr.decode(errors="replace"))[-300:]
+        raise FrameFailed(f"FFmpeg could not read a frame there: {tail.strip()}")
+
+
+class FrameFailed(Exception):
+    """No frame could be taken from the source at that time."""

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.content.models import ContentStatus
+from apps.content.progress import overall_percent, phase_label
 from apps.content.realtime import content_broadcast
 from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import storage_exists, storage_source_location
@@ -39,7 +40,8 @@ from apps.transcode.publishing import publish_outputs
 
 logger = logging.getLogger(__name__)
 
-# How the stages share the content's overall progress bar (start, end).
+# How the stages share the processing bar (start, end): the ``progress`` field, as before. The
+# bar across all phases, ``overall``, is apps/content/progress.py's.
 STAGE_SPAN = {
     JobStage.PROBE: (0, 2),
     JobStage.ENCODE: (2, 90),
@@ -70,6 +72,10 @@ class JobRun:
     # writes are skipped.
     away_since: float | None = None
     progress_paused_until: float = 0.0
+    # The highest overall progress sent: messages never go below it within this attempt.
+    overall_sent: int = 0
+    # The tallest rung, once planned, which names the encode phase ("Encoding 720p").
+    top_rung: str | None = None
 
     def enter(self, stage: str) -> None:
         self.finish_stage()
@@ -121,11 +127,14 @@ class JobRun:
             return
         self.sent_at = now
         start, end = STAGE_SPAN[self.stage]
+        overall = max(self.overall_sent, overall_percent(self.stage, percent))
+        self.overall_sent = overall
         if now >= self.progress_paused_until:
             try:
                 content_progress_set(
                     content_id=self.job.content_id,
                     progress=int(start + (end - start) * percent / 100),
+                    overall=overall,
                 )
             except DATABASE_AWAY as error:
                 # Progress is advisory: the encode goes on, and so do the websocket messages.
@@ -138,7 +147,14 @@ class JobRun:
                 )
         content_broadcast(
             content_id=self.job.content_id,
-            message={"type": "transcode", "stage": self.stage, "percent": round(percent, 1)},
+            message={
+                "type": "transcode",
+                "stage": self.stage,
+                "percent": round(percent, 1),
+                "overall": overall,
+                "label": phase_label(self.stage, rung=self.top_rung, retrying=self.job.attempt > 1),
+                "attempt": self.job.attempt,
+            },
         )
 
 
@@ -165,6 +181,7 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
     args = ffmpeg.build_command(plan, binary=ffmpeg.ffmpeg_binary(settings.TRANSCODE_FFMPEG))
     job.source_info = info.as_json()
     job.ladder = [rung.__dict__ for rung in rungs]
+    run.top_rung = rungs[0].name if rungs else None
     job.command = ffmpeg.command_line(args, secret=source)
     run.alive(force=True, source_info=job.source_info, ladder=job.ladder, command=job.command)
     run.progress(100.0, force=True)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
+from apps.content.status import ErrorKind
 from apps.content.storage import StorageUnavailable
 from apps.uploads import tasks
 from apps.uploads.backends import IncomingMissing, store_of
@@ -165,7 +166,11 @@ def _fail(upload: Upload, token: str, message: str) -> Upload:
             Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error=message)
             content = Content.objects.get(pk=upload.content_id)
             content_status_set(
-                content=content, status=ContentStatus.FAILED, error=message, progress=0
+                content=content,
+                status=ContentStatus.FAILED,
+                error=message,
+                progress=0,
+                error_kind=ErrorKind.SOURCE,
             )
             upload_id = upload.id
             transaction.on_commit(lambda: ending.upload_discard(upload_id=upload_id))

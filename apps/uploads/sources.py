@@ -14,6 +14,7 @@ from apps.content.cid import CidBuilder
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_source_attach, content_status_set
 from apps.content.signals import source_ready
+from apps.content.status import ErrorKind
 from apps.content.storage import storage_open_seekable, storage_read_chunks
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
 
@@ -75,7 +76,11 @@ def source_attach(*, content: Content, report: SourceReport) -> Content:
     )
     if report.problem:
         content_status_set(
-            content=content, status=ContentStatus.FAILED, error=report.problem, progress=0
+            content=content,
+            status=ContentStatus.FAILED,
+            error=report.problem,
+            progress=0,
+            error_kind=ErrorKind.SOURCE,
         )
     else:
         content_status_set(content=content, status=ContentStatus.QUEUED, progress=0)

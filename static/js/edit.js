@@ -167,6 +167,10 @@
     event.preventDefault();
     const saved = await SG.api("PATCH", url, { title: $("title").value, description: $("description").value });
     SG.notice(messages, saved.status === 200 ? "Details saved." : SG.message(saved.data), saved.status === 200 ? "ok" : "error");
+    if (saved.status === 200) { // the heading and the tab follow the saved title
+      $("heading").textContent = saved.data.title;
+      document.title = document.title.replace(/^.*( · StreamGate)$/, (whole, site) => saved.data.title + site);
+    }
   });
   $("delete").addEventListener("click", async () => {
     if (!confirm("Delete this video and all its files? This cannot be undone.")) return;
@@ -179,7 +183,7 @@
     if (retried.status === 202) location.reload();
     else SG.notice(messages, SG.message(retried.data), "error");
   });
-  $("copy").addEventListener("click", async () => {
+  if ($("copy")) $("copy").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("snippet").textContent);
       SG.notice(messages, "Snippet copied.", "ok");

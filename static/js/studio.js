@@ -1,38 +1,86 @@
-// The studio list: contents still on their way follow their progress live, without reloading.
+// The studio list: each content still on its way follows its progress live (one forward-only
+// bar, plain words, a time estimate); its poster appears when it is ready; Delete asks in a
+// dialog, then removes the row without a reload.
 "use strict";
 (() => {
-  const FINAL = new Set(["ready", "failed", "draft"]);
-  document.querySelectorAll("tr[data-content-id]").forEach((row) => {
-    if (FINAL.has(row.dataset.status)) return;
+  const messages = document.getElementById("messages");
+  const dialog = document.getElementById("delete-dialog");
+
+  function badgeText(state) {
+    const moving = !SGProgress.STEADY.has(state.status);
+    return moving ? `${state.label} ${Math.floor(state.overall)}%` : state.label;
+  }
+  async function showPoster(row) {
+    const answer = await SG.api("GET", `/api/v1/contents/${row.dataset.contentId}/`);
+    if (answer.status === 200 && answer.data.thumbnail_url) setPoster(row, answer.data.thumbnail_url);
+  }
+  function setPoster(row, url) {
+    const image = row.querySelector("[data-role=poster]");
+    image.src = url;
+    image.hidden = false;
+    const placeholder = row.querySelector(".no-poster");
+    if (placeholder) placeholder.remove();
+  }
+  function follow(row) {
     const badge = row.querySelector("[data-role=badge]");
-    const progress = row.querySelector("[data-role=progress]");
-    const follower = SG.follow(row.dataset.contentId, (message) => {
-      if (message.type === "upload" && message.total) {
-        progress.firstElementChild.style.width = (100 * message.received) / message.total + "%";
-      } else if (message.type === "transcode") {
-        progress.firstElementChild.style.width = message.percent + "%";
-      } else if (message.type === "status") {
-        badge.textContent = message.status;
-        badge.className = "badge " + message.status;
-        row.dataset.status = message.status;
-        progress.hidden = FINAL.has(message.status);
-        if (message.status === "ready" || message.status === "failed") {
-          follower.close();
-          if (message.status === "failed") {
-            const error = document.createElement("div");
-            error.className = "muted";
-            error.textContent = message.error || "Processing failed.";
-            row.querySelector("td:nth-child(2)").appendChild(error);
-          }
-          if (message.status === "ready" && !row.querySelector("a.watch")) {
-            const link = document.createElement("a");
-            link.className = "watch";
-            link.href = `/watch/${row.dataset.contentId}/`;
-            link.textContent = "Watch";
-            row.querySelector("[data-role=actions]").appendChild(link);
-          }
-        }
+    const bar = row.querySelector("[data-role=progress]");
+    const eta = row.querySelector("[data-role=eta]");
+    const tracker = SGProgress.tracker((state, message) => {
+      row.dataset.status = state.status;
+      badge.textContent = badgeText(state);
+      badge.className = "badge " + state.status;
+      bar.hidden = SGProgress.STEADY.has(state.status);
+      SGProgress.paint(bar, state.overall);
+      eta.textContent = state.eta;
+      if (message.type !== "status") return;
+      row.querySelector(".watch").hidden = state.status !== "ready";
+      const shown = row.querySelector("[data-role=error]");
+      if (shown) shown.remove();
+      if (state.status === "failed") {
+        const error = document.createElement("div");
+        error.className = "muted";
+        error.dataset.role = "error";
+        error.textContent = state.error || "Processing failed.";
+        row.querySelector(".title-cell").appendChild(error);
       }
+      if (state.status === "ready") showPoster(row);
+    }, { overall: Number(row.dataset.overall) || 0, status: row.dataset.status });
+    return SG.follow(row.dataset.contentId, (message) => {
+      if (message.type === "poster" && message.thumbnail_url) setPoster(row, message.thumbnail_url);
+      else tracker.feed(message);
     });
+  }
+  function ask(title) {
+    // Resolves true when the creator confirms in the dialog (Escape and Cancel say no).
+    dialog.querySelector("[data-role=delete-title]").textContent = title;
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "delete"), { once: true }));
+  }
+  async function remove(row, follower) {
+    const title = row.dataset.title;
+    const opener = row.querySelector("[data-role=delete]");
+    if (!(await ask(title))) { opener.focus(); return; }
+    const deleted = await SG.api("DELETE", `/api/v1/contents/${row.dataset.contentId}/`);
+    if (deleted.status !== 204 && deleted.status !== 404) {
+      SG.notice(messages, SG.message(deleted.data, "The video was not deleted."), "error");
+      opener.focus();
+      return;
+    }
+    follower.close();
+    const next = row.nextElementSibling || row.previousElementSibling;
+    row.remove();
+    SG.notice(messages, `Deleted “${title}”.`, "ok");
+    if (next) next.querySelector("[data-role=delete]").focus();
+    else {
+      document.querySelector("[data-testid=studio]").hidden = true;
+      document.getElementById("empty").hidden = false;
+    }
+  }
+  document.querySelectorAll("tr[data-content-id]").forEach((row) => {
+    // Every row not yet ready follows its progress (a failed or draft one may get a new file
+    // from another tab), and shows its poster when it is ready; ready rows need no socket.
+    const follower = row.dataset.status === "ready" ? { close() {} } : follow(row);
+    row.querySelector("[data-role=delete]").addEventListener("click", () => remove(row, follower));
   });
 })();

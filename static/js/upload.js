@@ -1,128 +1,276 @@
-// The upload page: drag and drop, tus-js-client resumable uploads (pause, resume, resume after
-// a reload when the same file is picked again), then live processing progress over the websocket.
+// The upload page: a queue of files, each its own row with its own title (from its file name),
+// its own resumable tus upload (two at a time), cancel, and then its processing followed live
+// (one forward-only bar, plain words, a time estimate) until it can be watched. A failed file
+// offers Retry only when encoding again can help, and always "Replace the file".
 "use strict";
 (() => {
   const config = JSON.parse(document.getElementById("upload-config").textContent);
   const $ = (id) => document.getElementById(id);
-  const messages = $("messages");
-  let upload = null;
-  let socket = null;
+  const queue = $("queue");
+  const PARALLEL = 2;
+  const ACTIVE = new Set(["starting", "uploading"]);
+  const items = [];
+  let serial = 0;
 
-  function bar(id, percent, text) {
-    const value = Math.max(0, Math.min(100, percent));
-    $(id).querySelector("span").style.width = value + "%";
-    $(id).setAttribute("aria-valuenow", String(Math.round(value)));
-    if (text !== undefined) $(id.replace("-bar", "-text")).textContent = text;
-  }
-  function setStatus(status, error) {
-    const badge = $("job-status");
-    badge.textContent = status;
-    badge.className = "badge " + status;
-    if (status === "ready") {
-      bar("transcode-bar", 100, "done");
-      $("open").hidden = false;
-      SG.notice(messages, "Your video is ready to watch.", "ok");
-    } else if (status === "failed") {
-      SG.notice(messages, `Processing failed: ${error || "unknown error"}. You can retry it from the studio.`, "error");
-    }
-  }
-  function onMessage(message) {
-    if (message.type === "status") setStatus(message.status, message.error);
-    if (message.type === "transcode") {
-      bar("transcode-bar", message.percent, `${message.stage} ${Math.floor(message.percent)}%`);
-    }
+  const titleOf = (file) => file.name.replace(/\.[^.]+$/, "").replace(/[_]+/g, " ").trim().slice(0, 200) || "Untitled";
+  function sizeOf(bytes) {
+    if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+    if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+    return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
   }
 
-  async function start(file) {
-    if (upload) { SG.notice(messages, "An upload is already running on this page.", "error"); return; }
-    SG.notice(messages, "");
-    const title = $("title").value.trim() || file.name.replace(/\.[^.]+$/, "") || "Untitled";
-    const options = {
+  function render(item) {
+    const node = $("queue-item").content.firstElementChild.cloneNode(true);
+    const part = (role) => node.querySelector(`[data-role=${role}]`);
+    const id = `upload-${item.serial}`;
+    node.dataset.serial = String(item.serial);
+    part("title-label").htmlFor = `${id}-title`;
+    part("title").id = `${id}-title`;
+    part("replace-input").id = `${id}-replace`;
+    part("replace-label").htmlFor = `${id}-replace`;
+    part("file").id = `${id}-file`;
+    part("title").setAttribute("aria-describedby", `${id}-file`);
+    item.node = node;
+    item.part = part;
+    part("title").addEventListener("change", () => rename(item));
+    part("cancel").addEventListener("click", () => cancel(item));
+    part("pause").addEventListener("click", () => pause(item));
+    part("resume").addEventListener("click", () => resume(item));
+    part("retry").addEventListener("click", () => retry(item));
+    part("replace-input").addEventListener("change", (event) => {
+      if (event.target.files[0]) replace(item, event.target.files[0]);
+      event.target.value = "";
+    });
+    describe(item);
+    return node;
+  }
+  function describe(item) {
+    const { part, file } = item;
+    part("title").value = item.title;
+    part("file").textContent = `${file.name} · ${sizeOf(file.size)}`;
+    part("name").textContent = ` the upload of ${file.name}`;
+    part("bar").setAttribute("aria-label", `Progress of ${file.name}`);
+  }
+  function say(item, text, kind) { SG.notice(item.part("message"), text, kind); }
+  function show(item, role, visible) { item.part(role).hidden = !visible; }
+  function setState(item, state) {
+    item.state = state;
+    item.node.dataset.state = state;
+  }
+
+  function paint(item, state) {
+    const { part } = item;
+    const moving = !SGProgress.STEADY.has(state.status);
+    part("status").textContent = state.label || "Waiting to upload";
+    part("status").className = "badge " + (state.status || "");
+    SGProgress.paint(part("bar"), state.overall);
+    part("percent").textContent = `${Math.floor(state.overall)}%`;
+    part("bar").hidden = part("percent").hidden = state.status === "failed"; // no bar to finish
+    part("eta").textContent = moving ? state.eta : "";
+    item.node.dataset.status = state.status || "";
+  }
+  function onStatus(item, state) {
+    const failed = state.status === "failed";
+    show(item, "watch", state.status === "ready");
+    show(item, "retry", failed && state.retryable);
+    show(item, "replace", failed);
+    if (state.status === "ready") {
+      say(item, "Ready to watch.", "ok");
+      item.follower.close();
+      item.follower = null;
+    } else if (failed) {
+      say(item, state.error || "Processing failed.", "error");
+      setState(item, "failed");
+    } else if (state.status === "queued" || state.status === "processing") {
+      say(item, "");
+    }
+    if (failed || state.status === "ready") ["pause", "resume", "cancel"].forEach((role) => show(item, role, false));
+  }
+  function follow(item) {
+    if (item.follower) return;
+    item.follower = SG.follow(item.contentId, (message) => item.tracker.feed(message));
+  }
+
+  function add(file) {
+    const item = { file, serial: ++serial, title: titleOf(file), state: "waiting", contentId: null, upload: null, follower: null };
+    item.tracker = SGProgress.tracker((state, message) => {
+      paint(item, state);
+      if (message.type === "status") onStatus(item, state);
+    }, { label: "Waiting to upload" });
+    queue.appendChild(render(item));
+    items.push(item);
+  }
+  function pump() {
+    let running = items.filter((item) => ACTIVE.has(item.state)).length;
+    for (const item of items) {
+      if (running >= PARALLEL) break;
+      if (item.state !== "waiting") continue;
+      running += 1;
+      start(item).catch((error) => {
+        setState(item, "stopped");
+        say(item, `The upload could not start: ${error.message || error}`, "error");
+        pump();
+      });
+    }
+  }
+
+  async function start(item) {
+    setState(item, "starting");
+    const { part } = item;
+    const title = part("title").value.trim() || item.title;
+    const upload = new tus.Upload(item.file, {
       endpoint: "/api/v1/uploads/",
       chunkSize: config.chunkSize || Infinity,
       retryDelays: [0, 1000, 3000, 5000, 10000],
       headers: { "X-CSRFToken": SG.csrf() },
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
-      metadata: { filename: file.name, filetype: file.type || "application/octet-stream", title },
+      metadata: { filename: item.file.name, filetype: item.file.type || "application/octet-stream", title },
       onProgress(sent, total) {
-        bar("upload-bar", (sent / total) * 100, `${Math.floor((sent / total) * 100)}%`);
+        // The bytes this page sent, at once; the server's messages say the same a little later.
+        item.tracker.feed({ type: "upload", overall: Math.floor((30 * sent) / total), label: "Uploading" });
       },
       onSuccess() {
-        upload = null; // another file may follow
-        bar("upload-bar", 100, "100%");
-        $("pause").hidden = true;
-        $("resume").hidden = true;
-        $("transcode-text").textContent = "queued";
+        setState(item, "uploaded");
+        ["pause", "resume", "cancel"].forEach((role) => show(item, role, false));
+        pump();
       },
       onError(error) {
         const response = error.originalResponse;
         const body = response ? response.getBody() : "";
         let detail = body;
         try { detail = SG.message(JSON.parse(body)); } catch (ignored) { /* plain text */ }
-        SG.notice(messages, `The upload stopped: ${detail || error.message}. Press Resume to continue.`, "error");
-        $("pause").hidden = true;
-        $("resume").hidden = false;
+        setState(item, "stopped");
+        say(item, `The upload stopped: ${(detail || error.message || "").replace(/\.$/, "")}. Press Resume to continue.`, "error");
+        show(item, "pause", false);
+        show(item, "resume", true);
+        pump();
       },
-    };
-    upload = new tus.Upload(file, options);
-    const previous = await upload.findPreviousUploads();
-    const resumable = previous.find((item) => item.metadata && item.metadata.content_id);
-    let contentId;
-    if (resumable) {
-      contentId = resumable.metadata.content_id;
-      upload.options.metadata = resumable.metadata;
-      upload.resumeFromPreviousUpload(resumable);
-      SG.notice(messages, "Resuming your earlier upload of this file where it stopped.");
-    } else {
-      const created = await SG.api("POST", "/api/v1/contents/", { title });
-      if (created.status !== 201) {
-        SG.notice(messages, SG.message(created.data, "Could not create the content."), "error");
-        upload = null;
-        return;
+    });
+    item.upload = upload;
+    if (!item.contentId) {
+      const previous = await upload.findPreviousUploads();
+      const resumable = previous.find((found) => found.metadata && found.metadata.content_id);
+      if (resumable) {
+        item.contentId = resumable.metadata.content_id;
+        upload.options.metadata = Object.assign({}, resumable.metadata);
+        part("title").value = resumable.metadata.title || title;
+        upload.resumeFromPreviousUpload(resumable);
+        say(item, "Resuming your earlier upload of this file where it stopped.");
+      } else {
+        const created = await SG.api("POST", "/api/v1/contents/", { title });
+        if (created.status !== 201) throw new Error(SG.message(created.data, "the video could not be created"));
+        item.contentId = created.data.id;
       }
-      contentId = created.data.id;
-      upload.options.metadata.content_id = contentId;
     }
-    $("job").hidden = false;
-    $("job-name").textContent = resumable ? resumable.metadata.title || title : title;
-    $("open").href = `/watch/${contentId}/`;
-    $("job").dataset.contentId = contentId;
-    socket = SG.follow(contentId, onMessage);
+    if (item.state !== "starting") { // cancelled while the video was being created
+      if (!item.replacing) await SG.api("DELETE", `/api/v1/contents/${item.contentId}/`);
+      return;
+    }
+    upload.options.metadata.content_id = item.contentId;
+    item.node.dataset.contentId = item.contentId;
+    part("watch").href = `/watch/${item.contentId}/`;
+    part("edit").href = `/studio/${item.contentId}/`;
+    show(item, "edit", true);
+    show(item, "pause", true);
+    follow(item);
+    setState(item, "uploading");
     upload.start();
   }
 
-  $("pause").addEventListener("click", () => {
-    if (!upload) return;
-    upload.abort();
-    $("pause").hidden = true;
-    $("resume").hidden = false;
-    SG.notice(messages, "Paused. Press Resume to continue.");
-  });
-  $("resume").addEventListener("click", () => {
-    if (!upload) return;
-    $("resume").hidden = true;
-    $("pause").hidden = false;
-    SG.notice(messages, "");
-    upload.start();
-  });
-  async function begin(file) {
-    try {
-      await start(file);
-    } catch (error) {
-      upload = null;
-      SG.notice(messages, `The upload could not start: ${error.message || error}`, "error");
+  async function rename(item) {
+    const input = item.part("title");
+    const title = input.value.trim();
+    if (!title) { input.value = item.title; return; }
+    item.title = title;
+    if (!item.contentId) return; // used when its upload starts
+    const saved = await SG.api("PATCH", `/api/v1/contents/${item.contentId}/`, { title });
+    say(item, saved.status === 200 ? "Title saved." : SG.message(saved.data, "The title was not saved."), saved.status === 200 ? "ok" : "error");
+  }
+  function pause(item) {
+    if (!item.upload || item.state !== "uploading") return;
+    item.upload.abort();
+    setState(item, "paused");
+    show(item, "pause", false);
+    show(item, "resume", true);
+    say(item, "Paused. Press Resume to continue.");
+    pump();
+  }
+  function resume(item) {
+    if (!item.upload) return;
+    setState(item, "uploading");
+    show(item, "resume", false);
+    show(item, "pause", true);
+    say(item, "");
+    item.upload.start();
+  }
+  async function cancel(item) {
+    const started = item.contentId && !item.replacing;
+    const previous = item.state;
+    setState(item, "cancelled");
+    if (item.upload && previous !== "waiting") {
+      try { await item.upload.abort(true); } catch (ignored) { /* the upload ends with its content */ }
+    }
+    if (item.follower) item.follower.close();
+    if (started) await SG.api("DELETE", `/api/v1/contents/${item.contentId}/`);
+    items.splice(items.indexOf(item), 1);
+    item.node.remove();
+    SG.notice($("messages"), `The upload of ${item.file.name} was cancelled.`);
+    pump();
+  }
+  async function retry(item) {
+    const retried = await SG.api("POST", `/api/v1/contents/${item.contentId}/retry/`);
+    if (retried.status === 202) {
+      say(item, "Retrying.");
+      show(item, "retry", false);
+      show(item, "replace", false);
+      follow(item);
+    } else {
+      say(item, SG.message(retried.data, "The retry was refused."), "error");
     }
   }
-  $("file").addEventListener("change", (event) => { if (event.target.files[0]) begin(event.target.files[0]); });
+  function replace(item, file) {
+    // The same video (its title, link and settings) gets a new source file.
+    item.file = file;
+    item.replacing = true;
+    item.upload = null;
+    item.tracker.begin();
+    describe(item);
+    item.part("title").value = item.title;
+    show(item, "replace", false);
+    show(item, "retry", false);
+    show(item, "cancel", true);
+    say(item, "");
+    setState(item, "waiting");
+    follow(item);
+    pump();
+  }
+
+  let replacing = config.replace; // {id, title}: the next file replaces that video's file
+  if (replacing) SG.notice($("messages"), `The file you choose replaces the file of “${replacing.title}”.`);
+  function enqueue(files) {
+    SG.notice($("messages"), "");
+    [...files].forEach((file) => {
+      add(file);
+      if (!replacing) return;
+      const item = items[items.length - 1];
+      Object.assign(item, { contentId: replacing.id, replacing: true, title: replacing.title });
+      item.part("title").value = replacing.title;
+      replacing = null;
+    });
+    pump();
+  }
+  $("file").addEventListener("change", (event) => {
+    if (event.target.files.length) enqueue(event.target.files);
+    event.target.value = ""; // the same file may be picked again (to resume it)
+  });
   const zone = $("dropzone");
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("over");
-    const file = event.dataTransfer.files[0];
-    if (file) begin(file);
+    if (event.dataTransfer.files.length) enqueue(event.dataTransfer.files);
   });
-  window.addEventListener("beforeunload", () => { if (socket) socket.close(); });
+  window.addEventListener("beforeunload", () => items.forEach((item) => item.follower && item.follower.close()));
 })();

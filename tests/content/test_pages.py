@@ -101,3 +101,27 @@ def test_server_errors_get_our_page_without_a_request_context():
     page = render_to_string("500.html")  # Django renders it with no context at all
     assert "Something went wrong" in page
     assert "/static/css/app.css" in page
+
+
+def test_the_upload_page_replaces_the_file_of_ones_own_failed_content_only():
+    import json
+
+    from apps.content.status import ErrorKind
+
+    failed = ContentFactory(status=ContentStatus.FAILED, title="Notes", error_kind=ErrorKind.SOURCE)
+    client = signed_in(failed.owner)
+
+    def replacing(raw: str):
+        page = client.get(f"/studio/upload/?replace={raw}").content.decode()
+        config = page.split('<script id="upload-config" type="application/json">')[1]
+        return json.loads(config.split("</script>")[0])["replace"]
+
+    assert replacing(str(failed.id)) == {"id": str(failed.id), "title": "Notes"}
+    ready = ContentFactory(owner=failed.owner, status=ContentStatus.READY)
+    theirs = ContentFactory(status=ContentStatus.FAILED)
+    for raw in (str(ready.id), str(theirs.id), "not-a-uuid", ""):
+        assert replacing(raw) is None
+    edit = client.get(f"/studio/{failed.id}/").content.decode()
+    assert f'href="/studio/upload/?replace={failed.id}"' in edit
+    assert 'id="retry"' not in edit  # encoding a file that is not a video again cannot help
+    assert 'id="snippet"' not in edit  # no embed code for a video that cannot play

@@ -25,9 +25,14 @@ def test_status_change_is_broadcast_after_commit(django_capture_on_commit_callba
     broadcast()
 
     event = async_to_sync(asyncio.wait_for)(layer.receive(channel), 5)
-    assert event == {
-        "type": "content.event",
-        "message": {"type": "status", "status": "failed", "error": "Not a video file."},
+    assert event["type"] == "content.event"
+    assert event["message"] == {
+        "type": "status",
+        "status": "failed",
+        "error": "Not a video file.",
+        "overall": 0,
+        "label": "Failed",
+        "retryable": False,
     }
     content.refresh_from_db()
     assert content.status == ContentStatus.FAILED

@@ -56,7 +56,7 @@ def test_whole_stack_without_servers(tmp_path, logs_dir):
             open_timeout=10,
         ) as websocket:
             first = json.loads(websocket.recv(timeout=10))
-            assert first == {"type": "status", "status": "draft", "error": None}
+            assert first.items() >= {"type": "status", "status": "draft", "error": None}.items()
             # Another process (as the Celery worker would) changes the status.
             manage(
                 env,
@@ -71,7 +71,10 @@ def test_whole_stack_without_servers(tmp_path, logs_dir):
             )
             started = time.monotonic()
             message = json.loads(websocket.recv(timeout=10))
-            assert message == {"type": "status", "status": "failed", "error": "Not a video file."}
+            assert (
+                message.items()
+                >= {"type": "status", "status": "failed", "error": "Not a video file."}.items()
+            )
             assert time.monotonic() - started < 5
 
         source = tmp_path / "var" / "media" / "sources" / content_id

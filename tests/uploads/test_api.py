@@ -503,7 +503,13 @@ def test_progress_is_broadcast_to_the_content_group(tus, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         tus.patch(location, 0, DATA[:1000])
     event = async_to_sync(asyncio.wait_for)(layer.receive(channel), 5)
-    assert event["message"] == {"type": "upload", "received": 1000, "total": len(DATA)}
+    assert event["message"] == {
+        "type": "upload",
+        "received": 1000,
+        "total": len(DATA),
+        "overall": int(30 * 1000 / len(DATA)),  # uploading is the first 30 of 100
+        "label": "Uploading",
+    }
 
 
 def test_progress_messages_are_throttled(tus, settings, django_capture_on_commit_callbacks):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from apps.content.extensions import GateInvalid, gate_normalize, output_fields
 from apps.content.models import Caption, Content, ContentStatus, Rendition
-from apps.content.selectors import sort_choices
+from apps.content.selectors import content_retryable, poster_url, sort_choices
 
 
 class RenditionOutputSerializer(serializers.ModelSerializer):
@@ -32,6 +32,7 @@ class ContentOutputSerializer(serializers.ModelSerializer):
     captions = CaptionOutputSerializer(many=True, read_only=True)
     thumbnail_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    retryable = serializers.SerializerMethodField()
 
     class Meta:
         model = Content
@@ -42,6 +43,7 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "owner",
             "status",
             "progress",
+            "overall_progress",
             "duration",
             "width",
             "height",
@@ -50,21 +52,29 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "thumbnail_url",
             "gate",
             "error",
+            "error_kind",
+            "retryable",
             "created_at",
             "updated_at",
         ]
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_thumbnail_url(self, content: Content) -> str | None:
-        if not content.poster:
+        path = poster_url(content)
+        if path is None:
             return None
-        path = f"/posters/{content.id}.jpg"
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, content: Content) -> str | None:
         return content.error or None
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_retryable(self, content: Content) -> bool:
+        """True when the content failed and encoding it again can help (not for a file that
+        cannot be used: that needs a new upload)."""
+        return content_retryable(content)
 
     def get_fields(self):
         """The declared fields, with those other apps contribute before the timestamps."""

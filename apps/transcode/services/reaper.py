@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
+from apps.content.status import ErrorKind
 from apps.transcode import tasks
 from apps.transcode.models import JobState, TranscodeJob
 from apps.transcode.services.outputs import delete_outputs
@@ -67,9 +68,12 @@ def worker_lost(
                 content=content,
                 status=ContentStatus.FAILED,
                 error=f"Encoding stopped {died} times in a row; retry later or contact us.",
+                error_kind=ErrorKind.PROCESSING,
             )
             return WorkerLost(ended=True)
-        content_status_set(content=content, status=ContentStatus.QUEUED, progress=0)
+        content_status_set(
+            content=content, status=ContentStatus.QUEUED, progress=0, restarting=True
+        )
         return WorkerLost(ended=True, successor=new_job(content, restart=True))
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
+from apps.content.status import ErrorKind
 from apps.transcode import tasks
 from apps.transcode.models import JobState, TranscodeJob
 from streamgate.celery import enqueue_on_commit_with
@@ -69,7 +70,13 @@ def transcode_retry(*, content: Content) -> TranscodeJob:
         raise Conflict(
             "This content has no uploaded file to encode; upload one first.", reason="no_source"
         )
-    content_status_set(content=content, status=ContentStatus.QUEUED, progress=0)
+    if content.error_kind == ErrorKind.SOURCE:
+        raise Conflict(
+            "Encoding this file again cannot help: it is not a video we can use. "
+            "Replace the file instead.",
+            reason="not_retryable",
+        )
+    content_status_set(content=content, status=ContentStatus.QUEUED, progress=0, restarting=True)
     return new_job(content)
 
 

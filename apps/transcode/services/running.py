@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from apps.content.models import Content, ContentStatus, Rendition
 from apps.content.services import content_status_set
+from apps.content.status import ErrorKind
 from apps.content.storage import StorageUnavailable
 from apps.transcode import ffmpeg, tasks
 from apps.transcode.ladder import UnusableSource
@@ -146,7 +147,7 @@ def transcode_run(
         )
         wait_out(lambda: _publish(job, outcome), job_id=job_id, what="publish")
     except (NotMedia, UnusableSource) as error:
-        _fail(job, str(error))
+        _fail(job, str(error), kind=ErrorKind.SOURCE)
     except ffmpeg.EncodeFailed as error:
         _fail(job, str(error), exit_code=error.result.exit_code, stderr=error.result.stderr_tail)
     except PackagingError as error:
@@ -259,7 +260,12 @@ def _publish(job: TranscodeJob, outcome: Outcome) -> None:
 
 
 def _fail(
-    job: TranscodeJob, message: str, *, exit_code: int | None = None, stderr: str = ""
+    job: TranscodeJob,
+    message: str,
+    *,
+    exit_code: int | None = None,
+    stderr: str = "",
+    kind: str = ErrorKind.PROCESSING,
 ) -> None:
     """The job failed: the content shows why; partial outputs go."""
     with transaction.atomic():
@@ -272,7 +278,9 @@ def _fail(
             return
         content = Content.objects.filter(pk=job.content_id).first()
         if content is not None and content.status != ContentStatus.READY:
-            content_status_set(content=content, status=ContentStatus.FAILED, error=message)
+            content_status_set(
+                content=content, status=ContentStatus.FAILED, error=message, error_kind=kind
+            )
         prefix = job.output_prefix
         transaction.on_commit(lambda: delete_outputs(prefix))
     logger.warning("transcode failed", extra={"job_id": str(job.id), "error": message})

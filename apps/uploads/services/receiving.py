@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.content.models import ContentStatus
+from apps.content.progress import overall_percent, phase_label
 from apps.content.realtime import content_broadcast
 from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import StorageUnavailable
@@ -184,13 +185,21 @@ def _commit(upload: Upload, lease: WriteLease, durable: Durable) -> None:
     for field, value in fields.items():
         setattr(upload, field, value)
     if due and upload.content_id is not None:  # None: the content was deleted meanwhile
+        overall = overall_percent("upload", 100 * durable.offset / upload.length)
         content_progress_set(
             content_id=str(upload.content_id),
             progress=int(100 * durable.offset / upload.length),
+            overall=overall,
         )
         content_broadcast(
             content_id=upload.content_id,
-            message={"type": "upload", "received": durable.offset, "total": upload.length},
+            message={
+                "type": "upload",
+                "received": durable.offset,
+                "total": upload.length,
+                "overall": overall,
+                "label": phase_label("upload"),
+            },
         )
 
 
