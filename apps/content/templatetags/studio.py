@@ -31,6 +31,12 @@ def icon(name: str) -> SafeString:
     )
 
 
+@register.filter
+def poster_src(content: Content) -> str:
+    """The content's versioned poster URL, or "" when it has none."""
+    return poster_url(content) or ""
+
+
 @register.simple_tag
 def poster_img(content: Content) -> SafeString:
     """The content's poster (its versioned URL), or an empty frame of the same size."""
