@@ -29,6 +29,7 @@ urlpatterns = [
     path("studio/", pages.studio, name="studio"),
     path("studio/upload/", pages.upload, name="upload"),
     path("studio/<uuid:content_id>/", pages.edit, name="edit"),
+    path("studio/<uuid:content_id>/stats/", pages.audience, name="audience"),
     path("signin/", access_views.SignInView.as_view(), name="signin"),
     path("signout/", access_views.sign_out, name="signout"),
     path("api/v1/", include(api_v1)),

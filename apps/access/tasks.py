@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.access.audience_stats import view_stats_rollup
 from apps.access.services import signin_records_prune
 
 logger = logging.getLogger(__name__)
@@ -15,3 +16,13 @@ def access_prune() -> dict[str, int]:
     removed = signin_records_prune()
     logger.info("sign-in records pruned", extra=removed)
     return removed
+
+
+@shared_task(name="apps.access.tasks.views_rollup", acks_late=True, soft_time_limit=50)
+def views_rollup() -> dict[str, int]:
+    """Roll the beacons' raw rows into each content's stats (beat, every VIEW_ROLLUP_SECONDS).
+    Safe to run twice: it recomputes from the raw rows."""
+    done = view_stats_rollup()
+    if done["contents"]:
+        logger.info("views rolled up", extra=done)
+    return done

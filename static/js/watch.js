@@ -99,6 +99,7 @@
       showState("<p>This browser cannot play HLS video.</p>");
       return;
     }
+    if (window.StreamGateBeacons) StreamGateBeacons.attach({ video, hls, contentId: config.id, session: urls.view_session });
     storyboardBase = base;
     if (!storyboardLoaded) {
       storyboardLoaded = true;
