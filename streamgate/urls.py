@@ -14,6 +14,7 @@ from streamgate.outages import server_error
 handler500 = server_error
 
 api_v1 = [
+    path("", include("apps.access.api.beacon_urls")),  # the most frequent request, first
     path("", include("apps.content.api.urls")),
     # Actions on a content, each routed by the app that owns it.
     path("", include("apps.transcode.api.urls")),

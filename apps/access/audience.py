@@ -30,16 +30,16 @@ against our own playback grants; no package knows them. The pieces:
 """
 
 import logging
+import math
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from apps.access.audience_tokens import (
@@ -51,8 +51,8 @@ from apps.access.audience_tokens import (
 )
 from apps.access.models import ContentView, PlaybackSession, ViewerWindow
 from apps.access.playback import playback_key_id, playback_keys
-from apps.content.models import Content
-from streamgate.exceptions import NotAllowed
+from apps.content.models import Content, ContentStatus
+from streamgate.exceptions import DomainError, NotAllowed, NotFound
 from streamgate.metrics import BEACONS, PLAYBACK_REBUFFER_RATIO, PLAYBACK_TTFF, VIEWS_COUNTED
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,57 @@ VIEWER_COOKIE_SALT = "streamgate.viewer"
 
 class BeaconRefused(NotAllowed):
     """The beacon's view session is not valid for this content now (403 with a reason)."""
+
+
+class BeaconInvalid(DomainError):
+    """A malformed beacon body (400): ``reason`` says which rule it broke."""
+
+
+# Per event kind: its number, the type it must be, and its range.
+EVENT_FIELDS: dict[str, tuple[str, type, float, float]] = {
+    "start": ("ttff_ms", int, 0, 120_000),
+    "watched": ("seconds", float, 0, 600),
+    "rebuffer": ("seconds", float, 0, 600),
+    "rendition": ("height", int, 1, 8640),
+}
+
+
+def beacon_parse(data: object) -> tuple[str, list[dict]]:
+    """The session and events of a beacon body, checked by hand rather than by DRF's nested
+    serializers, which cost more than the rest of a beacon (the schema still shows
+    BeaconInputSerializer). Raises BeaconInvalid with reason ``bad_body``, ``too_many_events``,
+    ``bad_event`` or ``out_of_range``."""
+    if not isinstance(data, dict):
+        raise BeaconInvalid("A beacon is a JSON object.", reason="bad_body")
+    session, events = data.get("session"), data.get("events", [])
+    if not isinstance(session, str) or not 0 < len(session) <= 120:
+        raise BeaconInvalid("session: the playback's view_session is required.", reason="bad_body")
+    if not isinstance(events, list):
+        raise BeaconInvalid("events: a list of events is required.", reason="bad_body")
+    if len(events) > BEACON_MAX_EVENTS:
+        raise BeaconInvalid(
+            f"events: at most {BEACON_MAX_EVENTS} events a beacon.", reason="too_many_events"
+        )
+    return session, [_event_parse(index, event) for index, event in enumerate(events)]
+
+
+def _event_parse(index: int, event: object) -> dict:
+    where = f"events[{index}]"
+    kind = event.get("type") if isinstance(event, dict) else None
+    if not isinstance(kind, str) or kind not in EVENT_FIELDS:
+        known = ", ".join(sorted(EVENT_FIELDS))
+        raise BeaconInvalid(f"{where}.type: one of {known}.", reason="bad_event")
+    name, kind_type, low, high = EVENT_FIELDS[kind]
+    value = event.get(name)
+    # JSON numbers only (no strings, no booleans); an integer field takes no fraction.
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not numeric or (kind_type is int and isinstance(value, float) and not value.is_integer()):
+        raise BeaconInvalid(f"{where}.{name}: a {kind} event needs a number.", reason="bad_event")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise BeaconInvalid(
+            f"{where}.{name}: {value} is out of range ({low}-{high}).", reason="out_of_range"
+        )
+    return {"type": kind, name: kind_type(value)}
 
 
 @dataclass(frozen=True)
@@ -124,25 +175,36 @@ def view_session_issue(
 
 
 def beacon_record(
-    *, content: Content, session_text: str, events: list[dict], address: str | None
+    *, content_id: uuid.UUID, session_text: str, events: list[dict], address: str | None
 ) -> bool:
-    """Record one beacon of a playback of ``content``; True when it counted a view. Raises
-    BeaconRefused when the session is not this server's for this content, or has expired."""
+    """Record one beacon of a playback of the content; True when it counted a view. Raises
+    NotFound for a content that is not (or no longer) there, and BeaconRefused when the
+    session is not this server's for this content, or has expired.
+
+    The session is checked first, with the keys alone: a valid one names a content that
+    existed when it was granted, so the common case reads no content row (a later beacon is
+    one statement); only a refusal or a content deleted since looks the content up."""
     now = timezone.now()
     try:
         session = session_verify(
             session_text,
-            content_id=content.id.hex,
+            content_id=content_id.hex,
             keys=playback_keys(),
             now=now.timestamp(),
             max_age=settings.VIEW_SESSION_MAX_AGE,
         )
     except SessionRejected as error:
+        if not Content.objects.filter(pk=content_id, status=ContentStatus.READY).exists():
+            raise NotFound("No such content.", reason="not_found") from None
         raise BeaconRefused(str(error), reason=error.reason) from None
     totals = beacon_totals(events)
-    with transaction.atomic():
-        _session_add(session, content=content, totals=totals, now=now)
-        counted = totals.started and _view_count(session, content=content, address=address, now=now)
+    try:
+        _session_add(session, content_id=content_id, totals=totals, now=now)
+        counted = totals.started and _view_count(
+            session, content_id=content_id, address=address, now=now
+        )
+    except IntegrityError:  # the content was deleted since the grant
+        raise NotFound("No such content.", reason="not_found") from None
     BEACONS.inc()
     if counted:
         VIEWS_COUNTED.inc()
@@ -155,93 +217,117 @@ def beacon_record(
 
 
 def _session_add(
-    session: ViewSession, *, content: Content, totals: BeaconTotals, now: datetime
+    session: ViewSession, *, content_id: uuid.UUID, totals: BeaconTotals, now: datetime
 ) -> None:
-    """Add a beacon to its session's row (created by the first), in one UPDATE."""
+    """Add a beacon to its session's row (the first creates it): one upsert, one statement."""
     # Watched seconds are capped by the time since the grant (at 2x speed, plus a minute).
     cap = 2 * max(0.0, now.timestamp() - session.issued) + 60
-    changes = {
-        "updated_at": now,
-        "beacons": F("beacons") + 1,
-        "watched_seconds": Least(F("watched_seconds") + totals.watched_seconds, Value(cap)),
-        "rebuffer_seconds": Least(F("rebuffer_seconds") + totals.rebuffer_seconds, Value(cap)),
-        "rebuffer_count": F("rebuffer_count") + totals.rebuffer_count,
-    }
-    if totals.ttff_ms is not None:  # the first frame is reported once; a repeat changes nothing
-        changes["ttff_ms"] = Coalesce(F("ttff_ms"), Value(totals.ttff_ms))
-    if totals.rendition_height is not None:
-        changes["rendition_height"] = totals.rendition_height
-    rows = PlaybackSession.objects.filter(pk=session.session_id, content=content)
-    if rows.update(**changes):
-        return
-    try:
-        with transaction.atomic():
-            PlaybackSession.objects.create(
-                session_id=session.session_id,
-                content=content,
-                viewer=session.viewer,
-                started_at=now,
-                updated_at=now,
-                ttff_ms=totals.ttff_ms,
-                watched_seconds=min(totals.watched_seconds, cap),
-                rebuffer_seconds=min(totals.rebuffer_seconds, cap),
-                rebuffer_count=totals.rebuffer_count,
-                rendition_height=totals.rendition_height,
-                beacons=1,
-            )
-    except IntegrityError:  # a concurrent first beacon of the same session won
-        rows.update(**changes)
+    table = PlaybackSession._meta.db_table
+    least = "LEAST" if connection.vendor == "postgresql" else "MIN"
+    sql = (
+        f"INSERT INTO {table} AS s (session_id, content_id, viewer, started_at, updated_at, "  # noqa: S608
+        "ttff_ms, watched_seconds, rebuffer_seconds, rebuffer_count, rendition_height, beacons) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1) "
+        "ON CONFLICT (session_id) DO UPDATE SET updated_at = excluded.updated_at, "
+        "ttff_ms = COALESCE(s.ttff_ms, excluded.ttff_ms), "
+        f"watched_seconds = {least}(s.watched_seconds + excluded.watched_seconds, %s), "
+        f"rebuffer_seconds = {least}(s.rebuffer_seconds + excluded.rebuffer_seconds, %s), "
+        "rebuffer_count = s.rebuffer_count + excluded.rebuffer_count, "
+        "rendition_height = COALESCE(excluded.rendition_height, s.rendition_height), "
+        "beacons = s.beacons + 1"
+    )
+    started = _db_value(PlaybackSession, "started_at", now)
+    params = [
+        session.session_id,
+        _db_value(PlaybackSession, "content", content_id),
+        session.viewer,
+        started,
+        started,
+        totals.ttff_ms,
+        min(totals.watched_seconds, cap),
+        min(totals.rebuffer_seconds, cap),
+        totals.rebuffer_count,
+        totals.rendition_height,
+        cap,
+        cap,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _db_value(model, field: str, value):
+    """``value`` as the database takes it for ``model.field`` (uuid, datetime on SQLite)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
 
 
 def _view_count(
-    session: ViewSession, *, content: Content, address: str | None, now: datetime
+    session: ViewSession, *, content_id: uuid.UUID, address: str | None, now: datetime
 ) -> bool:
     """Count a view for the session's viewer unless one was counted within the window (or,
     for an anonymous viewer, their address has used up its share of the window)."""
     window_start = now - timedelta(seconds=settings.VIEW_WINDOW_SECONDS)
-    if session.anonymous and address:
-        recent = ContentView.objects.filter(
-            address=address, content=content, anonymous=True, counted_at__gt=window_start
+    if (
+        session.anonymous
+        and address
+        and _address_views(content_id, address, window_start) >= (settings.VIEWS_PER_ADDRESS)
+    ):
+        logger.info(
+            "view not counted: address cap",
+            extra={"content": str(content_id), "session": session.session_id},
         )
-        if recent.count() >= settings.VIEWS_PER_ADDRESS:
-            logger.info(
-                "view not counted: address cap",
-                extra={"content": str(content.id), "session": session.session_id},
-            )
-            return False
-    if not _window_claim(content=content, viewer=session.viewer, now=now, since=window_start):
         return False
-    ContentView.objects.create(
-        content=content,
-        viewer=session.viewer,
-        anonymous=session.anonymous,
-        address=address,
-        counted_at=now,
-    )
-    return True
+    view = ContentView._meta.db_table
+    with transaction.atomic():
+        claimed = _window_claim(
+            content_id=content_id, viewer=session.viewer, now=now, since=window_start
+        )
+        if claimed:  # raw SQL, as above: the ORM's statement building costs more than its run
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {view} (content_id, viewer, anonymous, address, counted_at) "  # noqa: S608
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        _db_value(ContentView, "content", content_id),
+                        session.viewer,
+                        session.anonymous,
+                        address,
+                        _db_value(ContentView, "counted_at", now),
+                    ],
+                )
+    return claimed
 
 
-def _window_claim(*, content: Content, viewer: str, now: datetime, since: datetime) -> bool:
+def _address_views(content_id: uuid.UUID, address: str, since: datetime) -> int:
+    """Anonymous views of the content counted from ``address`` after ``since``."""
+    view = ContentView._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {view} WHERE address = %s AND content_id = %s "  # noqa: S608
+            "AND anonymous AND counted_at > %s",
+            [
+                address,
+                _db_value(ContentView, "content", content_id),
+                _db_value(ContentView, "counted_at", since),
+            ],
+        )
+        return cursor.fetchone()[0]
+
+
+def _window_claim(*, content_id: uuid.UUID, viewer: str, now: datetime, since: datetime) -> bool:
     """Move the viewer's window to ``now`` if its last view is older than ``since`` (or there
     is none): one atomic statement, PostgreSQL and SQLite alike."""
     table = ViewerWindow._meta.db_table
-    content_value = ViewerWindow._meta.get_field("content").get_db_prep_value(
-        content.pk, connection
-    )
-    counted = ViewerWindow._meta.get_field("counted_at")
     sql = (
         f"INSERT INTO {table} (content_id, viewer, counted_at) VALUES (%s, %s, %s) "  # noqa: S608
         "ON CONFLICT (content_id, viewer) DO UPDATE SET counted_at = excluded.counted_at "
         f"WHERE {table}.counted_at <= %s RETURNING id"
     )
+    params = [
+        _db_value(ViewerWindow, "content", content_id),
+        viewer,
+        _db_value(ViewerWindow, "counted_at", now),
+        _db_value(ViewerWindow, "counted_at", since),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                content_value,
-                viewer,
-                counted.get_db_prep_value(now, connection),
-                counted.get_db_prep_value(since, connection),
-            ],
-        )
+        cursor.execute(sql, params)
         return cursor.fetchone() is not None

@@ -153,9 +153,12 @@ def _audience_figures(numbers: dict) -> list[dict[str, str]]:
 
     watched = int(numbers["watch_seconds"])
     hours, rest = divmod(watched, 3600)
-    watch_time = (
-        f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
-    )
+    if hours:
+        watch_time = f"{hours} h {rest // 60:02d} min"
+    elif watched >= 60:
+        watch_time = f"{rest // 60} min {rest % 60:02d} s"
+    else:
+        watch_time = f"{numbers['watch_seconds']:.1f} s"
     ratio = numbers["rebuffer_ratio"]
     return [
         {"name": "Views", "value": str(numbers["views"]), "id": "views"},

@@ -37,7 +37,7 @@
     const title = document.createElementNS(NS, "title");
     title.textContent = `${day.day}: ${day.views}`;
     bar.appendChild(title);
-    if (index === 0 || index === days.length - 1 || index % 7 === 0) {
+    if (index === days.length - 1 || (index % 7 === 0 && index < days.length - 4)) {
       make("text", { x: left + index * step + step / 2, y: height - 6, "text-anchor": "middle", class: "label" }, day.day.slice(5));
     }
   });

@@ -136,24 +136,29 @@ def test_qoe_adds_up_per_session_and_watch_time_is_capped(ready):
 
 
 @pytest.mark.parametrize(
-    ("events", "field"),
+    ("events", "reason", "where"),
     [
-        ([{"type": "start", "ttff_ms": -1}], "ttff_ms"),
-        ([{"type": "start", "ttff_ms": 120_001}], "ttff_ms"),
-        ([{"type": "watched", "seconds": 600.5}], "seconds"),
-        ([{"type": "watched", "seconds": "NaN"}], "seconds"),
-        ([{"type": "rebuffer", "seconds": -0.1}], "seconds"),
-        ([{"type": "rendition", "height": 0}], "height"),
-        ([{"type": "watched"}], "seconds"),
-        ([{"type": "start"}], "ttff_ms"),
-        ([{"type": "seek", "seconds": 1}], "type"),
+        ([{"type": "start", "ttff_ms": -1}], "out_of_range", "events[0].ttff_ms"),
+        ([{"type": "start", "ttff_ms": 120_001}], "out_of_range", "events[0].ttff_ms"),
+        ([{"type": "start", "ttff_ms": 1.5}], "bad_event", "events[0].ttff_ms"),
+        ([START[0], {"type": "watched", "seconds": 600.5}], "out_of_range", "events[1].seconds"),
+        ([{"type": "watched", "seconds": "NaN"}], "bad_event", "events[0].seconds"),
+        ([{"type": "watched", "seconds": True}], "bad_event", "events[0].seconds"),
+        ([{"type": "rebuffer", "seconds": -0.1}], "out_of_range", "events[0].seconds"),
+        ([{"type": "rendition", "height": 0}], "out_of_range", "events[0].height"),
+        ([{"type": "watched"}], "bad_event", "events[0].seconds"),
+        ([{"type": "seek", "seconds": 1}], "bad_event", "events[0].type"),
+        (["start"], "bad_event", "events[0].type"),
+        ({"type": "start"}, "bad_body", "events:"),
+        ([{"type": "watched", "seconds": 1}] * 65, "too_many_events", "at most 64"),
     ],
 )
-def test_out_of_range_or_malformed_events_are_refused(ready, events, field):
+def test_out_of_range_or_malformed_events_are_refused(ready, events, reason, where):
     client = APIClient()
     response = beacon(client, ready, grant(client, ready), events)
     assert response.status_code == 400
-    assert field in json.dumps(response.json()["events"])
+    assert response.json()["reason"] == reason
+    assert where in response.json()["detail"]
     assert views_of(ready) == 0
 
 
@@ -169,22 +174,28 @@ def test_every_refusal_is_a_json_4xx_with_a_reason(ready, media_root, time_machi
             assert response.json()["reason"] == reason, response.json()
 
     unknown = "00000000-0000-4000-8000-000000000000"
-    refused(client.post(f"/api/v1/contents/{unknown}/beacons/", {}, format="json"), 404)
+    refused(
+        client.post(
+            f"/api/v1/contents/{unknown}/beacons/",
+            {"session": session, "events": []},
+            format="json",
+        ),
+        404,
+        "not_found",
+    )
     refused(beacon(client, ready, "k0.abc.a123456789.0123456789abcdef." + "A" * 22), 403)
     refused(beacon(client, ready, "not a session"), 403, "session_invalid")
     tampered = session[:-2] + ("AA" if not session.endswith("AA") else "BB")
     refused(beacon(client, ready, tampered), 403, "session_invalid")
     other = published(media_root).content
     refused(beacon(client, other, session), 403, "session_invalid")  # for another content
-    many = [{"type": "watched", "seconds": 1}] * 65
-    response = beacon(client, ready, session, many)
-    refused(response, 400)
-    assert "64" in json.dumps(response.json()["events"])
+    refused(client.post(url, [session], format="json"), 400, "bad_body")
     refused(client.post(url, "{", content_type="application/json"), 400, "parse_error")
     big = json.dumps({"session": session, "events": [], "pad": "x" * 9000})
     refused(client.post(url, big, content_type="text/plain"), 413, "too_large")
     refused(client.post(url, "x", content_type="application/xml"), 415)
-    refused(client.post(url, {"events": []}, format="json"), 400)
+    refused(client.post(url, {"events": []}, format="json"), 400, "bad_body")
+    refused(client.post(url, {"session": "x" * 121}, format="json"), 400, "bad_body")
     time_machine.move_to("2026-11-30 18:00:01+00:00", tick=False)  # 8 h later
     refused(beacon(client, ready, session), 403, "session_expired")
     assert views_of(ready) == 0
@@ -266,3 +277,15 @@ def test_qoe_numbers_reach_the_studio_and_metrics(ready, client_for):
     assert 'streamgate_playback_ttff_seconds_bucket{le="0.25"}' in metrics
     assert "streamgate_playback_rebuffer_ratio_bucket" in metrics
     assert "streamgate_views_total" in metrics
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beacon_for_a_content_deleted_since_its_grant_is_not_found(media_root):
+    content = published(media_root).content
+    client = APIClient()
+    session = grant(client, content)
+    content.delete()
+    response = beacon(client, content, session)
+    assert response.status_code == 404
+    assert response.json()["reason"] == "not_found"
+    assert not PlaybackSession.objects.exists()

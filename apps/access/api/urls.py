@@ -14,5 +14,4 @@ urlpatterns = [
     path("auth/tokens/", views.TokenListView.as_view(), name="token-list"),
     path("auth/tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="token-detail"),
     path("contents/<uuid:content_id>/playback/", views.PlaybackView.as_view(), name="playback"),
-    path("contents/<uuid:content_id>/beacons/", views.BeaconView.as_view(), name="beacons"),
 ]

@@ -27,6 +27,7 @@ from apps.access.api.serializers import (
 )
 from apps.access.audience import (
     VIEWER_COOKIE_SALT,
+    beacon_parse,
     beacon_record,
     view_session_issue,
     viewer_cookie_new,
@@ -320,7 +321,7 @@ class BeaconView(APIView):
         request=BeaconInputSerializer,
         responses={
             204: None,
-            400: ERRORS[400],
+            400: OpenApiResponse(ErrorOutputSerializer, description="Malformed or out of range"),
             403: OpenApiResponse(ErrorOutputSerializer, description="Bad or expired session"),
             404: None,
             413: OpenApiResponse(ErrorOutputSerializer, description="Body too large"),
@@ -329,15 +330,11 @@ class BeaconView(APIView):
         },
     )
     def post(self, request: Request, content_id) -> Response:
-        content = content_visible_get(request.user, content_id)
-        if content is None:
-            raise NotFound("No such content.")
-        serializer = BeaconInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        session, events = beacon_parse(request.data)
         beacon_record(
-            content=content,
-            session_text=serializer.validated_data["session"],
-            events=serializer.validated_data["events"],
+            content_id=content_id,
+            session_text=session,
+            events=events,
             address=request_client_address(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
