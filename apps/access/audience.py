@@ -331,3 +331,12 @@ def _window_claim(*, content_id: uuid.UUID, viewer: str, now: datetime, since: d
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
+
+
+def viewer_windows_prune(*, now: datetime | None = None) -> int:
+    """Delete viewer windows that have run out: a missing row counts the next view just as an
+    expired one does. (The sessions and views stay: the rollup recomputes from them.)"""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.VIEW_WINDOW_SECONDS)
+    removed, _ = ViewerWindow.objects.filter(counted_at__lte=cutoff).delete()
+    return removed

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.access.audience import viewer_windows_prune
 from apps.access.audience_stats import view_stats_rollup
 from apps.access.services import signin_records_prune
 
@@ -12,8 +13,9 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="apps.access.tasks.access_prune")
 def access_prune() -> dict[str, int]:
-    """Delete used-up sign-in nonces and long-dead tokens. Safe to run twice."""
-    removed = signin_records_prune()
+    """Delete used-up sign-in nonces, long-dead tokens and viewer windows that have run out.
+    Safe to run twice."""
+    removed = {**signin_records_prune(), "viewer_windows": viewer_windows_prune()}
     logger.info("sign-in records pruned", extra=removed)
     return removed
 

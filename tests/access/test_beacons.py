@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from apps.access.models import ContentView, PlaybackSession
-from apps.access.tasks import views_rollup
+from apps.access.models import ContentView, PlaybackSession, ViewerWindow
+from apps.access.tasks import access_prune, views_rollup
 from streamgate.versions import PUBLIC, versions_read
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
@@ -56,11 +56,17 @@ def test_a_view_counts_once_per_viewer_window_and_again_after_it(ready, time_mac
     time_machine.move_to("2026-11-30 10:31:00+00:00", tick=False)  # the window has passed
     assert beacon(client, ready, grant(client, ready)).status_code == 204
     assert views_of(ready) == 2
+    # Housekeeping drops windows that have run out; the next view counts all the same.
+    time_machine.move_to("2026-11-30 11:02:00+00:00", tick=False)
+    assert access_prune.apply().get()["viewer_windows"] == 1
+    assert not ViewerWindow.objects.exists()
+    assert beacon(client, ready, grant(client, ready)).status_code == 204
+    assert views_of(ready) == 3
     # A beacon without a start (progress only) never counts a view.
-    time_machine.move_to("2026-11-30 11:10:00+00:00", tick=False)
+    time_machine.move_to("2026-11-30 11:40:00+00:00", tick=False)  # a window on
     later = grant(client, ready)
     assert beacon(client, ready, later, [{"type": "watched", "seconds": 30}]).status_code == 204
-    assert views_of(ready) == 2
+    assert views_of(ready) == 3
 
 
 def test_anonymous_viewers_are_told_apart_by_cookie_and_capped_per_address(ready, settings):
