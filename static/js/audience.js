@@ -38,7 +38,9 @@
     title.textContent = `${day.day}: ${day.views}`;
     bar.appendChild(title);
     if (index === days.length - 1 || (index % 7 === 0 && index < days.length - 4)) {
-      make("text", { x: left + index * step + step / 2, y: height - 6, "text-anchor": "middle", class: "label" }, day.day.slice(5));
+      const last = index === days.length - 1; // flush right, or the edge would cut it
+      const x = last ? width - 1 : left + index * step + step / 2;
+      make("text", { x, y: height - 6, "text-anchor": last ? "end" : "middle", class: "label" }, day.day.slice(5));
     }
   });
   holder.appendChild(svg);
