@@ -79,6 +79,21 @@ STREAM_FAST_RESPONSES = Counter(
     "view (pass: a refused token, a missing file, an unsatisfiable range…).",
     ["outcome"],
 )
+# Audience (apps/access/audience.py): what players report in their beacons.
+PLAYBACK_TTFF = Histogram(
+    "streamgate_playback_ttff_seconds",
+    "Time to first frame reported by players: from the play request to the first frame shown.",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
+PLAYBACK_REBUFFER_RATIO = Histogram(
+    "streamgate_playback_rebuffer_ratio",
+    "Share of each beacon's playing time spent rebuffering (stalled, not seeking).",
+    buckets=(0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
+BEACONS = Counter("streamgate_beacons_total", "Player beacons accepted.")
+VIEWS_COUNTED = Counter(
+    "streamgate_views_total", "Views counted (one per viewer per content per window)."
+)
 DEPENDENCY_UNAVAILABLE = Counter(
     "streamgate_dependency_unavailable_total",
     "Requests that found a dependency away: answered 503 (refused) or served without it "

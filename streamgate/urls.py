@@ -14,6 +14,7 @@ from streamgate.outages import server_error
 handler500 = server_error
 
 api_v1 = [
+    path("", include("apps.access.api.beacon_urls")),  # the most frequent request, first
     path("", include("apps.content.api.urls")),
     # Actions on a content, each routed by the app that owns it.
     path("", include("apps.transcode.api.urls")),
@@ -31,6 +32,7 @@ urlpatterns = [
     path("studio/upload/", pages.upload, name="upload"),
     path("studio/<uuid:content_id>/", pages.edit, name="edit"),
     path("account/", pages.account, name="account"),
+    path("studio/<uuid:content_id>/stats/", pages.audience, name="audience"),
     path("signin/", access_views.SignInView.as_view(), name="signin"),
     path("signout/", access_views.sign_out, name="signout"),
     path("api/v1/", include(api_v1)),

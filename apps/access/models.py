@@ -132,3 +132,88 @@ class SignInNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace} nonce {self.value[:6]}…"
+
+
+# --- audience: views, watch time and QoE (apps/access/audience.py) -----------------------------
+
+
+class PlaybackSession(models.Model):
+    """What one playback grant's beacons reported, added up. Written by every beacon, so no
+    cached answer shows it (unwatched); the rollup reads it."""
+
+    session_id = models.CharField(max_length=16, primary_key=True)
+    content = models.ForeignKey("content.Content", on_delete=models.CASCADE, related_name="+")
+    viewer = models.CharField(max_length=40)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(db_index=True)
+    ttff_ms = models.PositiveIntegerField(null=True, blank=True)
+    watched_seconds = models.FloatField(default=0)
+    rebuffer_seconds = models.FloatField(default=0)
+    rebuffer_count = models.PositiveIntegerField(default=0)
+    rendition_height = models.PositiveIntegerField(null=True, blank=True)
+    beacons = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["content", "-started_at"], name="playsession_content")]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} of {self.content_id}"
+
+
+class ViewerWindow(models.Model):
+    """When a viewer's last view of a content was counted: the next one counts a window later.
+    One row per (content, viewer), moved by one conditional upsert (no read-then-write race)."""
+
+    content = models.ForeignKey("content.Content", on_delete=models.CASCADE, related_name="+")
+    viewer = models.CharField(max_length=40)
+    counted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["content", "viewer"], name="viewerwindow_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.viewer} on {self.content_id} at {self.counted_at}"
+
+
+class ContentView(models.Model):
+    """One counted view (unwatched: the rollup turns these into ContentViewStats)."""
+
+    content = models.ForeignKey("content.Content", on_delete=models.CASCADE, related_name="+")
+    viewer = models.CharField(max_length=40)
+    anonymous = models.BooleanField()
+    address = models.GenericIPAddressField(null=True, blank=True)
+    counted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["content", "counted_at"], name="contentview_content"),
+            models.Index(fields=["address", "content", "counted_at"], name="contentview_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"view of {self.content_id} at {self.counted_at}"
+
+
+class ContentViewStats(models.Model):
+    """A content's audience, rolled up from the raw rows every minute. Watched (``public``):
+    its ``views`` is in the content's cached JSON; ``rolled_at`` alone moves nothing."""
+
+    content = models.OneToOneField(
+        "content.Content", on_delete=models.CASCADE, primary_key=True, related_name="view_stats"
+    )
+    views = models.PositiveBigIntegerField(default=0)
+    unique_viewers = models.PositiveBigIntegerField(default=0)
+    sessions = models.PositiveBigIntegerField(default=0)
+    watch_seconds = models.FloatField(default=0)
+    ttff_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttff_p95_ms = models.PositiveIntegerField(null=True, blank=True)
+    rebuffer_ratio = models.FloatField(null=True, blank=True)
+    rolled_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "content view stats"
+
+    def __str__(self) -> str:
+        return f"{self.views} views of {self.content_id}"

@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from apps.access.audience_stats import view_stats_compute, views_per_day
 from apps.access.gate_words import ChainLabel, Requirement, gate_words
 from apps.access.gates import GateInvalid, gate_validate
 from apps.access.services import signin_policy
@@ -252,3 +253,62 @@ def account(request: HttpRequest) -> HttpResponse:
     response = render(request, "account.html", {"nav": "account", "account_config": config})
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_safe
+def audience(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
+    """A content's views, watch time and QoE for its owner, counted live from the raw rows
+    (the API's ``views`` is the rolled-up copy)."""
+    content = content_get_manageable(user=request.user, content_id=content_id)
+    if content is None:
+        raise Http404("No such content.")
+    numbers = view_stats_compute(content_id=content.pk)
+    days = views_per_day(content=content, days=30)
+    figures = _audience_figures(numbers)
+    chart = {
+        "days": [{"day": d.day.isoformat(), "views": d.views} for d in days],
+        "label": f"Views per day, last 30 days: {sum(d.views for d in days)} in total",
+    }
+    return render(
+        request,
+        "audience.html",
+        {"nav": "studio", "content": content, "figures": figures, "days": days, "chart": chart},
+    )
+
+
+def _audience_figures(numbers: dict) -> list[dict[str, str]]:
+    """The numbers as the page shows them (name, value, test id)."""
+
+    def seconds(ms: int | None) -> str:
+        return "—" if ms is None else f"{ms / 1000:.2f} s"
+
+    watched = int(numbers["watch_seconds"])
+    hours, rest = divmod(watched, 3600)
+    if hours:
+        watch_time = f"{hours} h {rest // 60:02d} min"
+    elif watched >= 60:
+        watch_time = f"{rest // 60} min {rest % 60:02d} s"
+    else:
+        watch_time = f"{numbers['watch_seconds']:.1f} s"
+    ratio = numbers["rebuffer_ratio"]
+    return [
+        {"name": "Views", "value": str(numbers["views"]), "id": "views"},
+        {"name": "Unique viewers", "value": str(numbers["unique_viewers"]), "id": "viewers"},
+        {"name": "Watch time", "value": watch_time, "id": "watch-time"},
+        {
+            "name": "Time to first frame (median)",
+            "value": seconds(numbers["ttff_p50_ms"]),
+            "id": "ttff-p50",
+        },
+        {
+            "name": "Time to first frame (95th pct.)",
+            "value": seconds(numbers["ttff_p95_ms"]),
+            "id": "ttff-p95",
+        },
+        {
+            "name": "Rebuffering",
+            "value": "—" if ratio is None else f"{100 * ratio:.2f} %",
+            "id": "rebuffer",
+        },
+    ]

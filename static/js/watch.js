@@ -127,7 +127,7 @@
     // Helpers merged into the player, when loaded: called again for each new hls.js instance
     // (a renewed link), whose tracks they then follow.
     if (window.StreamGateCaptions) window.StreamGateCaptions.attach({ hls, video, container: $("captions-slot") });
-    if (window.StreamGateBeacons) window.StreamGateBeacons.attach({ hls, video, contentId: config.id });
+    if (window.StreamGateBeacons) window.StreamGateBeacons.attach({ video, hls, contentId: config.id, session: urls.view_session });
     storyboardBase = base;
     if (!storyboardLoaded) {
       storyboardLoaded = true;

@@ -198,6 +198,9 @@ REST_FRAMEWORK = {
         "signin": env.str("SIGNIN_RATE", default="60/min"),
         "playback": env.str("PLAYBACK_RATE", default="120/min"),
         "uploads": env.str("UPLOAD_CREATE_RATE", default="60/min"),
+        # A player sends one beacon a minute and one as the page closes; this leaves room for
+        # a household or an office behind one address (apps/access/audience.py).
+        "beacons": env.str("BEACON_RATE", default="300/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -356,6 +359,15 @@ PLAYBACK_KEY_ID = env.str("PLAYBACK_KEY_ID", default="")
 # A token lives long enough to watch the whole content once, plus this, within the maximum.
 PLAYBACK_TOKEN_TTL = env.int("PLAYBACK_TOKEN_TTL", default=900)
 PLAYBACK_TOKEN_MAX_TTL = env.int("PLAYBACK_TOKEN_MAX_TTL", default=6 * 3600)
+# Views (apps/access/audience.py): one per viewer per content per VIEW_WINDOW_SECONDS; at most
+# VIEWS_PER_ADDRESS anonymous viewers of a content per client address per window; a playback
+# grant's beacons count until VIEW_SESSION_MAX_AGE after it; the rollup every
+# VIEW_ROLLUP_SECONDS brings them to the API's ``views``.
+VIEW_WINDOW_SECONDS = env.int("VIEW_WINDOW_SECONDS", default=30 * 60)
+VIEWS_PER_ADDRESS = env.int("VIEWS_PER_ADDRESS", default=10)
+VIEW_SESSION_MAX_AGE = env.int("VIEW_SESSION_MAX_AGE", default=8 * 3600)
+VIEW_ROLLUP_SECONDS = env.float("VIEW_ROLLUP_SECONDS", default=60)
+VIEWER_COOKIE = "sg_viewer"
 # Set to an internal nginx location (e.g. "/protected/") to answer stream requests with
 # X-Accel-Redirect to <prefix><storage path> and let nginx send the bytes.
 STREAM_ACCEL_REDIRECT = env.str("STREAM_ACCEL_REDIRECT", default="")
@@ -438,6 +450,7 @@ CELERY_BEAT_SCHEDULE = {
     "chain-gas": {"task": "apps.chain.tasks.chain_gas_sample_all", "schedule": 60},
     "chain-reap": {"task": "apps.chain.tasks.chain_reap", "schedule": 60},
     "access-prune": {"task": "apps.access.tasks.access_prune", "schedule": 3600},
+    "views-rollup": {"task": "apps.access.tasks.views_rollup", "schedule": VIEW_ROLLUP_SECONDS},
 }
 
 # --- Observability -----------------------------------------------------------------------------

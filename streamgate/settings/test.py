@@ -27,5 +27,6 @@ REST_FRAMEWORK = {
         "signin": "100000/min",
         "playback": "100000/min",
         "uploads": "100000/min",
+        "beacons": "100000/min",
     },
 }

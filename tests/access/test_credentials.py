@@ -104,7 +104,7 @@ def test_prune_removes_spent_nonces_and_long_dead_tokens(viewer):
     recent, _ = api_token_create(user=viewer, expires_at=timezone.now() - timedelta(days=1))
     revoked, _ = api_token_create(user=viewer)
     ApiToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now() - timedelta(days=40))
-    assert access_prune() == {"nonces": 1, "tokens": 2}
+    assert access_prune() == {"nonces": 1, "tokens": 2, "viewer_windows": 0}
     assert list(SignInNonce.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert list(ApiToken.objects.values_list("pk", flat=True)) == [recent.pk]
 

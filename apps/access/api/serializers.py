@@ -1,8 +1,11 @@
 """Access API shapes. Input and output serializers are kept apart."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.access.audience import BEACON_MAX_EVENTS, EVENT_FIELDS
+from apps.access.audience_stats import view_stats_of
 from apps.access.models import ApiToken, WalletAccount
 
 
@@ -152,8 +155,48 @@ class PlaybackOutputSerializer(serializers.Serializer):
     hls_url = serializers.URLField()
     dash_url = serializers.URLField()
     expires_at = serializers.DateTimeField()
+    view_session = serializers.CharField(
+        help_text="The credential of this playback's beacons (POST …/beacons/)."
+    )
 
 
 class ErrorOutputSerializer(serializers.Serializer):
     detail = serializers.CharField()
     reason = serializers.CharField(required=False)
+
+
+# --- audience: beacons in, views out (apps/access/audience.py) ---------------------------------
+
+
+class BeaconEventInputSerializer(serializers.Serializer):
+    """One event; for the schema (the body is checked by ``audience.beacon_parse``)."""
+
+    type = serializers.ChoiceField(choices=sorted(EVENT_FIELDS))
+    ttff_ms = serializers.IntegerField(
+        min_value=0, max_value=120_000, required=False, help_text="start: play to first frame."
+    )
+    seconds = serializers.FloatField(
+        min_value=0, max_value=600, required=False, help_text="watched or rebuffer: seconds."
+    )
+    height = serializers.IntegerField(
+        min_value=1, max_value=8640, required=False, help_text="rendition: its height."
+    )
+
+
+class BeaconInputSerializer(serializers.Serializer):
+    session = serializers.CharField(max_length=120, help_text="The playback's view_session.")
+    events = serializers.ListField(
+        child=BeaconEventInputSerializer(), max_length=BEACON_MAX_EVENTS, allow_empty=True
+    )
+
+
+@extend_schema_field(serializers.IntegerField(min_value=0))
+class ViewsField(serializers.Field):
+    """Views counted (rolled up every VIEW_ROLLUP_SECONDS)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, content) -> int:
+        stats = view_stats_of(content)
+        return stats.views if stats is not None else 0

@@ -14,8 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.access.account import account_sign_out_everywhere, account_token_create
+from apps.access.api.parsers import BeaconJSONParser, BeaconTextParser
 from apps.access.api.serializers import (
     ApiTokenOutputSerializer,
+    BeaconInputSerializer,
     ErrorOutputSerializer,
     MeOutputSerializer,
     NonceOutputSerializer,
@@ -29,6 +31,13 @@ from apps.access.api.serializers import (
     TokenCreateInputSerializer,
     WalletLinkInputSerializer,
     WalletOutputSerializer,
+)
+from apps.access.audience import (
+    VIEWER_COOKIE_SALT,
+    beacon_parse,
+    beacon_record,
+    view_session_issue,
+    viewer_cookie_new,
 )
 from apps.access.middleware import SESSION_WALLET
 from apps.access.models import ApiToken
@@ -44,6 +53,7 @@ from apps.access.services import (
     wallet_unlink,
 )
 from apps.content.selectors import content_visible_get, user_is_creator
+from streamgate.client_address import request_client_address
 from streamgate.throttling import LenientScopedRateThrottle, StrictScopedRateThrottle
 
 ERRORS = {
@@ -343,13 +353,70 @@ class PlaybackView(APIView):
         if content is None:
             raise NotFound("No such content.")
         playback = playback_grant(user=request.user, content=content)
+        cookie_viewer = None
+        if not request.user.is_authenticated:
+            cookie_viewer = request.get_signed_cookie(
+                settings.VIEWER_COOKIE, default=None, salt=VIEWER_COOKIE_SALT
+            )
+        fresh_cookie = not request.user.is_authenticated and not cookie_viewer
+        if fresh_cookie:
+            cookie_viewer = viewer_cookie_new()
+        session = view_session_issue(
+            user=request.user, content=content, cookie_viewer=cookie_viewer
+        )
         body = PlaybackOutputSerializer(
             {
                 "hls_url": request.build_absolute_uri(playback.hls_path),
                 "dash_url": request.build_absolute_uri(playback.dash_path),
                 "expires_at": playback.expires_at,
+                "view_session": session,
             }
         ).data
         response = Response(body)
         response["Cache-Control"] = "no-store"
+        if fresh_cookie:
+            response.set_signed_cookie(
+                settings.VIEWER_COOKIE,
+                cookie_viewer,
+                salt=VIEWER_COOKIE_SALT,
+                max_age=365 * 24 * 3600,
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
         return response
+
+
+class BeaconView(APIView):
+    """See apps/access/audience.py: the view session in the body is the only credential."""
+
+    authentication_classes: list = []  # no cookie or session read: nothing for CSRF to guard
+    permission_classes = [AllowAny]
+    parser_classes = [BeaconJSONParser, BeaconTextParser]
+    # Anonymous, and each beacon writes rows: with the cache away the limit cannot count, so
+    # beacons are refused (503) rather than unlimited; players drop them.
+    throttle_classes = [StrictScopedRateThrottle]
+    throttle_scope = "beacons"
+
+    @extend_schema(
+        summary="A player's batch of playback events (one a minute at most, one at page exit)",
+        request=BeaconInputSerializer,
+        responses={
+            204: None,
+            400: OpenApiResponse(ErrorOutputSerializer, description="Malformed or out of range"),
+            403: OpenApiResponse(ErrorOutputSerializer, description="Bad or expired session"),
+            404: None,
+            413: OpenApiResponse(ErrorOutputSerializer, description="Body too large"),
+            415: None,
+            429: OpenApiResponse(description="Too many beacons from this address"),
+        },
+    )
+    def post(self, request: Request, content_id) -> Response:
+        session, events = beacon_parse(request.data)
+        beacon_record(
+            content_id=content_id,
+            session_text=session,
+            events=events,
+            address=request_client_address(request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
