@@ -18,10 +18,16 @@ class AccessConfig(AppConfig):
         user_logged_in.connect(on_user_logged_in, dispatch_uid="access.on_user_logged_in")
 
         from apps.access.api.serializers import ViewsField
-        from apps.access.selectors import gate_normal_form
-        from apps.content.extensions import gate_normalizer_register, output_field_register
+        from apps.access.selectors import content_order_by_views, gate_normal_form
+        from apps.content.extensions import (
+            gate_normalizer_register,
+            list_sort_register,
+            output_field_register,
+        )
 
         # Content checks a gate through the core's extension point; access decides what is valid.
         gate_normalizer_register(gate_normal_form)
         # A content's JSON shows its views, rolled up every minute (apps/access/audience.py).
         output_field_register("views", ViewsField, prefetch=("view_stats",))
+        # ... and lists may be ordered by them (?sort=views).
+        list_sort_register("views", "Most viewed", content_order_by_views)

@@ -4,7 +4,8 @@ import copy
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.access.gates import Wallet, gate_validate
@@ -84,3 +85,10 @@ def gate_normal_form(gate: dict[str, Any] | None) -> dict[str, Any] | None:
     """The rule's normal form (None: anyone may watch), or GateInvalid: registered as the
     core's gate normaliser."""
     return gate_validate(gate, chains=gate_chains())
+
+
+def content_order_by_views(contents: QuerySet) -> QuerySet:
+    """``contents`` most viewed first (the rolled-up count; none yet counts as 0), then newest."""
+    return contents.annotate(
+        view_count=Coalesce(F("view_stats__views"), Value(0), output_field=BigIntegerField())
+    ).order_by(F("view_count").desc(), "-created_at", "-id")

@@ -5,6 +5,8 @@ Who registers what:
 
 - ``apps.access`` registers the gate normaliser (``gate_normalizer_register``): the one check
   a gate rule passes before it is saved (known kinds, well-formed addresses, chains with an RPC).
+- ``apps.access`` also registers the ``views`` field and the ``views`` sort of content lists
+  (``list_sort_register``).
 - ``apps.chain`` registers the ``onchain`` and ``ipfs`` fields of a content's JSON
   (``output_field_register``), with the related rows they read (prefetched by
   ``content_visible_to``).

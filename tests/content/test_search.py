@@ -243,3 +243,18 @@ def test_sqlite_full_text_search(tmp_path):
     assert after["cafe"] == ["Café crème"]  # diacritics folded, the row indexed
     assert after["sourdough"] == []
     assert after["lighthouses"] == ["Lighthouse keeper", "Harbour at dawn"]
+
+
+def test_most_viewed_first(api_client, library):
+    """``sort=views`` (registered by access) orders by the rolled-up count; none yet is 0."""
+    from django.utils import timezone
+
+    from apps.access.models import ContentViewStats
+
+    for key, views in (("recipes", 3), ("harbour", 7)):
+        ContentViewStats.objects.create(content=library[key], views=views, rolled_at=timezone.now())
+    found = titles(api_client.get(LIST_URL, {"sort": "views"}))
+    assert found == ["Harbour at dawn", "Bread recipes", "Lighthouse keeper"]
+    assert [
+        item["views"] for item in api_client.get(LIST_URL, {"sort": "views"}).json()["results"]
+    ] == [7, 3, 0]

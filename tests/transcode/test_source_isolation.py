@@ -83,21 +83,29 @@ def test_the_transcode_job_opens_nothing_a_source_names(
 def test_retry_opens_nothing_and_answers_the_same(
     case, tmp_path, listener, watch, other_content, client_for, django_capture_on_commit_callbacks
 ):
-    """``POST …/retry/`` must not be a way to ask the same question again and again."""
+    """``POST …/retry/`` must not be a way to ask the same question again and again: the one
+    encode it allows opens nothing and fails as the first did, for good (a file we cannot use:
+    a second retry is refused before anything runs)."""
     name, data = hostile_upload(case, port=listener.port, victim=other_content, workdir=tmp_path)
     content = hostile_content(name, data, status=ContentStatus.FAILED)
-    outcomes = []
-    for _ in range(2):
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            response = client_for(content.owner).post(f"/api/v1/contents/{content.id}/retry/")
-        assert response.status_code == 202, response.content
-        (sent,) = [c for c in callbacks if getattr(c, "task", None) is transcode_job]
-        state = transcode_job.run(*json.loads(json.dumps(sent.args)))
-        content.refresh_from_db()
-        outcomes.append((state, content.status, content.error))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for(content.owner).post(f"/api/v1/contents/{content.id}/retry/")
+    assert response.status_code == 202, response.content
+    (sent,) = [c for c in callbacks if getattr(c, "task", None) is transcode_job]
+    state = transcode_job.run(*json.loads(json.dumps(sent.args)))
+    content.refresh_from_db()
+    assert (state, content.status, content.error) == (
+        JobState.FAILED,
+        ContentStatus.FAILED,
+        NEUTRAL_ERROR,
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = client_for(content.owner).post(f"/api/v1/contents/{content.id}/retry/")
+    assert again.status_code == 409, again.content
+    assert again.json()["reason"] == "not_retryable"
+    assert not [c for c in callbacks if getattr(c, "task", None) is transcode_job]
     assert listener.connections == 0, listener.requests
     assert watch.opened() == []
-    assert outcomes == [(JobState.FAILED, ContentStatus.FAILED, NEUTRAL_ERROR)] * 2
 
 
 @pytest.mark.parametrize("case", ["hls-open-port", "dash-open-port", "concat-open-port"])
