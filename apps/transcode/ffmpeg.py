@@ -392,12 +392,26 @@ def sprite_count(*, duration: float, storyboard: Storyboard) -> int:
 
 
 def grab_frame(
-    source: str, output: Path, *, at: float, width: int, height: int, binary: str
+    source: str,
+    output: Path,
+    *,
+    at: float,
+    width: int,
+    height: int,
+    binary: str,
+    input_format: str,
 ) -> None:
     """Write the frame at ``at`` seconds of ``source`` to ``output`` as a ``width``x``height``
-    JPEG (a chosen poster). FrameFailed, with FFmpeg's reason, when none was written."""
+    JPEG (a chosen poster). FrameFailed, with FFmpeg's reason, when none was written. The
+    source is confined as the encode's is: ``input_format`` (the probed demuxer) forced, only
+    video demuxers and the protocol the source needs (a playlist cannot make it open more)."""
+    confine = [
+        item
+        for name, value in {**input_options(source), "f": input_format}.items()
+        for item in (f"-{name}", str(value))
+    ]
     args = [
-        binary, "-hide_banner", "-nostdin", "-y", "-ss", f"{at:.3f}", "-i", source,
+        binary, "-hide_banner", "-nostdin", "-y", "-ss", f"{at:.3f}", *confine, "-i", source,
         "-frames:v", "1", "-vf", f"scale={width}:{height},setsar=1", "-q:v", "3", str(output),
     ]  # fmt: skip
     try:

@@ -16,6 +16,7 @@ from apps.content.models import Content, ContentStatus
 from apps.content.services import content_poster_set
 from apps.content.storage import posters_prefix, storage_put_file, storage_source_location
 from apps.transcode import ffmpeg
+from apps.transcode.probe import NotMedia, probe
 from streamgate.exceptions import Conflict, DomainError
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -98,6 +99,12 @@ def poster_from_frame(*, content: Content, at: float) -> Content:
         raise Conflict("This content has no original to take a frame from.", reason="no_source")
     width, height = poster_size(content)
     source = storage_source_location(content.source_path, expires=600)
+    # Probed again (confined to video demuxers): the frame is read with that demuxer forced,
+    # as the encode was, never with FFmpeg's guess (which could follow a playlist).
+    try:
+        demuxer = probe(source).demuxer
+    except NotMedia as error:
+        raise PosterRefused(str(error), reason="frame_failed") from error
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "poster.jpg"
         try:
@@ -108,6 +115,7 @@ def poster_from_frame(*, content: Content, at: float) -> Content:
                 width=width,
                 height=height,
                 binary=ffmpeg.ffmpeg_binary(settings.TRANSCODE_FFMPEG),
+                input_format=demuxer,
             )
         except ffmpeg.FrameFailed as error:
             raise PosterRefused(str(error), reason="frame_failed") from error

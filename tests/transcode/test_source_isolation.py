@@ -176,3 +176,51 @@ def test_the_encode_cannot_be_made_to_open_what_a_playlist_names(
     assert watch.opened() == []
     assert result.exit_code != 0
     assert not (tmp_path / "out" / ffmpeg.MANIFEST).exists()
+
+
+@pytest.mark.parametrize("forced", ["hls", "mov,mp4,m4a,3gp,3g2,mj2"], ids=["hls", "mp4"])
+@pytest.mark.parametrize("target", ["other-content", "open-port"])
+def test_a_poster_frame_cannot_be_made_to_open_what_a_playlist_names(
+    forced, target, tmp_path, listener, watch, other_content
+):
+    """Taking a poster frame reads the source as the encode does: the probed demuxer forced
+    and the whitelists on, so a playlist passed off as a video opens nothing it names."""
+    segment = (
+        f"file://{other_content}"
+        if target == "other-content"
+        else f"http://127.0.0.1:{listener.port}/segment.mp4"
+    )
+    name, data = hls_playlist(segment)
+    source = tmp_path / name
+    source.write_bytes(data)
+    with pytest.raises(ffmpeg.FrameFailed):
+        ffmpeg.grab_frame(
+            str(source),
+            tmp_path / "poster.jpg",
+            at=0.1,
+            width=320,
+            height=180,
+            binary=ffmpeg.ffmpeg_binary(),
+            input_format=forced,
+        )
+    assert listener.connections == 0, listener.requests
+    assert watch.opened() == []
+    assert not (tmp_path / "poster.jpg").exists()
+
+
+@pytest.mark.parametrize("case", ["hls-open-port", "hls-other-content", "concat-open-port"])
+def test_a_poster_frame_of_a_hostile_source_is_refused_through_the_api(
+    case, tmp_path, listener, watch, other_content, client_for
+):
+    """Through the API: a ready content whose source is a playlist (as if it had passed
+    the probe) gets a 400 and FFmpeg opens nothing."""
+    name, data = hostile_upload(case, port=listener.port, victim=other_content, workdir=tmp_path)
+    content = hostile_content(name, data, status=ContentStatus.READY)
+    Content.objects.filter(pk=content.pk).update(duration=10.0)
+    response = client_for(content.owner).post(
+        f"/api/v1/contents/{content.id}/poster/", {"time": 1}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["reason"] == "frame_failed"
+    assert listener.connections == 0, listener.requests
+    assert watch.opened() == []
