@@ -50,11 +50,12 @@ CATALOG_PAGE_SIZE = 24
 CATALOG_FILTERS = {"": None, "free": False, "gated": True}
 
 
-def _listing(request: HttpRequest, *, owner: str | None = None) -> dict:
+def _listing(request: HttpRequest, *, owner: User | None = None) -> dict:
     """A catalog's context: the ready videos matching the page's search form (``q``, ``sort``,
     ``show``: all/free/gated, ``page``). Values the form cannot produce fall back to its
     defaults rather than failing: these are links people share and edit by hand."""
-    text = request.GET.get("q", "").strip()[:200]
+    # NUL is no character of a word, and PostgreSQL refuses it in text: dropped, not a 500.
+    text = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     sorts = {name: label for name, label in sort_choices().items() if name != "relevance"}
     sort = request.GET.get("sort", "")
     if sort not in sorts:
@@ -65,7 +66,7 @@ def _listing(request: HttpRequest, *, owner: str | None = None) -> dict:
     contents = content_list(
         user=request.user,
         status=ContentStatus.READY,
-        owner=owner,
+        owner_id=owner.pk if owner else None,
         search=text or None,
         gated=CATALOG_FILTERS[show],
         sort=sort or None,
@@ -95,10 +96,12 @@ def catalog(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def creator(request: HttpRequest, username: str) -> HttpResponse:
     """One creator's published videos, searchable like the catalog."""
-    owner = User.objects.filter(username=username, is_active=True).first()
+    owner = None
+    if "\x00" not in username:  # no name holds one (and PostgreSQL refuses it in text)
+        owner = User.objects.filter(username=username, is_active=True).first()
     if owner is None or not user_is_creator(owner):
         raise Http404("No such creator.")
-    return render(request, "home.html", {**_listing(request, owner=username), "creator": owner})
+    return render(request, "home.html", {**_listing(request, owner=owner), "creator": owner})
 
 
 def _chain_label(caip2: str) -> ChainLabel:

@@ -7,11 +7,12 @@ expression GIN index over the very same document serves the match (migration 000
 document's SQL is written once, here, and a test checks the planner uses the index.
 
 SQLite (the embedded ``make run``): an FTS5 table over the same two columns, kept by triggers,
-ordered by ``bm25`` with the title weighted ten to one. Django's search support is PostgreSQL's
+ordered by ``bm25`` with the title weighted ten to one, and the same search syntax translated
+into FTS5's (``fts5_query``). Django's search support is PostgreSQL's
 only, so this half is ours. Django rebuilds an SQLite table to alter it, which drops its
 triggers, so the table and triggers are (re)made after every ``migrate``, not by a migration.
 People's words never reach FTS5's query language as syntax: each word is quoted (a stray quote
-or ``NEAR`` would otherwise be an error), the last one as a prefix, all of them required.
+or ``NEAR`` would otherwise be an error); only our own AND, OR and NOT join them.
 """
 
 import re
@@ -72,15 +73,49 @@ def content_search(contents: QuerySet, text: str) -> QuerySet:
     ).annotate(search_rank=RawSQL(rank, (match,), output_field=FloatField()))
 
 
+# A phrase in quotes, or a run of anything else up to the next space or quote.
+_TERM = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
 def fts5_query(text: str) -> str | None:
-    """``text``'s words as an FTS5 query every word of which must match (the last as a prefix,
-    for a word still being typed), or None when there is no word."""
-    words = _WORD.findall(text)[:MAX_WORDS]
-    if not words:
+    """``text`` as an FTS5 query that reads it as PostgreSQL's ``websearch_to_tsquery`` does:
+    every word required, ``"a phrase"``, ``or`` between alternatives, ``-word`` excluded; the
+    last bare word also matches as a prefix (a word still being typed). None when nothing is
+    left to look for (no word, or only exclusions). Each word is quoted: no input can be FTS5
+    syntax."""
+    groups: list[list[str]] = [[]]  # OR of ANDs
+    excluded: list[str] = []
+    last_bare: tuple[list[str], int] | None = None
+    joined = False
+    for match in _TERM.finditer(text):
+        if len(excluded) + sum(map(len, groups)) >= MAX_WORDS:
+            break
+        negated, phrase, bare = match.group(1), match.group(2), match.group(3)
+        if bare is not None and bare.lower() == "or":
+            joined = bool(groups[-1])
+            continue
+        if bare is not None and bare.startswith("-") and len(bare) > 1:
+            negated, bare = "-", bare[1:]
+        words = _WORD.findall(phrase if phrase is not None else bare)
+        if not words:
+            continue
+        term = '"' + " ".join(words) + '"'  # \w+ holds no quote to escape
+        if negated:
+            excluded.append(term)
+            continue
+        if joined:
+            groups.append([])
+            joined = False
+        groups[-1].append(term)
+        last_bare = (groups[-1], len(groups[-1]) - 1) if bare is not None else None
+    groups = [group for group in groups if group]
+    if not groups:
         return None
-    quoted = [f'"{word}"' for word in words]  # \w+ holds no quote to escape
-    quoted[-1] += "*"
-    return " ".join(quoted)
+    if last_bare is not None:
+        group, index = last_bare
+        group[index] += "*"
+    query = " OR ".join("(" + " AND ".join(group) + ")" for group in groups)
+    return "(" + query + ")" + "".join(f" NOT {term}" for term in excluded)
 
 
 def sqlite_search_install(database: BaseDatabaseWrapper, table: str) -> None:

@@ -65,8 +65,8 @@ def content_visible_get(user: User | AnonymousUser, content_id: uuid.UUID) -> Co
     return _PLAYABLE.get((str(content_id), user.pk), scopes, load)
 
 
-# How a list may be ordered: name -> (a function ordering the queryset, what to tell people).
-# Other apps add theirs through ``apps.content.extensions.list_sort_register`` (views: access).
+# How a list may be ordered, by name, with what to tell people. Other apps add theirs through
+# ``apps.content.extensions.list_sort_register`` (views: access).
 BUILTIN_SORTS = {
     "newest": "Newest first",
     "oldest": "Oldest first",
@@ -86,11 +86,13 @@ def content_list(
     user: User | AnonymousUser,
     status: str | None = None,
     owner: str | None = None,
+    owner_id: int | None = None,
     search: str | None = None,
     gated: bool | None = None,
     sort: str | None = None,
 ) -> QuerySet[Content]:
-    """Visible contents, optionally of one status, of one owner (a username, or ``me``), that
+    """Visible contents, optionally of one status, of one owner (a username, or ``me``; or by
+    ``owner_id``), that
     match ``search`` (title and description, apps/content/search.py), gated or free; ordered
     by ``sort`` (``BUILTIN_SORTS`` or a registered one): by default the best match first when
     searching, else the newest."""
@@ -101,6 +103,8 @@ def content_list(
         contents = contents.filter(owner_id=user.pk) if user.is_authenticated else contents.none()
     elif owner:
         contents = contents.filter(owner__username=owner)
+    if owner_id is not None:
+        contents = contents.filter(owner_id=owner_id)
     if gated is not None:
         contents = contents.filter(gate__isnull=not gated)
     if search:

@@ -14,7 +14,13 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.content.caption_files import CaptionInvalid, caption_parse, label_check, language_check
+from apps.content.caption_files import (
+    MAX_LABEL_LENGTH,
+    CaptionInvalid,
+    caption_parse,
+    label_check,
+    language_check,
+)
 from apps.content.cid import CidBuilder
 from apps.content.exceptions import (
     BadGate,
@@ -267,7 +273,8 @@ def caption_create(*, content: Content, data: bytes, language: str, label: str =
         raise CaptionRefused(error.message, reason=error.reason) from None
     if Caption.objects.filter(content=content, language=tag).exists():
         raise _exists(tag)
-    caption = Caption(content=content, language=tag, label=label or name)
+    # A language's name can outgrow the column (langcodes names some tags at length).
+    caption = Caption(content=content, language=tag, label=label or name[:MAX_LABEL_LENGTH])
     caption.path = f"{captions_prefix(str(content.id))}{caption.id}.vtt"
     # The file first, under its own new name: a row never names a file that is not there.
     try:

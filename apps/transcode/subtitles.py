@@ -71,8 +71,10 @@ def _names(tracks: list[SubtitleTrack]) -> list[str]:
         name = _quoted(track.label) or track.language
         if name in names:
             name = f"{name} ({track.language})"
+        base, number = name, 2
         while name in names:
-            name += "'"
+            name = f"{base} {number}"
+            number += 1
         names.append(name)
     return names
 

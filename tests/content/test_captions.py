@@ -123,6 +123,13 @@ def test_tags_are_written_in_their_conventional_case_and_labels_are_kept(creator
     assert languages == ["pt-BR", "zh-Hant-TW"]
 
 
+def test_a_long_language_name_is_cut_to_fit_the_label(creator, client_for, mine):
+    """langcodes names some tags in more than the label's 100 characters: cut, not a 500."""
+    response = upload(client_for(creator), mine, VTT, language="xna-Cans-GS")
+    assert response.status_code == 201, response.content
+    assert 0 < len(response.json()["label"]) <= 100
+
+
 def test_a_second_file_for_a_language_is_a_conflict(creator, client_for, mine):
     client = client_for(creator)
     assert upload(client, mine, VTT, language="en-GB").status_code == 201

@@ -111,6 +111,12 @@ def test_sorts_and_pages(api_client, library):
     assert [item["title"] for item in second["results"]] == by_title[2:]
 
 
+def test_a_nul_in_the_search_is_a_400_in_the_api(api_client, library):
+    response = api_client.get(LIST_URL, {"search": "sour\x00dough"})
+    assert response.status_code == 400
+    assert "search" in response.json()
+
+
 def test_creator_listing(api_client, library):
     assert titles(api_client.get(LIST_URL, {"owner": "grace"})) == ["Lighthouse keeper"]
 
@@ -159,10 +165,14 @@ def test_the_index_serves_the_search(library):
     assert INDEX_NAME in plan, plan
 
 
-def test_fts5_query_quotes_every_word():
-    assert fts5_query('fish "boat" NEAR(x) AND') == '"fish" "boat" "NEAR" "x" "AND"*'
-    assert fts5_query("Ünïcode café") == '"Ünïcode" "café"*'
+def test_fts5_query_reads_web_search_and_quotes_every_word():
+    assert fts5_query('fish "boat" NEAR(x) AND') == '(("fish" AND "boat" AND "NEAR x" AND "AND"*))'
+    assert fts5_query("Ünïcode café") == '(("Ünïcode" AND "café"*))'
+    assert fts5_query("cats -dogs") == '(("cats"*)) NOT "dogs"'
+    assert fts5_query("rye or fishing") == '(("rye") OR ("fishing"*))'
+    assert fts5_query('"step by step" -"two words"') == '(("step by step")) NOT "two words"'
     assert fts5_query(' "" () * ') is None
+    assert fts5_query("-dogs") is None  # nothing left to look for
 
 
 SQLITE_SCRIPT = textwrap.dedent(
@@ -202,6 +212,9 @@ SQLITE_SCRIPT = textwrap.dedent(
         "punctuation": found('"!" NEAR('),
         "cafe": found("cafe"),
         "gated": found("lighthouse", gated=True),
+        "excluded": found("lighthouse -keeper"),
+        "either": found("rye or fishing"),
+        "phrase": found('"step by step"'),
     }
     if step == "write":
         Content.objects.filter(title="Bread recipes").update(description="Now with croissants")
@@ -237,6 +250,9 @@ def test_sqlite_full_text_search(tmp_path):
     assert before["punctuation"] == []
     assert before["cafe"] == []  # written while the triggers were away
     assert before["gated"] == []
+    assert before["excluded"] == ["Harbour at dawn"]
+    assert sorted(before["either"]) == ["Bread recipes", "Harbour at dawn"]
+    assert before["phrase"] == ["Bread recipes"]
     assert before["after edit"] == []  # no update trigger either
     run("manage.py", "migrate", "--noinput")
     after = json.loads(run("-c", SQLITE_SCRIPT, "read").splitlines()[-1])

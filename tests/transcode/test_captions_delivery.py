@@ -195,3 +195,19 @@ def test_captions_on_s3_are_stored_relayed_and_deleted(
         owner.delete(f"/api/v1/contents/{content.id}/captions/{caption['id']}/")
     assert not list(s3_storage.objects.filter(Prefix=f"captions/{content.id}/"))
     assert viewer.get(f"{base}subs/{caption['id']}.vtt").status_code == 404
+
+
+def test_names_in_a_group_are_unique_without_quotes():
+    """RFC 8216: names differ within a group; a straight quote would end hls-parser's string."""
+    from apps.transcode.subtitles import SubtitleTrack, _names
+
+    tracks = [
+        SubtitleTrack("a", "en", "Subs (fr)"),
+        SubtitleTrack("b", "de", "Subs"),
+        SubtitleTrack("c", "fr", "Subs"),
+        SubtitleTrack("d", "it", "Subs (fr)"),
+    ]
+    names = _names(tracks)
+    assert len(set(names)) == 4
+    assert not any("'" in name or '"' in name for name in names)
+    assert names == ["Subs (fr)", "Subs", "Subs (fr) 2", "Subs (fr) (it)"]

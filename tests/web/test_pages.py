@@ -236,3 +236,15 @@ def test_the_phone_menu(browser, site):
     assert desktop.get_by_role("link", name="Catalog").is_visible()
     assert not desktop.locator("details.menu > summary").is_visible()
     desktop.context.close()
+
+
+def test_odd_addresses_are_answered_not_failed(browser, site):
+    """A NUL in the search or a creator's name (PostgreSQL refuses it in text; here SQLite),
+    and a creator named like the API's 'me': answers, never a 500."""
+    page = _context(browser, DESKTOP).new_page()
+    response = page.goto(f"{site}/?q=sour%00dough")
+    assert response.status == 200
+    assert page.locator("[data-testid=catalog] h2").all_inner_texts() == ["Bread recipes"]
+    assert page.goto(f"{site}/creators/gr%00ace/").status == 404
+    assert page.goto(f"{site}/creators/me/").status == 404  # nobody is called "me" here
+    page.context.close()
