@@ -9,18 +9,34 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.access.models import SIGN_IN_SOURCES, ApiToken, SessionGeneration, TokenSource
+from apps.access.models import (
+    SIGN_IN_SOURCES,
+    ApiToken,
+    SessionGeneration,
+    TokenSource,
+    WalletAccount,
+)
 from apps.access.services import api_token_create
 
 SESSION_GENERATION = "sg_generation"  # the session key holding the generation it was opened in
 
 
 def account_token_create(
-    *, user: User, name: str, expires_in: timedelta | None = None
+    *,
+    user: User,
+    name: str,
+    expires_in: timedelta | None = None,
+    wallet_id: int | None = None,
 ) -> tuple[ApiToken, str]:
-    """A named API token for ``user``; returns it and its clear value, shown once, never kept."""
+    """A named API token for ``user``; returns it and its clear value, shown once, never kept.
+    ``wallet_id``: the wallet behind the credential asking (the session's sign-in wallet, or a
+    token's), which the new token then hangs on: whoever held a wallet, say a stolen one, cannot
+    mint a token that outlives its unlinking."""
     expires_at = timezone.now() + expires_in if expires_in else None
-    return api_token_create(user=user, name=name, expires_at=expires_at, source=TokenSource.ACCOUNT)
+    wallet = WalletAccount.objects.filter(pk=wallet_id, user=user).first() if wallet_id else None
+    return api_token_create(
+        user=user, name=name, expires_at=expires_at, source=TokenSource.ACCOUNT, wallet=wallet
+    )
 
 
 def session_generation_of(user: AbstractBaseUser) -> int:

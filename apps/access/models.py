@@ -37,7 +37,8 @@ class ApiToken(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="tokens",
-        help_text="The wallet whose sign-in issued this token.",
+        help_text="The wallet whose sign-in issued this token, or behind the session or token "
+        "that created it: unlinking the wallet revokes it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")

@@ -139,6 +139,33 @@ def test_the_last_way_to_sign_in_cannot_be_unlinked(signin_client):
     assert password_client.delete(f"{WALLETS}{stranger.pk}/").status_code == 404
 
 
+def test_a_token_minted_in_a_wallet_session_goes_with_the_wallet(signin_client):
+    """Whoever held a wallet (a stolen one, say) cannot keep a way in after its owner unlinks
+    it: a token created in that wallet's session, or with a token it issued, hangs on it."""
+    signed_in = signin_client.siwe_sign_in(ALICE)
+    assert signed_in.status_code == 200, signed_in.content
+    alice = WalletAccount.objects.get(address=ALICE.address)
+    from_session = signin_client.post(TOKENS, {"name": "from the session"}, format="json")
+    assert from_session.status_code == 201, from_session.content
+    from_token = bearer(signed_in.json()["token"]).post(
+        TOKENS, {"name": "from its token"}, format="json"
+    )
+    assert from_token.status_code == 201, from_token.content
+    minted = [from_session.json()["token"], from_token.json()["token"]]
+    assert all(bearer(clear).get(ME).status_code == 200 for clear in minted)
+    # The owner, signed in with a password, unlinks the wallet: both tokens stop at once.
+    user = alice.user
+    user.set_password("a-long-pass-phrase")
+    user.save()
+    owner = APIClient()
+    owner.force_login(user)
+    assert owner.delete(f"{WALLETS}{alice.pk}/").status_code == 204
+    assert [bearer(clear).get(ME).status_code for clear in minted] == [401, 401]
+    # A token made with a password session hangs on no wallet.
+    plain = owner.post(TOKENS, {"name": "laptop"}, format="json").json()
+    assert ApiToken.objects.get(pk=plain["id"]).wallet_id is None
+
+
 # --- API tokens ------------------------------------------------------------------------------
 
 

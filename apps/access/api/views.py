@@ -226,6 +226,14 @@ class MeView(APIView):
         )
 
 
+def _credential_wallet(request: Request) -> int | None:
+    """The wallet behind this request's credential: a bearer token's, or the session's
+    sign-in wallet."""
+    if isinstance(request.auth, ApiToken):
+        return request.auth.wallet_id
+    return request.session.get(SESSION_WALLET)
+
+
 def _wallet_context(request: Request) -> dict:
     return {"session_wallet": request.session.get(SESSION_WALLET)}
 
@@ -307,6 +315,7 @@ class TokenListView(APIView):
             user=request.user,
             name=data.validated_data["name"],
             expires_in=timedelta(days=days) if days else None,
+            wallet_id=_credential_wallet(request),
         )
         token.clear = clear  # type: ignore[attr-defined]  # shown once, never stored
         response = Response(
