@@ -29,6 +29,7 @@ against our own playback grants; no package knows them. The pieces:
 - /metrics: histograms of TTFF and of each beacon's rebuffer ratio, counters of beacons and views.
 """
 
+import ipaddress
 import logging
 import math
 import secrets
@@ -264,37 +265,64 @@ def _view_count(
     session: ViewSession, *, content_id: uuid.UUID, address: str | None, now: datetime
 ) -> bool:
     """Count a view for the session's viewer unless one was counted within the window (or,
-    for an anonymous viewer, their address has used up its share of the window)."""
+    for an anonymous viewer, their address has used up its share of the window).
+
+    The address's share is counted and used in one transaction that no other view of the same
+    content and address interleaves with: on PostgreSQL under a transaction-scoped advisory
+    lock on the pair, on SQLite because the window claim, a write, comes first and SQLite lets
+    one writer at a time on. (Counted first and claimed apart, a burst of starts from fresh
+    cookies would all read a count under the cap.)"""
     window_start = now - timedelta(seconds=settings.VIEW_WINDOW_SECONDS)
-    if (
-        session.anonymous
-        and address
-        and _address_views(content_id, address, window_start) >= (settings.VIEWS_PER_ADDRESS)
-    ):
-        logger.info(
-            "view not counted: address cap",
-            extra={"content": str(content_id), "session": session.session_id},
-        )
-        return False
+    capped = session.anonymous and address is not None
+    key = address_key(address) if address else None
     view = ContentView._meta.db_table
     with transaction.atomic():
+        if capped and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"views:{content_id}:{key}"],
+                )
         claimed = _window_claim(
             content_id=content_id, viewer=session.viewer, now=now, since=window_start
         )
-        if claimed:  # raw SQL, as above: the ORM's statement building costs more than its run
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {view} (content_id, viewer, anonymous, address, counted_at) "  # noqa: S608
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        _db_value(ContentView, "content", content_id),
-                        session.viewer,
-                        session.anonymous,
-                        address,
-                        _db_value(ContentView, "counted_at", now),
-                    ],
-                )
-    return claimed
+        if not claimed:
+            return False
+        if capped and _address_views(content_id, key, window_start) >= settings.VIEWS_PER_ADDRESS:
+            transaction.set_rollback(True)  # the viewer's window stays where it was
+            logger.info(
+                "view not counted: address cap",
+                extra={"content": str(content_id), "session": session.session_id},
+            )
+            return False
+        # Raw SQL, as above: the ORM's statement building costs more than its run.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {view} (content_id, viewer, anonymous, address, counted_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s)",
+                [
+                    _db_value(ContentView, "content", content_id),
+                    session.viewer,
+                    session.anonymous,
+                    key,
+                    _db_value(ContentView, "counted_at", now),
+                ],
+            )
+    return True
+
+
+def address_key(address: str) -> str:
+    """The client an address stands for when capping anonymous views: an IPv4 address, or the
+    first address of an IPv6 one's /64 (a single subscriber usually holds a whole /64)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False).network_address)
+    return str(parsed)
 
 
 def _address_views(content_id: uuid.UUID, address: str, since: datetime) -> int:

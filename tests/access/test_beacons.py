@@ -295,3 +295,52 @@ def test_a_beacon_for_a_content_deleted_since_its_grant_is_not_found(media_root)
     assert response.status_code == 404
     assert response.json()["reason"] == "not_found"
     assert not PlaybackSession.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_an_ipv6_subscriber_is_one_address(address, key):
+    from apps.access.audience import address_key
+
+    assert address_key(address) == key
+
+
+def test_one_ipv6_64_shares_the_cap(ready, settings):
+    settings.VIEWS_PER_ADDRESS = 2
+    for host in range(1, 6):  # fresh cookies from five addresses of one /64
+        client = APIClient(REMOTE_ADDR=f"2001:db8:1:2::{host}")
+        assert beacon(client, ready, grant(client, ready)).status_code == 204
+    assert views_of(ready) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_fresh_cookies_from_one_address_stays_under_the_cap(media_root, settings):
+    """Sessions granted first, their starts sent all at once from threads (each its own
+    database connection): the address's share is counted and used without interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    settings.VIEWS_PER_ADDRESS = 3
+    content = published(media_root).content
+    clients = [APIClient() for _ in range(12)]
+    sessions = [grant(client, content) for client in clients]
+
+    def start(pair):
+        client, session = pair
+        try:
+            return beacon(client, content, session).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(start, zip(clients, sessions, strict=True)))
+    assert statuses == [204] * 12
+    assert views_of(content) == 3
