@@ -149,7 +149,9 @@ def test_the_player_s_controls_and_a_gated_video_s_explanation(
     page.set_viewport_size({"width": 390, "height": 844})
     page.evaluate("window.scrollTo(0, 0)")
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-    controls = page.locator("#controls button:visible, #controls select, #controls input")
+    controls = page.locator(
+        "#controls button:visible, #controls select:visible, #controls input:visible"
+    )
     boxes = controls.evaluate_all(
         "els => els.map(e => { const r = e.getBoundingClientRect();"
         " return {id: e.id, left: r.left, right: r.right, width: r.width, height: r.height}; })"
