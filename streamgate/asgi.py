@@ -1,7 +1,8 @@
 """ASGI entry point served by uvicorn: HTTP through Django, websockets through Channels.
 
-Two layers answer hot requests before Django: stream files from disk (apps/access/stream_fast.py)
-and replays of the content API's reads (streamgate/edge.py)."""
+Three layers answer hot requests before Django: stream files from disk
+(apps/access/stream_fast.py), accepted player beacons (apps/access/beacon_fast.py) and replays of
+the content API's reads (streamgate/edge.py)."""
 
 import os
 
@@ -22,6 +23,7 @@ django_asgi_app = StreamingBodyASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.access.beacon_fast import BeaconFast  # noqa: E402
 from apps.access.stream_fast import StreamFiles  # noqa: E402
 from apps.access.websocket import websocket_auth_stack  # noqa: E402
 from apps.content.routing import websocket_urlpatterns  # noqa: E402
@@ -29,7 +31,7 @@ from apps.content.routing import websocket_urlpatterns  # noqa: E402
 application = DatabaseWaitLimit(
     ProtocolTypeRouter(
         {
-            "http": StreamFiles(EdgeCache(django_asgi_app)),
+            "http": StreamFiles(BeaconFast(EdgeCache(django_asgi_app))),
             "websocket": WebsocketOutageGuard(
                 websocket_auth_stack(URLRouter(websocket_urlpatterns))
             ),

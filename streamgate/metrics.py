@@ -79,6 +79,12 @@ STREAM_FAST_RESPONSES = Counter(
     "view (pass: a refused token, a missing file, an unsatisfiable range…).",
     ["outcome"],
 )
+BEACON_FAST_RESPONSES = Counter(
+    "streamgate_beacon_fast_responses_total",
+    "Beacons recorded and answered before Django (served), or passed to Django's view (pass: "
+    "a refusal, a rate limit, an outage, a cross-origin request…).",
+    ["outcome"],
+)
 # Audience (apps/access/audience.py): what players report in their beacons.
 PLAYBACK_TTFF = Histogram(
     "streamgate_playback_ttff_seconds",
