@@ -323,15 +323,18 @@ def test_only_responses_the_key_fully_describes_are_kept():
 
 
 def test_the_served_application_has_the_edge_in_front_of_django():
+    from apps.access.beacon_fast import BeaconFast
     from apps.access.stream_fast import StreamFiles
     from streamgate.asgi import application
     from streamgate.database import DatabaseWaitLimit
 
     assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
     http = application.app.application_mapping["http"]
-    assert isinstance(http, StreamFiles)  # stream files from disk, then the edge, then Django
-    assert isinstance(http.app, EdgeCache)
-    assert isinstance(http.app.app, StreamingBodyASGIHandler)
+    # Stream files from disk, accepted beacons, then the edge, then Django.
+    assert isinstance(http, StreamFiles)
+    assert isinstance(http.app, BeaconFast)
+    assert isinstance(http.app.app, EdgeCache)
+    assert isinstance(http.app.app.app, StreamingBodyASGIHandler)
 
 
 def test_staff_pages_are_never_kept(edge):
