@@ -5,6 +5,7 @@ minted on py-evm (and indexed), the player starts, plays past 1 s and offers the
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
@@ -40,9 +41,19 @@ def fast_ladder(settings, tmp_path):
 
 
 def off_the_loop(function, *args, **kwargs):
-    """Run server-side work (which may use async_to_sync) outside Playwright's event loop."""
+    """Run server-side work (which may use async_to_sync) outside Playwright's event loop. The
+    thread's database connection goes back to the pool when the work is done: left open, each
+    call would hold one of the pool's connections for good, and a module of such tests would
+    exhaust it (the live server then waits for a connection and fails)."""
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(function, *args, **kwargs).result()
+        return pool.submit(run).result()
 
 
 def wallet_page(page, key: str, chain_id: int):
