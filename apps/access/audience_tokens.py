@@ -13,13 +13,13 @@ be minted without asking for playback, and it names the viewer the view is count
 - ``mac`` is HMAC-SHA256 over all of that and the content id, truncated to 128 bits.
 """
 
-import base64
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 
-MAC_BYTES = 16
+from apps.access.playback_tokens import base36, signature
+
 _SESSION = re.compile(
     r"^([a-z0-9]{1,8})\.([0-9a-z]{1,12})\.([ua][A-Za-z0-9_-]{8,32})\.([0-9a-f]{16})"
     r"\.([A-Za-z0-9_-]{22})$"
@@ -47,24 +47,12 @@ class ViewSession:
 
 
 def _mac(key: bytes, kid: str, issued: str, viewer: str, session_id: str, content_id: str) -> str:
-    payload = f"vs1|{kid}|{issued}|{viewer}|{session_id}|{content_id}".encode()
-    digest = hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if not number:
-            return out
+    return signature(key, "vs1", kid, issued, viewer, session_id, content_id)
 
 
 def session_sign(session: ViewSession, *, kid: str, key: bytes) -> str:
     """The signed form of ``session``."""
-    issued = _base36(session.issued)
+    issued = base36(session.issued)
     mac = _mac(key, kid, issued, session.viewer, session.session_id, session.content_id)
     return f"{kid}.{issued}.{session.viewer}.{session.session_id}.{mac}"
 

@@ -38,13 +38,20 @@ class PlaybackGrant:
     expires: int  # Unix time
 
 
-def _mac(key: bytes, kid: str, expiry: str, job: str, subject: str, content_id: str) -> str:
-    payload = f"sg1|{kid}|{expiry}|{job}|{subject}|{content_id}".encode()
+def signature(key: bytes, *fields: str) -> str:
+    """The HMAC-SHA256 of ``fields`` joined by "|", cut to MAC_BYTES, base64url without padding
+    (the audience's view sessions are signed the same way, with their own first field)."""
+    payload = "|".join(fields).encode()
     digest = hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _base36(number: int) -> str:
+def _mac(key: bytes, kid: str, expiry: str, job: str, subject: str, content_id: str) -> str:
+    return signature(key, "sg1", kid, expiry, job, subject, content_id)
+
+
+def base36(number: int) -> str:
+    """``number`` (not negative) in base 36, lower case: short timestamps in tokens."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
@@ -56,7 +63,7 @@ def _base36(number: int) -> str:
 
 def token_sign(grant: PlaybackGrant, *, kid: str, key: bytes) -> str:
     """The token for ``grant``, signed with key ``kid``."""
-    expiry = _base36(grant.expires)
+    expiry = base36(grant.expires)
     mac = _mac(key, kid, expiry, grant.job_id, grant.subject, grant.content_id)
     return f"{kid}.{expiry}.{grant.job_id}.{grant.subject}.{mac}"
 
