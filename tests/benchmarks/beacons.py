@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.benchmarks.load import create_database, drop_database  # noqa: E402
-from tests.support.processes import embedded_env, free_port, manage, start_web, stop  # noqa: E402
+from tests.benchmarks.load import drop_database, served_stack_env  # noqa: E402
+from tests.support.processes import manage, start_web, stop  # noqa: E402
 
 GOAL = 0.05
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -202,26 +201,11 @@ def main() -> None:
     parser.add_argument("--redis-url", default=REDIS_URL)
     args = parser.parse_args()
 
-    database = create_database()
-    folder = Path(tempfile.mkdtemp(prefix="sg-beacons-"))
-    port = free_port()
-    env = embedded_env(
-        folder,
-        DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
-        REDIS_URL=args.redis_url,
-        DJANGO_DEBUG="0",
-        LOG_LEVEL="WARNING",
-        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        PLAYBACK_RATE="100000/min",
-        # Each viewer speaks from its own address, as players do: the load generator is a
-        # trusted proxy naming it in X-Forwarded-For (rate limits and view caps per address).
-        TRUSTED_PROXIES="127.0.0.1",
-        PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
+    # Each viewer speaks from its own address, as players do: the load generator is a trusted
+    # proxy naming it in X-Forwarded-For (rate limits and view caps per address).
+    database, folder, port, env = served_stack_env(
+        "sg-beacons-", args.redis_url, TRUSTED_PROXIES="127.0.0.1"
     )
-    (folder / "prometheus").mkdir()
-    import redis
-
-    redis.Redis.from_url(args.redis_url).flushdb()
     server = None
     try:
         content = ready_content(env)

@@ -75,6 +75,31 @@ def create_database() -> str:
     return name
 
 
+def served_stack_env(prefix: str, redis_url: str, **extra: str) -> tuple[str, Path, int, dict]:
+    """A fresh database, folder and port for a served stack on PostgreSQL and Redis (flushed),
+    and its environment: production-like settings, the playback limit out of the way,
+    multiprocess metrics; ``extra`` adds to it. Returns (database, folder, port, env)."""
+    import redis
+
+    database = create_database()
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    env = embedded_env(
+        folder,
+        DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
+        REDIS_URL=redis_url,
+        DJANGO_DEBUG="0",
+        LOG_LEVEL="WARNING",
+        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PLAYBACK_RATE="100000/min",
+        PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
+        **extra,
+    )
+    (folder / "prometheus").mkdir()
+    redis.Redis.from_url(redis_url).flushdb()
+    return database, folder, port, env
+
+
 def drop_database(name: str) -> None:
     import psycopg
 
@@ -482,23 +507,7 @@ def main() -> None:
     parser.add_argument("--plot", default=str(ROOT / "docs" / "load-curve.png"))
     args = parser.parse_args()
 
-    database = create_database()
-    folder = Path(tempfile.mkdtemp(prefix="sg-load-"))
-    port = free_port()
-    env = embedded_env(
-        folder,
-        DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
-        REDIS_URL=REDIS_URL,
-        DJANGO_DEBUG="0",
-        LOG_LEVEL="WARNING",
-        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        PLAYBACK_RATE="100000/min",
-        PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
-    )
-    (folder / "prometheus").mkdir()
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    database, folder, port, env = served_stack_env("sg-load-", REDIS_URL)
     server = None
     stack = contextlib.ExitStack()
     try:
