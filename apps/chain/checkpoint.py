@@ -116,9 +116,12 @@ def store(caip2: str, token: str, batch: Batch, end: int) -> None:
             )
         _trim_block_hashes(caip2)
         _confirm_registrations(caip2, batch.events)
-        from apps.chain.offers import offer_sets_seen  # imports the tasks, which import us
+        # Imported here: they import the tasks, which import this module.
+        from apps.chain.offers import offer_sets_seen
+        from apps.chain.payouts import payouts_seen
 
         offer_sets_seen(caip2, batch.events)
+        payouts_seen(caip2, batch.events)
         transfers = {contract: sorted(accounts) for contract, accounts in batch.transfers.items()}
         if transfers:
             transaction.on_commit(lambda: announce(caip2, transfers))

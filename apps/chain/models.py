@@ -233,14 +233,10 @@ class OfferSetStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class OfferSet(models.Model):
-    """A content's offers on one chain as its creator signed them (EIP-712), relayed to the
-    registry by StreamGate's signer. The set the chain confirmed last is LIVE; the offers of
-    the content are that set's."""
+class SignedConsent(models.Model):
+    """Something a content's on-chain creator signed (EIP-712) for StreamGate to relay to the
+    registry: the relayer pays the gas, the registry checks the signature and the nonce."""
 
-    content = models.ForeignKey(
-        "content.Content", on_delete=models.CASCADE, related_name="offer_sets"
-    )
     chain = models.CharField(max_length=64)
     registry = models.ForeignKey(ChainContract, on_delete=models.PROTECT, related_name="+")
     creator = models.CharField(max_length=42, help_text="The on-chain creator who signs.")
@@ -251,26 +247,47 @@ class OfferSet(models.Model):
     deadline = models.PositiveBigIntegerField(
         help_text="Unix time after which the signature is void."
     )
-    terms = models.JSONField(
-        default=list, help_text="[[kind, token, amount, period], ...] as signed."
-    )
     digest = models.CharField(max_length=66, help_text="The EIP-712 hash the creator signs.")
     signature = models.TextField(blank=True)
     sender = models.CharField(max_length=42, blank=True)
     tx_nonce = models.PositiveBigIntegerField(null=True, blank=True)
     tx_hash = models.CharField(max_length=66, blank=True)
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
-    first_offer_id = models.DecimalField(max_digits=78, decimal_places=0, null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
+
+
+class OfferSet(SignedConsent):
+    """A content's offers on one chain as its creator signed them. The set the chain confirmed
+    last is LIVE; the offers of the content are that set's."""
+
+    content = models.ForeignKey(
+        "content.Content", on_delete=models.CASCADE, related_name="offer_sets"
+    )
+    terms = models.JSONField(
+        default=list, help_text="[[kind, token, amount, period], ...] as signed."
+    )
+    first_offer_id = models.DecimalField(max_digits=78, decimal_places=0, null=True, blank=True)
+
+    class Meta(SignedConsent.Meta):
         indexes = [models.Index(fields=["content", "chain", "status"], name="offerset_content")]
 
     def __str__(self) -> str:
         return f"offers of {self.content_id} on {self.chain} ({self.status})"
+
+
+class PayoutChange(SignedConsent):
+    """A creator's signed order to send their proceeds on a chain to ``payout``."""
+
+    payout = models.CharField(max_length=42)
+
+    def __str__(self) -> str:
+        return f"{self.creator} pays out to {self.payout} on {self.chain} ({self.status})"
 
 
 class OfferKind(models.TextChoices):

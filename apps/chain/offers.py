@@ -21,7 +21,6 @@ from django.db import transaction
 from django.utils import timezone
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
 from apps.chain import tasks
@@ -36,16 +35,9 @@ from apps.chain.models import (
     OfferSetStatus,
     Registration,
     RegistrationStatus,
+    SignedConsent,
 )
-from apps.chain.transactions import (
-    Reverted,
-    current_fees,
-    estimate_gas,
-    next_nonce,
-    node_pending_count,
-    release_nonce,
-    sign,
-)
+from apps.chain.relay import relay_send, relay_signature, relay_track
 from apps.chain.typed_data import (
     KIND_ACCESS,
     KIND_MEMBERSHIP,
@@ -283,14 +275,7 @@ def offers_sign(
 ) -> OfferSet:
     """The creator's signature over the draft with these offers: checked, then relayed."""
     caip2, parsed = _terms_parse(items, chain_hint)
-    if not isinstance(signature, str) or not signature.startswith("0x"):
-        raise DomainError('"signature" must be a 0x-prefixed hex string.', reason="signature")
-    try:
-        raw = bytes.fromhex(signature[2:])
-    except ValueError:
-        raise DomainError(
-            '"signature" must be a 0x-prefixed hex string.', reason="signature"
-        ) from None
+    raw = relay_signature(signature)
     terms_json = [[t[0], t[1], str(t[2]), t[3]] for t in (terms.as_tuple() for _, terms in parsed)]
     draft = (
         OfferSet.objects.select_related("registry")
@@ -306,7 +291,7 @@ def offers_sign(
     registration = _registration(content, caip2)
     _creator_address(user, registration)
     typed = _typed_data(draft)
-    if not _signed_by(draft, typed, raw):
+    if not signed_by(draft, typed, raw):
         raise DomainError(
             f"This is not {draft.creator}'s signature of the offers' typed data.",
             reason="bad_signature",
@@ -322,7 +307,7 @@ def offers_sign(
     return draft
 
 
-def _signed_by(offer_set: OfferSet, typed: dict, signature: bytes) -> bool:
+def signed_by(offer_set: SignedConsent, typed: dict, signature: bytes) -> bool:
     """An EOA's ECDSA signature, or an ERC-1271 contract wallet's yes."""
     if typed_data_signer(typed, signature) == offer_set.creator:
         return True
@@ -353,88 +338,24 @@ def _call(offer_set: OfferSet, web3: Web3):
     )
 
 
-def _fail(offer_set_id: int, message: str) -> None:
-    logger.warning("offers failed", extra={"offer_set_id": offer_set_id, "error": message})
-    OfferSet.objects.filter(pk=offer_set_id).exclude(status=OfferSetStatus.LIVE).update(
-        status=OfferSetStatus.FAILED, error=message[:1000], updated_at=timezone.now()
+def offer_set_relay(*, offer_set_id: int) -> OfferSet | None:
+    """Send a signed set with StreamGate's signer (apps/chain/relay.py)."""
+    return relay_send(
+        OfferSet,
+        offer_set_id,
+        _call,
+        then=lambda pk: enqueue_on_commit_with(
+            tasks.chain_offers_track, (pk,), options={"countdown": 1}
+        ),
     )
 
 
-def offer_set_relay(*, offer_set_id: int) -> OfferSet | None:
-    """Send a signed set with StreamGate's signer (claimed by a conditional update: a second
-    delivery of the task sends nothing); the transaction's nonce and hash are committed before
-    it is broadcast. Transient node errors propagate (the task retries)."""
-    from apps.chain.chains import signer
-
-    offer_set = OfferSet.objects.select_related("registry").filter(pk=offer_set_id).first()
-    if offer_set is None or offer_set.status != OfferSetStatus.RELAYING or offer_set.sender:
-        return offer_set
-    account = signer()
-    if not OfferSet.objects.filter(
-        pk=offer_set_id, status=OfferSetStatus.RELAYING, sender=""
-    ).update(sender=account.address):
-        return offer_set
-    spec = chain(offer_set.chain)
-    web3 = web3_for(offer_set.chain)
-    call = _call(offer_set, web3)
-    try:
-        try:
-            gas = estimate_gas(call, account.address, contract_names=("ContentRegistry",))
-        except Reverted as error:
-            _fail(offer_set_id, f"The registry refused the offers: {error}. Sign them again.")
-            return OfferSet.objects.get(pk=offer_set_id)
-        fees = current_fees(web3, spec)
-        pending = node_pending_count(web3, account.address)
-    except BaseException:
-        OfferSet.objects.filter(pk=offer_set_id, status=OfferSetStatus.RELAYING).update(sender="")
-        raise
-    with transaction.atomic():
-        nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
-        raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
-        OfferSet.objects.filter(pk=offer_set_id).update(
-            status=OfferSetStatus.SUBMITTED,
-            tx_nonce=nonce,
-            tx_hash=Web3.keccak(raw).to_0x_hex(),
-            updated_at=timezone.now(),
-        )
-    try:
-        web3.eth.send_raw_transaction(raw)
-    except (Web3RPCError, ValueError) as error:
-        if "already known" not in str(error).lower():
-            release_nonce(offer_set.chain, account.address, nonce)
-            _fail(offer_set_id, f"The node refused the transaction: {str(error)[:300]}")
-            return OfferSet.objects.get(pk=offer_set_id)
-    enqueue_on_commit_with(tasks.chain_offers_track, (offer_set_id,), options={"countdown": 1})
-    return OfferSet.objects.get(pk=offer_set_id)
-
-
-TRACK_GIVE_UP_SECONDS = 1800
-
-
 def offer_set_track(*, offer_set_id: int) -> bool:
-    """Look at a sent set's transaction: live once confirmed, failed if it reverted or was
-    never mined. Returns True when there is nothing more to watch."""
-    offer_set = OfferSet.objects.filter(pk=offer_set_id).first()
-    if offer_set is None or offer_set.status != OfferSetStatus.SUBMITTED:
-        return True
-    web3 = web3_for(offer_set.chain)
-    try:
-        receipt = web3.eth.get_transaction_receipt(offer_set.tx_hash)
-    except TransactionNotFound:
-        waited = (timezone.now() - offer_set.updated_at).total_seconds()
-        if waited > TRACK_GIVE_UP_SECONDS:
-            _fail(
-                offer_set_id,
-                f"Transaction {offer_set.tx_hash} was not mined in {TRACK_GIVE_UP_SECONDS} s; "
-                "sign the offers again.",
-            )
-            return True
-        return False
-    if receipt["status"] != 1:
-        _fail(offer_set_id, f"Transaction {offer_set.tx_hash} reverted; sign the offers again.")
-        return True
-    if web3.eth.block_number - receipt["blockNumber"] < chain(offer_set.chain).confirmations:
-        return False
+    """Watch a sent set's transaction until it is live (confirmed) or failed."""
+    return relay_track(OfferSet, offer_set_id, _confirmed)
+
+
+def _confirmed(offer_set: OfferSet, receipt, web3: Web3) -> None:
     registry = contract_for(web3, "ContentRegistry", offer_set.registry.address)
     for event in registry.events.OffersSet().process_receipt(receipt, errors=DISCARD):
         offer_set_live(
@@ -444,7 +365,6 @@ def offer_set_track(*, offer_set_id: int) -> bool:
             first_offer_id=event.args.firstOfferId,
             block_number=receipt["blockNumber"],
         )
-    return True
 
 
 def offer_set_live(

@@ -202,7 +202,7 @@ _DISCARD = _discard()
 # --- creators' side ----------------------------------------------------------------------------
 
 
-def _creator_chains(user) -> dict[str, tuple[str, set[str]]]:
+def creator_chains(user) -> dict[str, tuple[str, set[str]]]:
     """chain -> (registry address, the creator addresses it records for the user's contents)."""
     found: dict[str, tuple[str, set[str]]] = {}
     rows = Registration.objects.filter(
@@ -305,7 +305,7 @@ def _currency(caip2: str, token: str, known: dict) -> dict[str, Any]:
 
 def _balances(user, tokens: set[str], symbols: dict) -> list[dict[str, Any]]:
     balances = []
-    for caip2, (registry_address, creators) in sorted(_creator_chains(user).items()):
+    for caip2, (registry_address, creators) in sorted(creator_chains(user).items()):
         try:
             registry = contract_for(web3_for(caip2), "ContentRegistry", registry_address)
         except Exception:  # noqa: BLE001 - a chain without RPC now: shown as unknown
@@ -345,7 +345,7 @@ def _payout(registry, creator: str) -> str | None:
 def withdraw_transactions(*, user, caip2: Any, currency: Any) -> dict[str, Any]:
     """The transaction that sends the creator's whole balance in ``currency`` (null: the native
     coin) on ``caip2`` to their payout address."""
-    chains = _creator_chains(user)
+    chains = creator_chains(user)
     if not isinstance(caip2, str) or caip2 not in chains:
         raise DomainError("None of your contents is registered on that chain.", reason="chain")
     if currency is not None and not (isinstance(currency, str) and is_address(currency)):

@@ -17,12 +17,14 @@ from apps.chain.models import (
     Offer,
     OfferSet,
     OfferSetStatus,
+    PayoutChange,
     Registration,
     RegistrationStatus,
 )
 from apps.chain.offers import offer_set_track
+from apps.chain.payouts import payout_track
 from apps.chain.services import content_id_bytes32
-from apps.chain.tasks import chain_offers_relay
+from apps.chain.tasks import chain_offers_relay, chain_payout_relay
 from apps.chain.typed_data import typed_data_sign
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
@@ -535,3 +537,84 @@ def test_registration_records_the_creators_wallet(market, django_capture_on_comm
     registration = registration_request(content=content, caip2=market.caip2)
     assert registration.creator == address
     assert Decimal(registration.price) == 0
+
+
+def test_the_creator_signs_where_proceeds_go(market):
+    content = market.content()
+    (native,) = market.publish(content, [offer(market)])
+    market.buy(content, native["id"])
+    payout = Account.from_key(OTHER_KEY).address
+    api = market.client_for(market.creator)
+    body = {"chain": market.caip2, "payout": payout}
+    asked = api.put("/api/v1/sales/payout/", body, format="json")
+    assert asked.status_code == 202, asked.json()
+    typed = asked.json()["typed_data"]
+    assert typed["primaryType"] == "SetPayout"
+    assert typed["message"] == {
+        "creator": market.creator_address,
+        "payout": payout,
+        "nonce": 1,  # the offers used nonce 0
+        "deadline": typed["message"]["deadline"],
+    }
+    forged = api.put(
+        "/api/v1/sales/payout/",
+        {**body, "signature": "0x" + typed_data_sign(typed, VIEWER_KEY).hex()},
+        format="json",
+    )
+    assert (forged.status_code, forged.json()["reason"]) == (400, "bad_signature")
+    with market.callbacks() as queued:
+        signed = api.put(
+            "/api/v1/sales/payout/",
+            {**body, "signature": "0x" + typed_data_sign(typed, CREATOR_KEY).hex()},
+            format="json",
+        )
+    assert signed.json()["status"] == "relaying"
+    (change_id,) = [c.args[0] for c in queued if getattr(c, "task", None) is chain_payout_relay]
+    chain_payout_relay.run(change_id)
+    assert payout_track(change_id=change_id) is True
+    assert PayoutChange.objects.get(pk=change_id).status == "live"
+    assert market.registry.functions.payoutOf(market.creator_address).call() == payout
+
+    before = market.web3.eth.get_balance(payout)
+    (tx,) = api.post(
+        "/api/v1/sales/withdraw/", {"chain": market.caip2, "currency": None}, format="json"
+    ).json()["transactions"]
+    market.send_all([tx], key=VIEWER_KEY)  # anyone sends it; the money goes to the payout
+    assert market.web3.eth.get_balance(payout) - before == 10**16
+
+    stranger = market.client_for(market.viewer).put("/api/v1/sales/payout/", body, format="json")
+    assert (stranger.status_code, stranger.json()["reason"]) == (400, "chain")
+    zero = api.put("/api/v1/sales/payout/", {**body, "payout": "0x" + "00" * 20}, format="json")
+    assert (zero.status_code, zero.json()["reason"]) == (400, "payout")
+
+
+def test_the_indexer_makes_relayed_offers_live(market):
+    content = market.content()
+    _, signed, queued = market.put_offers(content, [offer(market)])
+    (offer_set_id,) = [c.args[0] for c in queued if getattr(c, "task", None) is chain_offers_relay]
+    chain_offers_relay.run(offer_set_id)  # sent; its tracking task never runs (a worker died)
+    assert OfferSet.objects.get(pk=offer_set_id).status == "submitted"
+    market.index()
+    assert OfferSet.objects.get(pk=offer_set_id).status == "live"
+    (shown,) = (
+        market.client_for(market.viewer).get(f"/api/v1/contents/{content.id}/").json()["offers"]
+    )
+    ids = market.registry.functions.offerIdsOf(content_id_bytes32(content.id)).call()
+    assert Offer.objects.get(pk=shown["id"]).onchain_id == ids[0]
+
+
+def test_purchase_required_only_where_buying_would_open_the_gate(market, deployed):
+    nft = {"erc721": {"chain": market.caip2, "contract": deployed.nft721.address, "token_id": None}}
+    purchase = {"purchase": {"chain": market.caip2}}
+    either = market.content({"any": [nft, purchase]})
+    both = market.content({"all": [nft, purchase]})
+    for content in (either, both):
+        market.publish(content, [offer(market)])
+    assert market.play(either).json()["reason"] == "purchase_required"
+    # Buying alone would not let this viewer in (no NFT either): no offer is pushed at them.
+    denied = market.play(both).json()
+    assert denied["reason"] == "gate_denied"
+    assert "offers" not in denied
+    # Without offers on sale, a purchase gate just denies.
+    bare = market.content()
+    assert market.play(bare).json()["reason"] == "gate_denied"

@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 from apps.chain.api.serializers import (
     OfferSetOutputSerializer,
     OffersInputSerializer,
+    PayoutInputSerializer,
+    PayoutOutputSerializer,
     PurchaseInputSerializer,
     PurchaseStatusOutputSerializer,
     TransactionOutputSerializer,
@@ -20,6 +22,7 @@ from apps.chain.api.serializers import (
 )
 from apps.chain.models import OfferSet, OfferSetStatus
 from apps.chain.offers import offer_set_output, offers_propose, offers_sign
+from apps.chain.payouts import payout_output, payout_propose, payout_sign
 from apps.chain.purchases import (
     purchase_status,
     purchase_transactions,
@@ -176,3 +179,32 @@ class WithdrawView(APIView):
                 user=request.user, caip2=body.get("chain"), currency=body.get("currency")
             )
         )
+
+
+class PayoutView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Send your proceeds on a chain to another address, signed by your wallet",
+        description="Without `signature`: 202 with the EIP-712 typed data for your creator "
+        "wallet to sign. The same body plus `signature`: 200, and StreamGate relays it "
+        "(paying the gas; it cannot change the address).",
+        request=PayoutInputSerializer,
+        responses={
+            200: PayoutOutputSerializer,
+            202: TypedDataOutputSerializer,
+            400: None,
+            409: None,
+        },
+    )
+    def put(self, request: Request) -> Response:
+        body = _body(request)
+        fields = {
+            "user": request.user,
+            "caip2": body.get("chain"),
+            "payout": body.get("payout"),
+            "account": body.get("account"),
+        }
+        if body.get("signature") is None:
+            return Response(payout_propose(**fields), status=status.HTTP_202_ACCEPTED)
+        return Response(payout_output(payout_sign(**fields, signature=body["signature"])))

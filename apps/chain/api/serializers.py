@@ -128,6 +128,22 @@ class WithdrawInputSerializer(serializers.Serializer):
     currency = serializers.CharField(allow_null=True)
 
 
+class PayoutInputSerializer(serializers.Serializer):
+    chain = serializers.CharField()
+    payout = serializers.CharField(help_text="Where withdrawals of your proceeds go.")
+    account = serializers.CharField(required=False, help_text="Which creator address, if several.")
+    signature = serializers.CharField(required=False)
+
+
+class PayoutOutputSerializer(serializers.Serializer):
+    chain = serializers.CharField()
+    account = serializers.CharField()
+    payout = serializers.CharField()
+    status = serializers.CharField()
+    tx_hash = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
 class RegisterInputSerializer(serializers.Serializer):
     # ASCII digits, as many as a chain id has: "\d+" let through "٣" and 5,000 digits (which
     # int() refuses). "$", unlike "\Z", is also valid in the OpenAPI schema's ECMA regex.

@@ -1,6 +1,12 @@
 from django.urls import path, re_path
 
-from apps.chain.api.market_views import OffersView, PurchaseView, SalesView, WithdrawView
+from apps.chain.api.market_views import (
+    OffersView,
+    PayoutView,
+    PurchaseView,
+    SalesView,
+    WithdrawView,
+)
 from apps.chain.api.views import PinView, RegisterView
 from apps.content.api.actions import content_action_path
 
@@ -11,4 +17,5 @@ urlpatterns = [
     re_path(content_action_path("purchase"), PurchaseView.as_view(), name="content-purchase"),
     path("sales/", SalesView.as_view(), name="sales"),
     path("sales/withdraw/", WithdrawView.as_view(), name="sales-withdraw"),
+    path("sales/payout/", PayoutView.as_view(), name="sales-payout"),
 ]
