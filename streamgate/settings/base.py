@@ -212,6 +212,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two "kind" choice sets (wallets' and offers'): each named, not a hash.
+    "ENUM_NAME_OVERRIDES": {"OfferKindEnum": ["purchase", "rental", "membership"]},
 }
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 # The JSON API's allowlist; /stream/ answers every origin (apps/access/stream_cors.py).
