@@ -32,20 +32,12 @@ from apps.chain.tasks import chain_offers_relay, chain_offers_track
 from apps.chain.typed_data import typed_data_sign
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
-from tests.support.jsonrpc import hardhat_node, rpc
+from tests.support.jsonrpc import hardhat_key, hardhat_node, rpc, send_signed
 
 HARDHAT = "eip155:31337"
-# Hardhat's default accounts, derived from its default mnemonic (funded with 10,000 ETH each):
-# 0 is StreamGate's signer (the registry's owner and registrar), 1 the creator, 2 and 3 viewers.
-Account.enable_unaudited_hdwallet_features()
-KEYS = [
-    Account.from_mnemonic(
-        "test test test test test test test test test test test junk",
-        account_path=f"m/44'/60'/0'/0/{index}",
-    ).key.to_0x_hex()
-    for index in range(4)
-]
-SIGNER_KEY, CREATOR_KEY, VIEWER_KEY, OTHER_KEY = KEYS
+# Hardhat's default accounts (funded): 0 is StreamGate's signer (the registry's owner and
+# registrar), 1 the creator, 2 the viewer.
+SIGNER_KEY, CREATOR_KEY, VIEWER_KEY = (hardhat_key(index) for index in range(3))
 NATIVE_BUY = {"kind": "purchase", "currency": None, "amount": "10000000000000000"}
 
 pytestmark = pytest.mark.django_db
@@ -71,25 +63,6 @@ def hardhat(node, settings):
     settings.CHAIN_SIGNER_KEY = SIGNER_KEY
     settings.CHAIN_OVERRIDES = {}
     return node
-
-
-def send_signed(web3, key: str, tx: dict):
-    """Sign ``tx`` (to, data, value) with ``key`` as a wallet would (nonce, gas, EIP-1559 fees),
-    broadcast it with eth_sendRawTransaction and wait for its receipt."""
-    account = Account.from_key(key)
-    full = {
-        **tx,
-        "from": account.address,
-        "chainId": web3.eth.chain_id,
-        "nonce": web3.eth.get_transaction_count(account.address, "pending"),
-    }
-    full["gas"] = web3.eth.estimate_gas(full)
-    base_fee = web3.eth.get_block("latest")["baseFeePerGas"]
-    full.update(maxPriorityFeePerGas=10**9, maxFeePerGas=2 * base_fee + 10**9)
-    signed = account.sign_transaction(full)
-    return web3.eth.wait_for_transaction_receipt(
-        web3.eth.send_raw_transaction(signed.raw_transaction)
-    )
 
 
 def transact(function, key: str):
