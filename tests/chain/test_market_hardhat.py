@@ -36,8 +36,8 @@ from tests.support.jsonrpc import hardhat_key, hardhat_node, rpc, send_signed
 
 HARDHAT = "eip155:31337"
 # Hardhat's default accounts (funded): 0 is StreamGate's signer (the registry's owner and
-# registrar), 1 the creator, 2 the viewer.
-SIGNER_KEY, CREATOR_KEY, VIEWER_KEY = (hardhat_key(index) for index in range(3))
+# registrar), 1 the creator, 2 and 3 viewers.
+SIGNER_KEY, CREATOR_KEY, VIEWER_KEY, OTHER_KEY = (hardhat_key(index) for index in range(4))
 NATIVE_BUY = {"kind": "purchase", "currency": None, "amount": "10000000000000000"}
 
 pytestmark = pytest.mark.django_db
@@ -321,3 +321,33 @@ def test_offers_go_live_by_the_indexer_when_tracking_is_late(market, settings):
     offer_set.refresh_from_db()
     assert offer_set.status == OfferSetStatus.LIVE
     assert offer_set_track(offer_set_id=offer_set.pk) is True  # nothing more to watch
+
+
+def test_a_registry_deployed_later_does_not_take_over_sold_contents(market, settings):
+    """deploy_contracts run again on the chain (say, for its test tokens) records a newer
+    registry; contents registered, offered and bought on the first one keep playing there, and
+    a purchase made after it (the offers still live in the first registry) opens playback."""
+    content = market.content()
+    (native,) = market.publish(content, [offer()])
+    market.buy(content, native["id"])
+    market.index()
+    assert market.play(content).status_code == 200
+    call_command("deploy_contracts", "--chain", HARDHAT, "--with-test-tokens", stdout=io.StringIO())
+    newer = ChainContract.objects.filter(chain=HARDHAT, kind=ContractKind.REGISTRY).latest("pk")
+    assert newer.address != market.registry.address
+    cache.clear()  # as any answer's TTL would end
+    played = market.play(content)
+    assert played.status_code == 200, played.json()
+
+    # A second buyer after the new deployment: told the offer, buys it (in the first registry,
+    # where the content and its offers are), and plays once the purchase is confirmed.
+    other = UserFactory()
+    WalletFactory(user=other, address=Account.from_key(OTHER_KEY).address)
+    market.viewer = other
+    denied = market.play(content)
+    assert (denied.status_code, denied.json()["reason"]) == (403, "purchase_required")
+    (receipt,) = market.buy(content, native["id"], key=OTHER_KEY)
+    assert receipt["to"] == market.registry.address
+    assert market.status(content, receipt)["playable"] is True
+    played = market.play(content)
+    assert played.status_code == 200, played.json()
