@@ -147,9 +147,10 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
     except GateInvalid as error:  # saved before validation existed; nobody gets in
         logger.error("content has an invalid gate", extra={"content": str(content.id)})
         return AccessDecision(False, "gate_invalid", f"The content's gate is invalid: {error}")
-    # Market conditions are about this content, in the registry of their chain (read here: the
-    # chains are asked from a pool of threads that never touch the database).
-    bound = gate_bind(gate, str(content.id), registries=registry_addresses())
+    # Market conditions are about this content, in the registry it is registered in on their
+    # chain (read here: the chains are asked from a pool of threads that never touch the
+    # database).
+    bound = gate_bind(gate, str(content.id), registries=registry_addresses(content))
     evaluation = gate_evaluate(gate=bound, wallets=wallets)
     if evaluation.result is True:
         return AccessDecision(True, "gate_met", "Your wallets meet the gate.", evaluation)

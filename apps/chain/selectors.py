@@ -59,7 +59,15 @@ def offers_summary(content: Content) -> list[dict[str, Any]]:
     return found
 
 
-def registry_addresses() -> dict[str, str]:
-    """CAIP-2 -> the address of the ContentRegistry deployed there (the latest, if several)."""
+def registry_addresses(content: Content | None = None) -> dict[str, str]:
+    """CAIP-2 -> the address of the ContentRegistry deployed there (the latest, if several).
+    With ``content``: on each chain where it is registered, the registry it is registered in
+    (its offers and purchases live there, whatever registry was deployed since)."""
     rows = ChainContract.objects.filter(kind=ContractKind.REGISTRY).order_by("created_at")
-    return dict(rows.values_list("chain", "address"))
+    found = dict(rows.values_list("chain", "address"))
+    if content is not None:
+        registered = Registration.objects.filter(content=content).exclude(
+            status=RegistrationStatus.FAILED
+        )
+        found.update(registered.values_list("chain", "contract__address"))
+    return found

@@ -13,11 +13,42 @@ from pathlib import Path
 
 from tests.support.processes import ROOT, free_port, spawned, wait_for_port
 
+HARDHAT_MNEMONIC = "test test test test test test test test test test test junk"
+# The first of Hardhat's funded default accounts (hardhat_key derives any of the twenty).
 HARDHAT_KEYS = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9bdfbd1de7e17",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ]
+
+
+def hardhat_key(index: int) -> str:
+    """The private key of Hardhat's default account ``index`` (funded with 10,000 ETH for
+    0-19), derived from its default mnemonic."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(HARDHAT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account.key.to_0x_hex()
+
+
+def send_signed(web3, key: str, tx: dict, *, wait: bool = True):
+    """Send ``tx`` (to, data, value) as a wallet does: nonce, gas and EIP-1559 fees filled in,
+    signed with ``key``, broadcast with eth_sendRawTransaction; the receipt (or the hash)."""
+    from eth_account import Account
+
+    account = Account.from_key(key)
+    full = {
+        **tx,
+        "from": account.address,
+        "chainId": web3.eth.chain_id,
+        "nonce": web3.eth.get_transaction_count(account.address, "pending"),
+    }
+    full["gas"] = web3.eth.estimate_gas(full)
+    base_fee = web3.eth.get_block("latest")["baseFeePerGas"]
+    full.update(maxPriorityFeePerGas=10**9, maxFeePerGas=2 * base_fee + 10**9)
+    tx_hash = web3.eth.send_raw_transaction(account.sign_transaction(full).raw_transaction)
+    return web3.eth.wait_for_transaction_receipt(tx_hash) if wait else tx_hash
 
 
 def rpc(url: str, method: str, params: list | None = None):
@@ -113,7 +144,15 @@ class RefusingProxy:
         self.httpd.shutdown()
 
 
-__all__ = ["HARDHAT_KEYS", "RefusingProxy", "hardhat_node", "rpc", "subprocess"]
+__all__ = [
+    "HARDHAT_KEYS",
+    "RefusingProxy",
+    "hardhat_key",
+    "hardhat_node",
+    "rpc",
+    "send_signed",
+    "subprocess",
+]
 
 
 class InterceptingProxy:
