@@ -364,18 +364,28 @@ def _confirmed(offer_set: OfferSet, receipt, web3: Web3) -> None:
             nonce=event.args.nonce,
             first_offer_id=event.args.firstOfferId,
             block_number=receipt["blockNumber"],
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
         )
 
 
 def offer_set_live(
-    *, caip2: str, content_id: uuid.UUID, nonce: int, first_offer_id: int, block_number: int
+    *,
+    caip2: str,
+    content_id: uuid.UUID,
+    nonce: int,
+    first_offer_id: int,
+    block_number: int,
+    tx_hash: str,
 ) -> None:
-    """The chain replaced a content's offers: the set signed with ``nonce`` is live (if it is
-    ours) and every other live set of the content there is superseded."""
+    """The chain replaced a content's offers: the set our relay sent in ``tx_hash`` is live (if
+    it is ours) and every other live set of the content there is superseded. Matched by the
+    transaction, not the nonce alone: two sets signed with one nonce (a creator who signed
+    again while the first was relaying, or who relayed other terms themselves) cannot both
+    land, and showing the other one would sell terms the chain does not have."""
     with transaction.atomic():
         sets = OfferSet.objects.select_for_update().filter(content_id=content_id, chain=caip2)
         found = (
-            sets.filter(nonce=Decimal(nonce))
+            sets.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower())
             .exclude(status__in=(OfferSetStatus.UNSIGNED, OfferSetStatus.FAILED))
             .first()
         )
@@ -409,4 +419,5 @@ def offer_sets_seen(caip2: str, events: list[ChainEvent]) -> None:
                 nonce=int(event.args["nonce"]),
                 first_offer_id=int(event.args["firstOfferId"]),
                 block_number=event.block_number,
+                tx_hash=event.tx_hash,
             )
