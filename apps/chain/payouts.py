@@ -15,7 +15,8 @@ from web3.logs import DISCARD
 
 from apps.chain import tasks
 from apps.chain.accounts import user_addresses
-from apps.chain.chains import chain, contract_for, web3_for
+from apps.chain.chains import chain, contract_for
+from apps.chain.market_chains import market_web3
 from apps.chain.models import ChainContract, ChainEvent, OfferSetStatus, PayoutChange
 from apps.chain.purchases import creator_chains
 from apps.chain.relay import relay_send, relay_signature, relay_track
@@ -76,7 +77,7 @@ def _typed_data(change: PayoutChange) -> dict[str, Any]:
 def payout_propose(*, user, caip2: Any, payout: Any, account: Any = None) -> dict[str, Any]:
     """Keep an unsigned change; returns the typed data the creator's wallet signs."""
     caip2, creator, payout, registry_row = _parse(user, caip2, payout, account)
-    registry = contract_for(web3_for(caip2), "ContentRegistry", registry_row.address)
+    registry = contract_for(market_web3(caip2), "ContentRegistry", registry_row.address)
     nonce = registry.functions.nonces(creator).call()
     with transaction.atomic():
         PayoutChange.objects.filter(chain=caip2, creator=creator, status=Status.UNSIGNED).delete()
