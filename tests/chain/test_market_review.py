@@ -145,3 +145,32 @@ def test_a_chain_without_rpc_is_a_409_not_a_500(market, settings):
     )
     assert status.status_code == 200
     assert status.json()["state"] == "pending"
+
+
+def test_two_signed_payouts_with_one_nonce_only_the_landed_one_is_live(market):
+    from apps.chain.models import PayoutChange
+    from apps.chain.payouts import payout_track
+    from apps.chain.tasks import chain_payout_relay
+    from apps.chain.typed_data import typed_data_sign
+    from tests.chain.test_market import CREATOR_KEY, VIEWER_KEY
+
+    market.content()
+    api = market.client_for(market.creator)
+    queued_ids = []
+    for key in (OTHER_KEY, VIEWER_KEY):  # signed again before the first was relayed
+        body = {"chain": market.caip2, "payout": Account.from_key(key).address}
+        typed = api.put("/api/v1/sales/payout/", body, format="json").json()["typed_data"]
+        signature = "0x" + typed_data_sign(typed, CREATOR_KEY).hex()
+        with market.callbacks() as queued:
+            signed = api.put(
+                "/api/v1/sales/payout/", {**body, "signature": signature}, format="json"
+            )
+        assert signed.status_code == 200, signed.json()
+        queued_ids += [c.args[0] for c in queued if getattr(c, "task", None) is chain_payout_relay]
+    for change_id in queued_ids:
+        chain_payout_relay.run(change_id)
+        assert payout_track(change_id=change_id) is True
+    onchain = market.registry.functions.payoutOf(market.creator_address).call()
+    assert onchain == Account.from_key(OTHER_KEY).address
+    live = list(PayoutChange.objects.filter(status="live").values_list("payout", flat=True))
+    assert live == [onchain]
