@@ -164,17 +164,19 @@ def _confirmed(change: PayoutChange, receipt, web3: Web3) -> None:
             creator=event.args.creator,
             nonce=event.args.nonce,
             block_number=receipt["blockNumber"],
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
         )
 
 
-def payout_live(*, caip2: str, creator: str, nonce: int, block_number: int) -> None:
-    """The chain took the creator's change signed with ``nonce``: it is live, older ones not."""
+def payout_live(*, caip2: str, creator: str, nonce: int, block_number: int, tx_hash: str) -> None:
+    """The chain took the creator's change signed with ``nonce``, in ``tx_hash``: that change is
+    live, older ones not (another change signed with the same nonce never landed)."""
     with transaction.atomic():
         changes = PayoutChange.objects.filter(chain=caip2, creator=to_checksum_address(creator))
         changes.filter(status=Status.LIVE).exclude(nonce=Decimal(nonce)).update(
             status=Status.SUPERSEDED, updated_at=timezone.now()
         )
-        changes.filter(nonce=Decimal(nonce)).exclude(
+        changes.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower()).exclude(
             status__in=(Status.UNSIGNED, Status.FAILED, Status.LIVE)
         ).update(status=Status.LIVE, block_number=block_number, error="", updated_at=timezone.now())
 
@@ -188,4 +190,5 @@ def payouts_seen(caip2: str, events: list[ChainEvent]) -> None:
                 creator=event.args["creator"],
                 nonce=int(event.args["nonce"]),
                 block_number=event.block_number,
+                tx_hash=event.tx_hash,
             )
