@@ -27,6 +27,7 @@ from apps.chain import tasks
 from apps.chain.accounts import user_addresses
 from apps.chain.chains import chain, content_id_bytes32, contract_for, web3_for
 from apps.chain.currencies import Currency, currency_of
+from apps.chain.market_chains import market_web3
 from apps.chain.models import (
     ChainEvent,
     Offer,
@@ -119,15 +120,16 @@ def _terms_parse(items: Any, chain_hint: Any) -> tuple[str, list[tuple[str, Term
         raise DomainError('"offers" must be a list.', reason="offers")
     if len(items) > MAX_OFFERS:
         raise DomainError(f"At most {MAX_OFFERS} offers per content and chain.", reason="offers")
-    chains = {item.get("chain") for item in items if isinstance(item, dict)}
+    named = [item.get("chain") for item in items if isinstance(item, dict)]
     if chain_hint is not None:
-        chains.add(chain_hint)
-    if len(chains) != 1 or not isinstance(next(iter(chains)), str):
+        named.append(chain_hint)
+    # Strings checked first: a list or an object is not hashable (a 500 from set()).
+    if not all(isinstance(c, str) for c in named) or len(set(named)) != 1:
         raise DomainError(
             'All offers of one request name the same "chain" (give "chain" with an empty list).',
             reason="offers",
         )
-    caip2 = next(iter(chains))
+    caip2 = named[0]
     parsed = []
     for index, item in enumerate(items):
         where = f"offers[{index}]"
@@ -154,7 +156,10 @@ def _terms_parse(items: Any, chain_hint: Any) -> tuple[str, list[tuple[str, Term
         amount = item.get("amount")
         if isinstance(amount, int) and not isinstance(amount, bool):
             amount = str(amount)
-        if not (isinstance(amount, str) and amount.isascii() and amount.isdigit()):
+        # At most 78 digits (2**256 has 78): int() of a longer string may raise ValueError.
+        if not (
+            isinstance(amount, str) and amount.isascii() and amount.isdigit() and len(amount) <= 78
+        ):
             raise DomainError(
                 f"{where}.amount must be a whole number of the currency's smallest unit, as a "
                 'decimal string (e.g. "10000000000000000" for 0.01 ETH).',
@@ -230,7 +235,7 @@ def offers_propose(*, content: Content, user, items: Any, chain_hint: Any = None
     caip2, parsed = _terms_parse(items, chain_hint)
     registration = _registration(content, caip2)
     creator = _creator_address(user, registration)
-    web3 = web3_for(caip2)
+    web3 = market_web3(caip2)
     currencies: dict[str, Currency] = {}
     for _, terms in parsed:
         if terms.token not in currencies:
@@ -364,18 +369,28 @@ def _confirmed(offer_set: OfferSet, receipt, web3: Web3) -> None:
             nonce=event.args.nonce,
             first_offer_id=event.args.firstOfferId,
             block_number=receipt["blockNumber"],
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
         )
 
 
 def offer_set_live(
-    *, caip2: str, content_id: uuid.UUID, nonce: int, first_offer_id: int, block_number: int
+    *,
+    caip2: str,
+    content_id: uuid.UUID,
+    nonce: int,
+    first_offer_id: int,
+    block_number: int,
+    tx_hash: str,
 ) -> None:
-    """The chain replaced a content's offers: the set signed with ``nonce`` is live (if it is
-    ours) and every other live set of the content there is superseded."""
+    """The chain replaced a content's offers: the set our relay sent in ``tx_hash`` is live (if
+    it is ours) and every other live set of the content there is superseded. Matched by the
+    transaction, not the nonce alone: two sets signed with one nonce (a creator who signed
+    again while the first was relaying, or who relayed other terms themselves) cannot both
+    land, and showing the other one would sell terms the chain does not have."""
     with transaction.atomic():
         sets = OfferSet.objects.select_for_update().filter(content_id=content_id, chain=caip2)
         found = (
-            sets.filter(nonce=Decimal(nonce))
+            sets.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower())
             .exclude(status__in=(OfferSetStatus.UNSIGNED, OfferSetStatus.FAILED))
             .first()
         )
@@ -409,4 +424,5 @@ def offer_sets_seen(caip2: str, events: list[ChainEvent]) -> None:
                 nonce=int(event.args["nonce"]),
                 first_offer_id=int(event.args["firstOfferId"]),
                 block_number=event.block_number,
+                tx_hash=event.tx_hash,
             )

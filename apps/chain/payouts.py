@@ -15,7 +15,8 @@ from web3.logs import DISCARD
 
 from apps.chain import tasks
 from apps.chain.accounts import user_addresses
-from apps.chain.chains import chain, contract_for, web3_for
+from apps.chain.chains import chain, contract_for
+from apps.chain.market_chains import market_web3
 from apps.chain.models import ChainContract, ChainEvent, OfferSetStatus, PayoutChange
 from apps.chain.purchases import creator_chains
 from apps.chain.relay import relay_send, relay_signature, relay_track
@@ -76,7 +77,7 @@ def _typed_data(change: PayoutChange) -> dict[str, Any]:
 def payout_propose(*, user, caip2: Any, payout: Any, account: Any = None) -> dict[str, Any]:
     """Keep an unsigned change; returns the typed data the creator's wallet signs."""
     caip2, creator, payout, registry_row = _parse(user, caip2, payout, account)
-    registry = contract_for(web3_for(caip2), "ContentRegistry", registry_row.address)
+    registry = contract_for(market_web3(caip2), "ContentRegistry", registry_row.address)
     nonce = registry.functions.nonces(creator).call()
     with transaction.atomic():
         PayoutChange.objects.filter(chain=caip2, creator=creator, status=Status.UNSIGNED).delete()
@@ -163,17 +164,19 @@ def _confirmed(change: PayoutChange, receipt, web3: Web3) -> None:
             creator=event.args.creator,
             nonce=event.args.nonce,
             block_number=receipt["blockNumber"],
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
         )
 
 
-def payout_live(*, caip2: str, creator: str, nonce: int, block_number: int) -> None:
-    """The chain took the creator's change signed with ``nonce``: it is live, older ones not."""
+def payout_live(*, caip2: str, creator: str, nonce: int, block_number: int, tx_hash: str) -> None:
+    """The chain took the creator's change signed with ``nonce``, in ``tx_hash``: that change is
+    live, older ones not (another change signed with the same nonce never landed)."""
     with transaction.atomic():
         changes = PayoutChange.objects.filter(chain=caip2, creator=to_checksum_address(creator))
         changes.filter(status=Status.LIVE).exclude(nonce=Decimal(nonce)).update(
             status=Status.SUPERSEDED, updated_at=timezone.now()
         )
-        changes.filter(nonce=Decimal(nonce)).exclude(
+        changes.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower()).exclude(
             status__in=(Status.UNSIGNED, Status.FAILED, Status.LIVE)
         ).update(status=Status.LIVE, block_number=block_number, error="", updated_at=timezone.now())
 
@@ -187,4 +190,5 @@ def payouts_seen(caip2: str, events: list[ChainEvent]) -> None:
                 creator=event.args["creator"],
                 nonce=int(event.args["nonce"]),
                 block_number=event.block_number,
+                tx_hash=event.tx_hash,
             )

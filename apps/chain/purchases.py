@@ -11,6 +11,7 @@ and reads what is withdrawable from the registry.
 """
 
 import logging
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -19,8 +20,15 @@ from eth_utils import is_address, to_checksum_address
 from web3.exceptions import TransactionNotFound
 
 from apps.chain.accounts import user_addresses
-from apps.chain.chains import chain, content_id_bytes32, contract_for, web3_for
+from apps.chain.chains import (
+    ChainNotConfigured,
+    chain,
+    content_id_bytes32,
+    contract_for,
+    web3_for,
+)
 from apps.chain.currencies import currency_of, erc20
+from apps.chain.market_chains import market_web3
 from apps.chain.models import ChainEvent, Offer, OfferSetStatus, Registration, RegistrationStatus
 from apps.chain.signals import registry_access_changed
 from apps.chain.typed_data import NATIVE, permit_typed_data
@@ -30,6 +38,7 @@ from streamgate.exceptions import Conflict, DomainError, NotFound
 logger = logging.getLogger(__name__)
 
 PERMIT_SECONDS = 1800
+_TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}\Z")
 
 
 def _tx(caip2: str, to: str, data: str, value: int = 0) -> dict[str, str]:
@@ -82,7 +91,7 @@ def purchase_transactions(
     offer = _offer(content, offer_id)
     caip2 = offer.offer_set.chain
     buyer = _buyer(user, caip2, account)
-    web3 = web3_for(caip2)
+    web3 = market_web3(caip2)
     registry = contract_for(web3, "ContentRegistry", offer.offer_set.registry.address)
     content_key = content_id_bytes32(content.id)
     amount, onchain_id = int(offer.amount), int(offer.onchain_id)
@@ -112,7 +121,11 @@ def purchase_transactions(
                 deadline=expires,
             )
             return {"typed_data": typed, "deadline": expires}
-        if not isinstance(deadline, int) or isinstance(deadline, bool):
+        if (
+            not isinstance(deadline, int)
+            or isinstance(deadline, bool)
+            or not 0 <= deadline < 2**256
+        ):
             raise DomainError(
                 '"deadline" (from the permit\'s typed data) is required.', reason="deadline"
             )
@@ -143,18 +156,31 @@ def _signature(signature: Any) -> bytes:
 def purchase_status(*, content: Content, user, tx_hash: Any) -> dict[str, Any]:
     """Where a purchase transaction is: pending, mined, confirmed (the chain's confirmations),
     indexed, or failed. From confirmed on, the buyer's cached gate answers are dropped."""
-    if not isinstance(tx_hash, str) or len(tx_hash) != 66 or not tx_hash.startswith("0x"):
+    if not isinstance(tx_hash, str) or not _TX_HASH.match(tx_hash):
         raise DomainError('"tx" must be a transaction hash (0x and 64 hex digits).', reason="tx")
     registrations = Registration.objects.filter(
         content=content, status=RegistrationStatus.CONFIRMED
     ).select_related("contract")
+    content_key = "0x" + content_id_bytes32(content.id).hex()
     for registration in registrations:
         caip2 = registration.chain
-        if ChainEvent.objects.filter(
-            chain=caip2, tx_hash=tx_hash.lower(), name="AccessPurchased"
-        ).exists():
-            return {"state": "indexed", "chain": caip2, "confirmations": None, "playable": True}
-        web3 = web3_for(caip2)
+        # Only a purchase of this content, and playable only for its buyer.
+        buyers = {
+            args["buyer"]
+            for args in ChainEvent.objects.filter(
+                chain=caip2,
+                tx_hash=tx_hash.lower(),
+                name="AccessPurchased",
+                args__contentId=content_key,
+            ).values_list("args", flat=True)
+        }
+        if buyers:
+            playable = bool(buyers & set(user_addresses(user, caip2)))
+            return {"state": "indexed", "chain": caip2, "confirmations": None, "playable": playable}
+        try:
+            web3 = web3_for(caip2)
+        except ChainNotConfigured:
+            continue  # registered where this server has no RPC now: nothing to ask
         try:
             receipt = web3.eth.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
@@ -354,7 +380,7 @@ def withdraw_transactions(*, user, caip2: Any, currency: Any) -> dict[str, Any]:
         )
     token = to_checksum_address(currency) if currency else NATIVE
     registry_address, creators = chains[caip2]
-    registry = contract_for(web3_for(caip2), "ContentRegistry", registry_address)
+    registry = contract_for(market_web3(caip2), "ContentRegistry", registry_address)
     transactions = []
     for creator in sorted(creators):
         if registry.functions.balanceOf(creator, token).call() > 0:
