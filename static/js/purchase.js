@@ -74,6 +74,31 @@ window.StreamGatePurchase = (() => {
     box.querySelectorAll("button").forEach((button) => { button.disabled = locked; });
   }
 
+  // The transactions to send: for an ERC-20 with EIP-2612 permit, one buyWithPermit after a
+  // signature (no approval transaction); otherwise what the API builds (an approval first when
+  // the allowance is short).
+  async function transactions(offer, account, contentId) {
+    const url = `/api/v1/contents/${contentId}/purchase/`;
+    if (offer.currency && offer.currency.address) {
+      const asked = await SG.api("POST", url, { offer: offer.id, account, permit: true });
+      if (asked.status === 202 && asked.data && asked.data.typed_data) {
+        say("Sign the spending permit in your wallet (no transaction, no gas)…");
+        const typedData = asked.data.typed_data;
+        const signature = await SGMarket.signTypedData(account, typedData);
+        const deadline = asked.data.deadline || typedData.message.deadline;
+        const built = await SG.api("POST", url, { offer: offer.id, account, permit: true, signature, deadline });
+        return checked(built);
+      }
+    }
+    return checked(await SG.api("POST", url, { offer: offer.id, account }));
+  }
+  function checked(built) {
+    if (built.status !== 200 || !Array.isArray(built.data) || !built.data.length) {
+      throw new SGMarket.MarketError(SG.message(built.data, "The purchase could not be prepared."));
+    }
+    return built.data;
+  }
+
   async function buy(offer, options, box) {
     if (busy) return;
     busy = true;
@@ -86,11 +111,7 @@ window.StreamGatePurchase = (() => {
       say("Checking your wallet's network…");
       await SGMarket.ensureChain(offer.chain, options.chainNames);
       say("Preparing the transaction…");
-      const built = await SG.api("POST", `/api/v1/contents/${options.contentId}/purchase/`, { offer: offer.id, account });
-      if (built.status !== 200 || !Array.isArray(built.data) || !built.data.length) {
-        throw new SGMarket.MarketError(SG.message(built.data, "The purchase could not be prepared."));
-      }
-      const txs = built.data;
+      const txs = await transactions(offer, account, options.contentId);
       for (let index = 0; index < txs.length; index++) {
         const last = index === txs.length - 1;
         const what = last ? "the payment" : "spending of the token (an approval, step 1 of 2)";
