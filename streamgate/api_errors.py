@@ -107,6 +107,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     exc = unavailable_for(exc, path=getattr(request, "path", "")) or exc
     if isinstance(exc, DomainError):
         body = {"detail": exc.message, "reason": exc.reason or status_reason(exc.http_status)}
+        body.update({k: v for k, v in getattr(exc, "extra", {}).items() if k not in body})
         if getattr(exc, "dependency", None):
             body["dependency"] = exc.dependency
         headers = {}

@@ -15,10 +15,13 @@ class DomainError(Exception):
 
     http_status = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, extra: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
+        self.extra = extra or {}  # more fields of the JSON answer (e.g. a 403's offers)
 
 
 class Unauthenticated(DomainError):

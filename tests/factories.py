@@ -65,3 +65,11 @@ class WalletFactory(factory.django.DjangoModelFactory):
     address_key = factory.LazyAttribute(
         lambda w: f"{w.chain}:{w.address}" if w.kind == "contract" else f"{w.namespace}:{w.address}"
     )
+
+
+def registrable_content(**fields) -> Content:
+    """A ready content whose owner has an Ethereum wallet linked: registries record the
+    creator's own wallet, so registering needs one."""
+    content = ContentFactory(status=ContentStatus.READY, **fields)
+    WalletFactory(user=content.owner)
+    return content

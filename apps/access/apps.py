@@ -11,10 +11,21 @@ class AccessConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         from apps.access import schema  # noqa: F401 - registers the OpenAPI auth extension
-        from apps.access.receivers import on_nft_transfer, on_user_logged_in
-        from apps.chain.signals import nft_transfer_seen
+        from apps.access.receivers import (
+            on_nft_transfer,
+            on_registry_access_changed,
+            on_user_logged_in,
+        )
+        from apps.access.selectors import user_evm_addresses
+        from apps.chain.accounts import wallet_lookup_register
+        from apps.chain.signals import nft_transfer_seen, registry_access_changed
 
         nft_transfer_seen.connect(on_nft_transfer, dispatch_uid="access.on_nft_transfer")
+        registry_access_changed.connect(
+            on_registry_access_changed, dispatch_uid="access.on_registry_access_changed"
+        )
+        # The chain app finds creators' and buyers' addresses through the wallets kept here.
+        wallet_lookup_register(user_evm_addresses)
         user_logged_in.connect(on_user_logged_in, dispatch_uid="access.on_user_logged_in")
 
         from apps.access.api.serializers import ViewsField

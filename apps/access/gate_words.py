@@ -67,6 +67,12 @@ def _node(node: dict[str, Any], label: Callable[[str], ChainLabel]) -> Requireme
             return Requirement("Sign in with the one wallet the creator has listed.")
         return Requirement(f"Sign in with one of the {count} wallets the creator has listed.")
     chain = label(body["chain"])
+    if kind == "purchase":
+        return Requirement(f"Buy or rent this video on {chain.name}.", chain=chain.name)
+    if kind == "membership":
+        return Requirement(
+            f"Hold a current membership of this creator on {chain.name}.", chain=chain.name
+        )
     if kind == "metaplex":
         address = body["collection"]
         text = f"Hold an NFT of the verified collection {address} on {chain.name}."

@@ -6,7 +6,11 @@ A gate is a JSON tree. Combinators: ``{"any": [...]}``, ``{"all": [...]}``,
 contract, a decimal string, or a list of them: any of those ids),
 ``{"erc1155": {"chain", "contract", "token_id", "min_balance"}}`` (one id or a list: any of them
 with at least ``min_balance``), ``{"metaplex": {"chain", "collection"}}`` (an NFT of a verified
-Metaplex collection on Solana) and ``{"allowlist": {"accounts": [CAIP-10, ...]}}``.
+Metaplex collection on Solana), ``{"allowlist": {"accounts": [CAIP-10, ...]}}``, and the
+market's: ``{"purchase": {"chain"}}`` (a current purchase or rental of the content itself in
+that chain's ContentRegistry) and ``{"membership": {"chain"}}`` (a current pass of the
+content's creator there). Those two name no content: ``gate_bind`` ties them to the content being
+decided before evaluation.
 
 ``gate_validate`` checks a rule and returns its normal form (checksummed addresses, ids and
 balances as decimal strings), or raises ``GateInvalid`` with the JSON path of the bad node. Given
@@ -38,7 +42,9 @@ MAX_TOKEN_IDS = 100
 UINT256_MAX = 2**256 - 1
 
 COMBINATORS = ("any", "all", "at_least", "not")
-CONDITIONS = ("erc721", "erc1155", "metaplex", "allowlist")
+CONDITIONS = ("erc721", "erc1155", "metaplex", "allowlist", "purchase", "membership")
+MARKET = ("purchase", "membership")
+REGISTRY = "registry"  # the "contract" of market conditions: the chain's ContentRegistry
 
 # "\Z", not "$": "$" also matches before a final newline, and "7\n" was stored as a token id.
 _EVM_CHAIN = re.compile(r"^eip155:[1-9][0-9]{0,17}\Z")
@@ -52,13 +58,19 @@ _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})\Z")
 class Condition:
     """One ownership question a gate asks of a viewer's wallets."""
 
-    kind: str  # erc721 | erc1155 | metaplex
+    kind: str  # erc721 | erc1155 | metaplex | purchase | membership
     chain: str  # CAIP-2
-    contract: str  # EIP-55 address, or the collection's base58 mint for metaplex
+    # EIP-55 address, the collection's base58 mint for metaplex, REGISTRY for the market's
+    # (whose token_ids hold the content id)
+    contract: str
     token_ids: tuple[str, ...] = ()  # () means any token of the contract
     min_balance: int = 1
 
     def describe(self) -> str:
+        if self.kind == "purchase":
+            return f"a purchase or current rental of this content on {self.chain}"
+        if self.kind == "membership":
+            return f"a current membership of this content's creator on {self.chain}"
         if self.kind == "metaplex":
             return f"an NFT of the verified Metaplex collection {self.contract} on {self.chain}"
         ids = f" #{' or #'.join(self.token_ids)}" if self.token_ids else ""
@@ -145,6 +157,11 @@ def _node(
         collection = _base58(body["collection"], f"{here}.collection")
         _checkable(chain, here, chains)
         return {kind: {"chain": chain, "collection": collection}}
+    if kind in MARKET:
+        _keys(body, here, required={"chain"})
+        spec = {"chain": _evm_chain(body["chain"], f"{here}.chain")}
+        _checkable(spec["chain"], here, chains)
+        return {kind: spec}
     if kind == "allowlist":
         _keys(body, here, required={"accounts"})
         accounts = body["accounts"]
@@ -255,7 +272,31 @@ def caip10_normalize(value: Any, path: str = "$") -> str:
 # --- evaluation --------------------------------------------------------------------------------
 
 
+def gate_bind(
+    gate: dict[str, Any], content_id: str, *, registries: Mapping[str, str]
+) -> dict[str, Any]:
+    """``gate`` (a normal form) with its market conditions tied to the content ``content_id``
+    and to the registry of their chain (``registries``: CAIP-2 -> address; none there: nobody
+    bought anything): what evaluation needs, never what is stored."""
+    ((kind, body),) = gate.items()
+    if kind in ("any", "all"):
+        return {kind: [gate_bind(child, content_id, registries=registries) for child in body]}
+    if kind == "at_least":
+        rules = [gate_bind(child, content_id, registries=registries) for child in body["of"]]
+        return {kind: {**body, "of": rules}}
+    if kind == "not":
+        return {kind: gate_bind(body, content_id, registries=registries)}
+    if kind in MARKET:
+        registry = registries.get(body["chain"], "")
+        return {kind: {**body, "content": content_id, "registry": registry}}
+    return gate
+
+
 def condition_of(kind: str, spec: dict[str, Any]) -> Condition:
+    if kind in MARKET:
+        if "content" not in spec:
+            raise ValueError("a market condition is evaluated bound to a content (gate_bind)")
+        return Condition(kind, spec["chain"], REGISTRY, (spec["content"], spec["registry"]))
     if kind == "metaplex":
         return Condition(kind, spec["chain"], spec["collection"])
     ids = spec.get("token_id")

@@ -21,11 +21,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.access.exceptions import AccessDenied, ChainUnavailable, SignInRequired
 from apps.access.gates import (
+    MARKET,
     Condition,
     Explanation,
     GateInvalid,
     Wallet,
+    gate_bind,
     gate_conditions,
+    gate_decide,
     gate_explain,
     gate_validate,
 )
@@ -34,6 +37,8 @@ from apps.access.ownership.cache import answers_cached
 from apps.access.ownership.fetch import answer_fetch
 from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
 from apps.access.selectors import gate_chains, viewer_wallets
+from apps.chain.offers import offer_output, offers_live
+from apps.chain.selectors import registry_addresses
 from apps.content.models import Content, ContentStatus
 from streamgate.exceptions import Conflict
 from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
@@ -50,6 +55,8 @@ class GateEvaluation:
     result: bool | None
     explanation: Explanation
     answers: dict[Condition, Answer] = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+    wallets: list[Wallet] = field(default_factory=list)
 
     @property
     def unavailable(self) -> list[str]:
@@ -94,7 +101,7 @@ def _explained(
     held = {condition: answer.held for condition, answer in answers.items()}
     notes = {c: a.source if not a.note else f"{a.source}: {a.note}" for c, a in answers.items()}
     explanation = gate_explain(gate, held, wallets, notes)
-    return GateEvaluation(explanation.result, explanation, dict(answers))
+    return GateEvaluation(explanation.result, explanation, dict(answers), gate, wallets)
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,10 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
     except GateInvalid as error:  # saved before validation existed; nobody gets in
         logger.error("content has an invalid gate", extra={"content": str(content.id)})
         return AccessDecision(False, "gate_invalid", f"The content's gate is invalid: {error}")
-    evaluation = gate_evaluate(gate=gate, wallets=wallets)
+    # Market conditions are about this content, in the registry of their chain (read here: the
+    # chains are asked from a pool of threads that never touch the database).
+    bound = gate_bind(gate, str(content.id), registries=registry_addresses())
+    evaluation = gate_evaluate(gate=bound, wallets=wallets)
     if evaluation.result is True:
         return AccessDecision(True, "gate_met", "Your wallets meet the gate.", evaluation)
     if evaluation.result is None:
@@ -165,8 +175,25 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
             False, "no_wallet", "Link a wallet to your account to watch gated content.", evaluation
         )
     needs = evaluation.explanation.unmet()
+    if _buying_would_open(evaluation) and offers_live(content):
+        return AccessDecision(
+            False,
+            "purchase_required",
+            "Buy or rent this video to watch it" + (f" ({'; '.join(needs)})." if needs else "."),
+            evaluation,
+        )
     detail = "Your wallets do not meet the gate" + (f": {'; '.join(needs)}" if needs else ".")
     return AccessDecision(False, "gate_denied", detail, evaluation)
+
+
+def _buying_would_open(evaluation: GateEvaluation) -> bool:
+    """Whether the gate would let the viewer in if its unmet market conditions were met (a
+    purchase is what stands between them and the video)."""
+    market = [c for c, answer in evaluation.answers.items() if c.kind in MARKET and not answer.held]
+    if not market:
+        return False
+    held = {c: (True if c in market else a.held) for c, a in evaluation.answers.items()}
+    return gate_decide(evaluation.gate, held, evaluation.wallets) is True
 
 
 def _chains_never_answering(evaluation: GateEvaluation) -> list[str]:
@@ -233,7 +260,10 @@ def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) 
     if decision.allowed is None:
         raise ChainUnavailable(decision.detail, reason=decision.reason, retry_after=10)
     if not decision.allowed:
-        raise AccessDenied(decision.detail, reason=decision.reason)
+        extra = None
+        if decision.reason == "purchase_required":
+            extra = {"offers": [offer_output(offer) for offer in offers_live(content)]}
+        raise AccessDenied(decision.detail, reason=decision.reason, extra=extra)
     now = time.time()
     lifetime = min(
         max(settings.PLAYBACK_TOKEN_TTL, (content.duration or 0) + settings.PLAYBACK_TOKEN_TTL),

@@ -76,6 +76,12 @@ def viewer_wallets(user: User | AnonymousUser) -> list[Wallet]:
     ]
 
 
+def user_evm_addresses(user: User | AnonymousUser, caip2: str) -> list[str]:
+    """The user's EIP-55 addresses that speak for them on the EVM chain ``caip2``, oldest
+    first (key-held ones anywhere; contract wallets where they were verified)."""
+    return [w.address for w in viewer_wallets(user) if w.holds_on(caip2)]
+
+
 def gate_chains() -> list[str]:
     """The chains a gate may name in a token condition: those this server has an RPC for."""
     return configured_chains()

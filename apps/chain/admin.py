@@ -5,6 +5,9 @@ from apps.chain.models import (
     ChainEvent,
     GasSample,
     IndexerCursor,
+    Offer,
+    OfferSet,
+    PayoutChange,
     Pin,
     Registration,
 )
@@ -88,3 +91,34 @@ class PinAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # pins are requested through the pin service
+
+
+class OfferInline(admin.TabularInline):
+    model = Offer
+    extra = 0
+    can_delete = False
+    readonly_fields = [f.name for f in Offer._meta.fields]
+
+
+# Read-only: a set of offers or a payout is what the creator signed; only their wallet changes it.
+@admin.register(OfferSet)
+class OfferSetAdmin(admin.ModelAdmin):
+    list_display = ["content", "chain", "status", "creator", "tx_hash", "updated_at"]
+    list_filter = ["chain", "status"]
+    search_fields = ["content__title", "content__id", "creator", "tx_hash"]
+    readonly_fields = [f.name for f in OfferSet._meta.fields]
+    inlines = [OfferInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(PayoutChange)
+class PayoutChangeAdmin(admin.ModelAdmin):
+    list_display = ["creator", "payout", "chain", "status", "tx_hash", "updated_at"]
+    list_filter = ["chain", "status"]
+    search_fields = ["creator", "payout", "tx_hash"]
+    readonly_fields = [f.name for f in PayoutChange._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

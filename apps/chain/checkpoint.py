@@ -6,7 +6,8 @@
 - Each batch is stored in one transaction: its events (upserted, unique on chain + tx hash +
   log index, so a replay changes nothing), the hashes of its blocks, and the cursor.
 - Every NFT transfer seen sends ``nft_transfer_seen`` after commit (the access app drops its
-  cached ownership answers for both accounts).
+  cached ownership answers for both accounts); every purchase or grant in the registry sends
+  ``registry_access_changed`` for the buyer; an ``OffersSet`` makes that set of offers live.
 """
 
 import secrets
@@ -26,7 +27,7 @@ from apps.chain.models import (
     Registration,
     RegistrationStatus,
 )
-from apps.chain.signals import nft_transfer_seen
+from apps.chain.signals import nft_transfer_seen, registry_access_changed
 
 LEASE_SECONDS = 60
 KEEP_BLOCK_HASHES = 512  # how far back a reorganisation can be traced
@@ -115,9 +116,18 @@ def store(caip2: str, token: str, batch: Batch, end: int) -> None:
             )
         _trim_block_hashes(caip2)
         _confirm_registrations(caip2, batch.events)
+        # Imported here: they import the tasks, which import this module.
+        from apps.chain.offers import offer_sets_seen
+        from apps.chain.payouts import payouts_seen
+
+        offer_sets_seen(caip2, batch.events)
+        payouts_seen(caip2, batch.events)
         transfers = {contract: sorted(accounts) for contract, accounts in batch.transfers.items()}
         if transfers:
             transaction.on_commit(lambda: announce(caip2, transfers))
+        accesses = sorted(batch.accesses)
+        if accesses:
+            transaction.on_commit(lambda: announce_access(caip2, accesses))
 
 
 def _trim_block_hashes(caip2: str) -> None:
@@ -145,6 +155,11 @@ def _confirm_registrations(caip2: str, events: list[ChainEvent]) -> None:
                 block_hash=event.block_hash,
                 confirmed_at=timezone.now(),
             )
+
+
+def announce_access(caip2: str, accounts: list[str]) -> None:
+    """Send ``registry_access_changed`` for the accounts (call after commit)."""
+    registry_access_changed.send(sender=IndexedBlock, chain=caip2, accounts=accounts)
 
 
 def announce(caip2: str, transfers: dict[str, list[str]]) -> None:

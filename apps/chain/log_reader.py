@@ -69,13 +69,27 @@ class Batch:
     events: list[ChainEvent] = field(default_factory=list)
     blocks: dict[int, tuple[str, str]] = field(default_factory=dict)
     transfers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    accesses: set[str] = field(default_factory=set)  # buyers and grantees in the registry
+
+
+REGISTRY_EVENTS = (
+    "ContentRegistered",
+    "AccessGranted",
+    "AccessPurchased",
+    "OffersSet",
+    "PayoutSet",
+    "Withdrawn",
+    "FeeSet",
+)
+# Events that change who may watch what: the access app forgets its answers about the account.
+ACCESS_EVENTS = {"AccessGranted": "viewer", "AccessPurchased": "buyer"}
 
 
 def event_abis() -> dict[bytes, tuple[str, dict[str, Any]]]:
     """topic0 -> (contract kind, event ABI) for every event we index."""
     table = {}
     for name, kind, events in (
-        ("ContentRegistry", "registry", ("ContentRegistered", "AccessGranted")),
+        ("ContentRegistry", "registry", REGISTRY_EVENTS),
         ("TestNFT721", "erc721", ("Transfer",)),
         ("TestNFT1155", "erc1155", ("TransferSingle", "TransferBatch")),
     ):
@@ -122,7 +136,8 @@ def followed_contracts(caip2: str) -> Followed:
         ContractKind.NFT1155: "erc1155",
     }
     for address, kind in ChainContract.objects.filter(chain=caip2).values_list("address", "kind"):
-        kinds[address.lower()] = kind_of[kind]
+        if kind in kind_of:  # test ERC-20s have no events we index
+            kinds[address.lower()] = kind_of[kind]
     addresses = sorted(Web3.to_checksum_address(address) for address in kinds)
     return Followed(addresses=addresses, kinds=kinds)
 
@@ -210,6 +225,8 @@ def decode(
             )
         )
         batch.blocks.setdefault(log["blockNumber"], (block_hash, ""))
+        if decoded["event"] in ACCESS_EVENTS:
+            batch.accesses.add(args[ACCESS_EVENTS[decoded["event"]]])
         if decoded["event"] in ("Transfer", "TransferSingle", "TransferBatch"):
             for account in (args.get("from"), args.get("to")):
                 if account and int(account, 16) != 0:

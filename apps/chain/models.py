@@ -9,6 +9,7 @@ class ContractKind(models.TextChoices):
     REGISTRY = "registry", "ContentRegistry"
     NFT721 = "nft721", "TestNFT721"
     NFT1155 = "nft1155", "TestNFT1155"
+    TOKEN = "token", "TestToken"
 
 
 class ChainContract(models.Model):
@@ -221,3 +222,100 @@ class Pin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cid or 'CID pending'} ({self.status})"
+
+
+class OfferSetStatus(models.TextChoices):
+    UNSIGNED = "unsigned", "Waiting for the creator's signature"
+    RELAYING = "relaying", "Signed; being sent"
+    SUBMITTED = "submitted", "Sent"
+    LIVE = "live", "Live"
+    SUPERSEDED = "superseded", "Replaced"
+    FAILED = "failed", "Failed"
+
+
+class SignedConsent(models.Model):
+    """Something a content's on-chain creator signed (EIP-712) for StreamGate to relay to the
+    registry: the relayer pays the gas, the registry checks the signature and the nonce."""
+
+    chain = models.CharField(max_length=64)
+    registry = models.ForeignKey(ChainContract, on_delete=models.PROTECT, related_name="+")
+    creator = models.CharField(max_length=42, help_text="The on-chain creator who signs.")
+    status = models.CharField(
+        max_length=16, choices=OfferSetStatus.choices, default=OfferSetStatus.UNSIGNED
+    )
+    nonce = models.DecimalField(max_digits=78, decimal_places=0)
+    deadline = models.PositiveBigIntegerField(
+        help_text="Unix time after which the signature is void."
+    )
+    digest = models.CharField(max_length=66, help_text="The EIP-712 hash the creator signs.")
+    signature = models.TextField(blank=True)
+    sender = models.CharField(max_length=42, blank=True)
+    tx_nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
+class OfferSet(SignedConsent):
+    """A content's offers on one chain as its creator signed them. The set the chain confirmed
+    last is LIVE; the offers of the content are that set's."""
+
+    content = models.ForeignKey(
+        "content.Content", on_delete=models.CASCADE, related_name="offer_sets"
+    )
+    terms = models.JSONField(
+        default=list, help_text="[[kind, token, amount, period], ...] as signed."
+    )
+    first_offer_id = models.DecimalField(max_digits=78, decimal_places=0, null=True, blank=True)
+
+    class Meta(SignedConsent.Meta):
+        indexes = [models.Index(fields=["content", "chain", "status"], name="offerset_content")]
+
+    def __str__(self) -> str:
+        return f"offers of {self.content_id} on {self.chain} ({self.status})"
+
+
+class PayoutChange(SignedConsent):
+    """A creator's signed order to send their proceeds on a chain to ``payout``."""
+
+    payout = models.CharField(max_length=42)
+
+    def __str__(self) -> str:
+        return f"{self.creator} pays out to {self.payout} on {self.chain} ({self.status})"
+
+
+class OfferKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    RENTAL = "rental", "Rental"
+    MEMBERSHIP = "membership", "Membership"
+
+
+class Offer(models.Model):
+    """One offer of a set, with its currency as the token reports it."""
+
+    offer_set = models.ForeignKey(OfferSet, on_delete=models.CASCADE, related_name="offers")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16, choices=OfferKind.choices)
+    token = models.CharField(max_length=42, blank=True, help_text="Empty for the native coin.")
+    symbol = models.CharField(max_length=32)
+    decimals = models.PositiveSmallIntegerField()
+    amount = models.DecimalField(max_digits=78, decimal_places=0, help_text="Smallest unit.")
+    period_seconds = models.PositiveBigIntegerField(default=0)
+    onchain_id = models.DecimalField(
+        max_digits=78, decimal_places=0, null=True, blank=True, help_text="Once live."
+    )
+
+    class Meta:
+        ordering = ["offer_set", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["offer_set", "position"], name="offer_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.symbol}"

@@ -110,6 +110,20 @@ def rollback_above(caip2: str, ancestor: int) -> int:
     if transfers:
         snapshot = {contract: sorted(accounts) for contract, accounts in transfers.items()}
         transaction.on_commit(lambda: checkpoint.announce(caip2, snapshot))
+    # Purchases and grants in orphaned blocks may be gone: answers about their accounts go too.
+    from apps.chain.log_reader import ACCESS_EVENTS
+
+    accesses = sorted(
+        {
+            args.get(ACCESS_EVENTS[name])
+            for name, args in orphans.filter(name__in=list(ACCESS_EVENTS)).values_list(
+                "name", "args"
+            )
+        }
+        - {None}
+    )
+    if accesses:
+        transaction.on_commit(lambda: checkpoint.announce_access(caip2, accesses))
     removed, _ = orphans.delete()
     IndexedBlock.objects.filter(chain=caip2, number__gt=ancestor).delete()
     return removed

@@ -2,7 +2,14 @@
 
 from typing import Any
 
-from apps.chain.models import Pin, Registration, RegistrationStatus
+from apps.chain.models import (
+    ChainContract,
+    ContractKind,
+    OfferSetStatus,
+    Pin,
+    Registration,
+    RegistrationStatus,
+)
 from apps.content.models import Content
 
 
@@ -37,3 +44,22 @@ def ipfs_summary(content: Content) -> dict[str, Any] | None:
         return None
     latest = max(pins, key=lambda pin: pin.created_at)
     return {"cid": latest.cid or None, "status": latest.status, "error": latest.error or None}
+
+
+def offers_summary(content: Content) -> list[dict[str, Any]]:
+    """The content's live offers as the API shows them (from prefetched sets and offers)."""
+    from apps.chain.offers import offer_output
+
+    found = []
+    for offer_set in content.offer_sets.all():
+        if offer_set.status == OfferSetStatus.LIVE:
+            for offer in offer_set.offers.all():
+                offer.offer_set = offer_set
+                found.append(offer_output(offer))
+    return found
+
+
+def registry_addresses() -> dict[str, str]:
+    """CAIP-2 -> the address of the ContentRegistry deployed there (the latest, if several)."""
+    rows = ChainContract.objects.filter(kind=ContractKind.REGISTRY).order_by("created_at")
+    return dict(rows.values_list("chain", "address"))

@@ -16,6 +16,7 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from apps.chain import tasks
+from apps.chain.accounts import user_addresses
 from apps.chain.chains import (
     Chain,
     ChainNotConfigured,
@@ -69,6 +70,7 @@ ARTIFACT_OF = {
     ContractKind.REGISTRY: "ContentRegistry",
     ContractKind.NFT721: "TestNFT721",
     ContractKind.NFT1155: "TestNFT1155",
+    ContractKind.TOKEN: "TestToken",
 }
 RECEIPT_TIMEOUT = 120
 
@@ -148,6 +150,15 @@ def registration_request(*, content: Content, caip2: str, price: int = 0) -> Reg
     if price < 0:
         raise DomainError("The price cannot be negative.", reason="price")
     contract = registry_for(caip2)
+    # The registry records the creator's own wallet, not StreamGate's signer: only that wallet
+    # can then sign the content's offers and payout address.
+    wallets = user_addresses(content.owner, caip2)
+    if not wallets:
+        raise Conflict(
+            f"Link an Ethereum wallet to your account first: the registry on {caip2} records it "
+            "as the creator, and only it can sign the content's offers and payout address.",
+            reason="no_wallet",
+        )
     live = (
         Registration.objects.select_for_update()
         .filter(content=content, chain=caip2)
@@ -162,6 +173,7 @@ def registration_request(*, content: Content, caip2: str, price: int = 0) -> Reg
         contract=contract,
         price=Decimal(price),
         gate_hash=gate_hash(content.gate),
+        creator=wallets[0],
         step_due_at=timezone.now(),
     )
     enqueue_on_commit(tasks.chain_registration_advance, registration.pk)

@@ -219,9 +219,13 @@ def _submit(registration: Registration, lease: Lease, spec: Chain, web3: Web3) -
     registration.cid = registration.cid or content_source_cid(
         content=registration.content, on_progress=lease.renew
     )
-    # Until creators link wallets (access app), StreamGate's signer stands in as the creator.
-    registration.creator = registration.creator or account.address
-    lease.write(cid=registration.cid, creator=registration.creator)
+    if not registration.creator:  # requested before creators' wallets were recorded
+        return _failure(
+            registration,
+            "No creator wallet was recorded for this registration; register again (with an "
+            "Ethereum wallet linked to your account).",
+        )
+    lease.write(cid=registration.cid)
     try:
         fees = current_fees(web3, spec)
     except GasTooExpensive as error:

@@ -84,3 +84,75 @@ def chain_pin_advance(self, pin_id: int) -> str | None:
         services.pin_postpone(pin_id=pin_id, seconds=countdown)
         raise self.retry(exc=error, countdown=countdown) from error
     return pin.status if pin else None
+
+
+@shared_task(
+    name="apps.chain.tasks.chain_offers_relay",
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=6,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def chain_offers_relay(offer_set_id: int) -> str | None:
+    """Send a creator-signed set of offers to the registry with StreamGate's signer."""
+    from apps.chain.offers import offer_set_relay
+
+    offer_set = offer_set_relay(offer_set_id=offer_set_id)
+    return offer_set.status if offer_set else None
+
+
+@shared_task(
+    bind=True,
+    name="apps.chain.tasks.chain_offers_track",
+    max_retries=900,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def chain_offers_track(self, offer_set_id: int) -> bool:
+    """Watch a relayed set's transaction until it is live (confirmed) or failed."""
+    from apps.chain.offers import offer_set_track
+
+    try:
+        done = offer_set_track(offer_set_id=offer_set_id)
+    except TRANSIENT as error:
+        raise self.retry(exc=error, countdown=5) from error
+    if not done:
+        raise self.retry(countdown=2)
+    return True
+
+
+@shared_task(
+    name="apps.chain.tasks.chain_payout_relay",
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=6,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def chain_payout_relay(change_id: int) -> str | None:
+    """Send a creator-signed payout address to the registry with StreamGate's signer."""
+    from apps.chain.payouts import payout_relay
+
+    change = payout_relay(change_id=change_id)
+    return change.status if change else None
+
+
+@shared_task(
+    bind=True,
+    name="apps.chain.tasks.chain_payout_track",
+    max_retries=900,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def chain_payout_track(self, change_id: int) -> bool:
+    """Watch a relayed payout change until it is live (confirmed) or failed."""
+    from apps.chain.payouts import payout_track
+
+    try:
+        done = payout_track(change_id=change_id)
+    except TRANSIENT as error:
+        raise self.retry(exc=error, countdown=5) from error
+    if not done:
+        raise self.retry(countdown=2)
+    return True

@@ -126,3 +126,15 @@ def test_an_open_video_has_no_gate_words(client):
     content = ContentFactory(status=ContentStatus.READY)
     page = client.get(f"/watch/{content.id}/").content.decode()
     assert 'data-testid="gate-words"' not in page
+
+
+def test_purchases_and_memberships_are_said_plainly():
+    said = words(
+        {"any": [{"purchase": {"chain": "eip155:137"}}, {"membership": {"chain": "eip155:31337"}}]}
+    )
+    assert said.text == "Any one of these:"
+    assert [child.text for child in said.children] == [
+        "Buy or rent this video on Polygon PoS.",
+        "Hold a current membership of this creator on Local (Hardhat/Anvil).",
+    ]
+    assert all(child.link == "" for child in said.children)  # no contract to look up

@@ -8,6 +8,7 @@ from apps.access.gates import (
     GateInvalid,
     Wallet,
     allowlist_match,
+    gate_bind,
     gate_conditions,
     gate_decide,
     gate_explain,
@@ -127,6 +128,14 @@ def test_normal_form_checksums_and_stringifies():
             "base58",
         ),
         ({"allowlist": {"accounts": []}}, "$.allowlist.accounts", "1 to 1000"),
+        ({"purchase": {}}, "$.purchase", "missing ['chain']"),
+        ({"purchase": {"chain": "solana:mainnet"}}, "$.purchase.chain", "EVM"),
+        (
+            {"membership": {"chain": "eip155:1", "creator": "0x12"}},
+            "$.membership.creator",
+            "unknown",
+        ),
+        ({"purchase": {"chain": "eip155:1", "content": "x"}}, "$.purchase.content", "unknown"),
         ({"allowlist": {"accounts": ["0x12"]}}, "$.allowlist.accounts[0]", "CAIP-10"),
         (
             {"allowlist": {"accounts": [f"solana:mainnet:{SOL}", "cosmos:hub:abc"]}},
@@ -161,6 +170,12 @@ def test_invalid_rules_name_the_bad_node(gate, path, message):
             "$.metaplex.chain",
             "solana:devnet",
         ),
+        (
+            {"any": [erc721(), {"purchase": {"chain": "eip155:10"}}]},
+            "$.any[1].purchase.chain",
+            "eip155:10",
+        ),
+        ({"membership": {"chain": "eip155:137"}}, "$.membership.chain", "eip155:137"),
     ],
 )
 def test_a_condition_on_a_chain_without_rpc_is_invalid(gate, path, chain):
@@ -269,3 +284,31 @@ def test_explanations_say_what_is_missing():
     tree = explanation.as_dict()
     assert tree["rule"] == "all"
     assert [child["result"] for child in tree["children"]] == [False, False]
+
+
+def test_market_rules_are_bound_to_the_content_they_gate():
+    gate = gate_validate(
+        {
+            "any": [
+                {"purchase": {"chain": "eip155:1"}},
+                {"not": {"membership": {"chain": "eip155:1"}}},
+            ]
+        }
+    )
+    assert gate == {
+        "any": [{"purchase": {"chain": "eip155:1"}}, {"not": {"membership": {"chain": "eip155:1"}}}]
+    }
+    # The stored rule names no content; evaluation binds it (and the chain's registry).
+    with pytest.raises(ValueError, match="bound"):
+        gate_conditions(gate)
+    bound = gate_bind(gate, "c0ffee", registries={"eip155:1": NFT})
+    purchase, membership = gate_conditions(bound)
+    assert (purchase.kind, purchase.contract, purchase.token_ids) == (
+        "purchase",
+        "registry",
+        ("c0ffee", NFT),
+    )
+    assert membership.kind == "membership"
+    assert "this content" in purchase.describe()
+    unbound = gate_bind(gate, "c0ffee", registries={})
+    assert gate_conditions(unbound)[0].token_ids == ("c0ffee", "")

@@ -5,8 +5,7 @@ import pytest
 from apps.chain.models import Registration, RegistrationStatus
 from apps.chain.services import registration_request
 from apps.chain.tasks import chain_registration_advance
-from apps.content.models import ContentStatus
-from tests.factories import ContentFactory
+from tests.factories import registrable_content
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +34,7 @@ def register_again(admin_client, *registrations, capture):
 def test_a_failed_registration_is_registered_again_from_the_admin(
     admin_client, deployed, tester_chain, django_capture_on_commit_callbacks
 ):
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     failed = registration_request(content=content, caip2=tester_chain.caip2, price=5)
     Registration.objects.filter(pk=failed.pk).update(
         status=RegistrationStatus.FAILED, error="Gave up after 8 failed attempts in a row"
@@ -52,7 +51,7 @@ def test_a_failed_registration_is_registered_again_from_the_admin(
 def test_a_live_registration_is_not_sent_twice_from_the_admin(
     admin_client, deployed, tester_chain, django_capture_on_commit_callbacks
 ):
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     live = registration_request(content=content, caip2=tester_chain.caip2)
     page, sent = register_again(admin_client, live, capture=django_capture_on_commit_callbacks)
     assert "Only a failed registration can be retried; this one is pending." in page

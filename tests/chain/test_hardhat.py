@@ -16,8 +16,7 @@ from apps.chain.chains import contract_for, web3_for
 from apps.chain.indexer import index_chain
 from apps.chain.models import ChainContract, ChainEvent, ContractKind, RegistrationStatus
 from apps.chain.services import content_id_bytes32, registration_advance, registration_request
-from apps.content.models import ContentStatus
-from tests.factories import ContentFactory
+from tests.factories import registrable_content
 from tests.support.jsonrpc import (
     HARDHAT_KEYS,
     InterceptingProxy,
@@ -71,7 +70,12 @@ def test_deploy_contracts_records_addresses(hardhat):
     out = io.StringIO()
     call_command("deploy_contracts", "--chain", HARDHAT, "--with-test-tokens", stdout=out)
     kinds = set(ChainContract.objects.filter(chain=HARDHAT).values_list("kind", flat=True))
-    assert kinds == {ContractKind.REGISTRY, ContractKind.NFT721, ContractKind.NFT1155}
+    assert kinds == {
+        ContractKind.REGISTRY,
+        ContractKind.NFT721,
+        ContractKind.NFT1155,
+        ContractKind.TOKEN,
+    }
     printed = out.getvalue()
     for record in ChainContract.objects.filter(chain=HARDHAT):
         assert record.address in printed
@@ -142,7 +146,7 @@ def test_a_stuck_registration_is_replaced_with_higher_fees(
     from django.core.files.storage import default_storage
 
     deploy()
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     content.source_path = default_storage.save(f"sources/{content.id}/v.mp4", ContentFile(b"v"))
     content.save()
     settings.CHAIN_STUCK_AFTER_SECONDS = 0
@@ -299,7 +303,7 @@ def test_an_unfunded_signer_fails_clearly_and_keeps_its_nonce(
     )
     SignerNonce.objects.filter(chain=HARDHAT).delete()
     settings.CHAIN_SIGNER_KEY = poor.key.to_0x_hex()
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     content.source_path = default_storage.save(f"sources/{content.id}/v.mp4", ContentFile(b"v"))
     content.save()
     registration = registration_request(content=content, caip2=HARDHAT)

@@ -6,6 +6,7 @@ from apps.chain.checkpoint import IndexerBusy, acquire
 from apps.chain.indexer import index_chain
 from apps.chain.models import ChainEvent, IndexedBlock, IndexerCursor
 from apps.chain.signals import nft_transfer_seen
+from tests.factories import registrable_content
 from tests.support.evm import send
 
 pytestmark = pytest.mark.django_db
@@ -182,10 +183,8 @@ def test_a_reorg_sends_confirmed_registrations_back_to_watching(
     from apps.chain.models import Registration, RegistrationStatus
     from apps.chain.services import registration_advance, registration_request
     from apps.chain.tasks import chain_registration_advance
-    from apps.content.models import ContentStatus
-    from tests.factories import ContentFactory
 
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     content.source_path = default_storage.save(f"sources/{content.id}/v.mp4", ContentFile(b"v"))
     content.save()
     index_chain(caip2=tester_chain.caip2)

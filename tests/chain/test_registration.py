@@ -9,8 +9,10 @@ from apps.chain.models import Registration, RegistrationStatus
 from apps.chain.services import content_id_bytes32, registration_advance
 from apps.chain.tasks import chain_registration_advance
 from apps.content.models import ContentStatus
-from tests.factories import ContentFactory
+from tests.factories import ContentFactory, WalletFactory
 from tests.support.media import make_video
+
+CREATOR_WALLET = "0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF"
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +28,7 @@ def ready_content(media_root, tmp_path):
     clip = make_video(tmp_path / "clip.mp4", seconds=1)
     content.source_path = default_storage.save(f"sources/{content.id}/clip.mp4", clip.open("rb"))
     content.save()
+    WalletFactory(user=content.owner, address=CREATOR_WALLET)
     return content
 
 
@@ -58,8 +61,8 @@ def test_ready_content_is_registered_and_shown(
     assert registration.status == RegistrationStatus.CONFIRMED, registration.error
     entry = deployed.registry.functions.contentOf(content_id_bytes32(ready_content.id)).call()
     creator, cid, price, gate, _ = entry
-    # The owner has no wallet linked yet: StreamGate's signer stands in as the creator.
-    assert creator == tester_chain.accounts[0]
+    # The registry records the creator's own wallet, not StreamGate's signer.
+    assert creator == CREATOR_WALLET != tester_chain.accounts[0]
     assert cid == registration.cid
     assert cid.startswith("bafk")
     assert price == 1000

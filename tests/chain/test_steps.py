@@ -13,8 +13,7 @@ from django.utils import timezone
 from apps.chain.models import ChainContract, ContractKind, Pin, PinStatus, Registration
 from apps.chain.models import RegistrationStatus as Status
 from apps.chain.tasks import chain_pin_advance, chain_registration_advance
-from apps.content.models import ContentStatus
-from tests.factories import ContentFactory
+from tests.factories import registrable_content
 from tests.support.evm import SIGNER_KEY
 from tests.support.pinning_server import PinningServer
 from tests.support.processes import free_port
@@ -27,7 +26,7 @@ LOCAL = "eip155:31337"
 @pytest.fixture
 def content(media_root):
     """A ready content finalised before CIDs were stored (no source_cid)."""
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     content.source_path = default_storage.save(
         f"sources/{content.id}/v.mp4", ContentFile(b"v" * 5000)
     )

@@ -16,9 +16,8 @@ from web3 import Web3
 
 from apps.chain.models import Registration, RegistrationStatus
 from apps.chain.services import registration_advance, registration_request
-from apps.content.models import ContentStatus
 from tests.chain.test_hardhat import HARDHAT, deploy
-from tests.factories import ContentFactory
+from tests.factories import registrable_content
 from tests.support.jsonrpc import HARDHAT_KEYS, InterceptingProxy, hardhat_node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +40,7 @@ def hardhat(node, settings, media_root):
 
 @pytest.fixture
 def content(media_root):
-    content = ContentFactory(status=ContentStatus.READY)
+    content = registrable_content()
     content.source_path = default_storage.save(f"sources/{content.id}/v.mp4", ContentFile(b"v"))
     content.save()
     return content

@@ -25,6 +25,8 @@ EDITABLE = {
     "chain.ChainEvent": set(),
     "chain.GasSample": set(),
     "chain.Pin": set(),
+    "chain.OfferSet": set(),
+    "chain.PayoutChange": set(),
 }
 
 

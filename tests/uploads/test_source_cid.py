@@ -14,6 +14,7 @@ from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
 from apps.uploads.tasks import upload_finalize
 from tests.chain.test_cid import reference_cid
+from tests.factories import WalletFactory
 from tests.support.media import make_video
 from tests.support.pinning_server import PinningServer
 from tests.uploads.conftest import upload_of
@@ -53,6 +54,7 @@ def test_finalisation_stores_the_cid_that_register_and_pin_use_without_the_file(
     content_status_set(content=content, status=ContentStatus.READY)
     default_storage.delete(content.source_path)
 
+    WalletFactory(user=content.owner)  # the registry records the creator's own wallet
     registration = registration_request(content=content, caip2=tester_chain.caip2)
     run_steps(chain_registration_advance, registration.pk, django_capture_on_commit_callbacks)
     registration.refresh_from_db()

@@ -29,6 +29,8 @@ def _entry_key(chain: str, contract: str, account: str) -> str:
 
 
 def _question(condition: Condition) -> str:
+    # For the market's conditions, token_ids holds the content: one entry per (chain, registry,
+    # account) answers every content, and a purchase event forgets them all at once.
     text = f"{condition.kind}|{','.join(condition.token_ids)}|{condition.min_balance}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -98,16 +100,25 @@ def generations_for(condition: Condition, accounts: list[str]) -> dict[str, str 
 
 
 def answers_store(
-    condition: Condition, generations: dict[str, str | None], held: dict[str, bool]
+    condition: Condition,
+    generations: dict[str, str | None],
+    held: dict[str, bool],
+    *,
+    lasts: dict[str, float] | None = None,
 ) -> None:
     """Keep each account's answer, unless its entry lost the generation read before the fetch
-    (an invalidation came between); with the cache away, nothing is kept."""
+    (an invalidation came between); with the cache away, nothing is kept. ``lasts``: seconds a
+    "holds" answer stays true (a rental's end): it is kept no longer than that."""
     positive, negative = settings.GATE_CACHE_POSITIVE_TTL, settings.GATE_CACHE_NEGATIVE_TTL
     question = _question(condition)
+    lasts = lasts or {}
     for account, value in held.items():
         generation = generations.get(account)
         if generation:
-            expires = time.time() + (positive if value else negative)
+            ttl = positive if value else negative
+            if value and account in lasts:
+                ttl = min(ttl, lasts[account])
+            expires = time.time() + ttl
             try:
                 _entry_update(
                     _entry_key(condition.chain, condition.contract, account),

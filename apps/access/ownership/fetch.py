@@ -1,4 +1,5 @@
-"""Asking a condition's chain: the EVM or Solana check, timed, its answer cached per account.
+"""Asking a condition's chain: the EVM, market or Solana check, timed, its answer cached per
+account.
 
 A node that fails or is slow, or answers what cannot be decoded, gives an unknown answer, never a
 yes; the gate evaluation turns it into a 503.
@@ -8,10 +9,11 @@ import asyncio
 import logging
 import time
 
-from apps.access.gates import Condition, Wallet
+from apps.access.gates import MARKET, Condition, Wallet
 from apps.access.ownership.answers import Answer, accounts_for
 from apps.access.ownership.cache import answers_store, generations_for
 from apps.access.ownership.evm import evm_held
+from apps.access.ownership.market import market_held
 from apps.access.ownership.solana import metaplex_held
 from apps.chain.chains import ChainNotConfigured, rpc_url
 from streamgate.metrics import RPC_SECONDS
@@ -32,8 +34,13 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
     generations = generations_for(condition, accounts)
     started = time.perf_counter()
     try:
+        lasts: dict[str, float] = {}
         if condition.kind == "metaplex":
             held = asyncio.run(metaplex_held(condition, accounts))
+        elif condition.kind in MARKET:
+            timed = market_held(condition, accounts)
+            held = {account: answer[0] for account, answer in timed.items()}
+            lasts = {account: answer[1] for account, answer in timed.items() if answer[0]}
         else:
             held = evm_held(condition, accounts)
     except BaseException as error:  # any failure of the node is an unknown answer, never a yes
@@ -49,5 +56,5 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
         )
         return Answer(None, "error", f"{condition.chain} did not answer ({type(error).__name__})")
     RPC_SECONDS.labels(chain=condition.chain, outcome="ok").observe(time.perf_counter() - started)
-    answers_store(condition, generations, held)
+    answers_store(condition, generations, held, lasts=lasts)
     return Answer(any(held.values()), "rpc")

@@ -8,7 +8,8 @@ from streamgate.exceptions import DomainError
 
 
 class Command(BaseCommand):
-    help = "Deploy ContentRegistry (and with --with-test-tokens TestNFT721/TestNFT1155) with the "
+    help = "Deploy ContentRegistry (and with --with-test-tokens TestNFT721, TestNFT1155 and the "
+    help += "TestToken ERC-20) with the "
     help += "account of CHAIN_SIGNER_KEY, and record the addresses."
 
     def add_arguments(self, parser):
@@ -21,6 +22,8 @@ class Command(BaseCommand):
             plan += [
                 (ContractKind.NFT721, ("StreamGate Test Pass", "SGPASS")),
                 (ContractKind.NFT1155, ("https://streamgate.invalid/tokens/{id}.json",)),
+                # A 6-decimal ERC-20 with permit, to price offers in (like USDC).
+                (ContractKind.TOKEN, ("StreamGate Test Dollar", "SGUSD", 6)),
             ]
         for kind, constructor_args in plan:
             try:
