@@ -124,6 +124,12 @@ const SGMarket = (() => {
       await sleep(interval);
     }
   }
+  // The transactions of a 200 answer ({"transactions": [...]}), or null.
+  function transactionsOf(answer) {
+    const data = answer && answer.status === 200 && answer.data;
+    const list = data && (Array.isArray(data) ? data : data.transactions);
+    return Array.isArray(list) && list.length ? list : null;
+  }
   // eth_signTypedData_v4 as wallets take it: the address, then the typed data as a JSON string.
   async function signTypedData(signer, typedData) {
     return provider().request({ method: "eth_signTypedData_v4", params: [signer, JSON.stringify(typedData)] });
@@ -142,5 +148,5 @@ const SGMarket = (() => {
     if (error && error.code === 4100) return "Your wallet did not let this site use the account. Connect it to this site and try again.";
     return `Your wallet reported an error: ${text}`;
   }
-  return { MarketError, formatAmount, parseAmount, period, price, short, offerLabel, offerDetail, chainHex, connect, ensureChain, send, receipt, signTypedData, describe, sleep, rejected };
+  return { MarketError, formatAmount, parseAmount, period, price, short, offerLabel, offerDetail, chainHex, connect, ensureChain, send, receipt, transactionsOf, signTypedData, describe, sleep, rejected };
 })();

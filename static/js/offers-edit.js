@@ -61,7 +61,7 @@
     const periodField = labelled("Period", periodValue);
     const unitField = labelled("Unit", periodUnit);
     item.append(
-      labelled("Kind", kind), labelled("Currency", currency), tokenField, decimalsField,
+      labelled("Kind", kind, { class: "offer-kind" }), labelled("Currency", currency), tokenField, decimalsField,
       labelled("Amount", amount), periodField, unitField, el("div", { class: "offer-remove" }, remove),
     );
     remove.setAttribute("aria-label", "Remove this offer");
@@ -141,6 +141,7 @@
 
   const chain = () => $("offers-chain").value;
   function refresh() {
+    $("offers-empty").textContent = "No offers: this video is not for sale on this chain.";
     $("offers-empty").hidden = rows.children.length > 0;
   }
   // The rows as the API takes them; throws a MarketError naming the row at fault.
@@ -234,20 +235,23 @@
   async function follow(answer, signed) {
     relaying(answer);
     const deadline = Date.now() + 10 * 60_000;
+    const caip2 = answer.chain || chain();
     while (Date.now() < deadline) {
       await SGMarket.sleep(1500);
-      const state = await SG.api("GET", url + "offers/");
-      if (state.status === 200 && state.data && state.data.status === "failed") {
+      // GET …/offers/: the newest signed set per chain, with its status and error.
+      const sets = await SG.api("GET", url + "offers/");
+      const mine = sets.status === 200 && Array.isArray(sets.data) ? sets.data.find((set) => set.chain === caip2) : null;
+      if (mine && mine.status === "failed") {
         status.dataset.state = "failed";
-        show(`Failed: the offers did not go on chain. ${state.data.error || ""}`.trim(), "error");
+        show(`Failed: the offers did not go on chain. ${mine.error || ""}`.trim(), "error");
         return;
       }
-      if (state.status === 200 && state.data && state.data.status && state.data.status !== "live") {
-        relaying(state.data);
+      if (mine && mine.status !== "live") {
+        relaying(mine);
         continue;
       }
       const content = await SG.api("GET", url);
-      if (content.status === 200 && sameTerms((content.data.offers || []).filter((o) => o.chain === chain()), signed)) {
+      if (content.status === 200 && sameTerms((content.data.offers || []).filter((o) => o.chain === caip2), signed)) {
         load(content.data.offers);
         status.dataset.state = "live";
         show(signed.length ? "Live: viewers can buy with these offers now." : "Live: this video is no longer for sale on this chain.", "ok");
@@ -265,9 +269,24 @@
   });
   $("publish-offers").addEventListener("click", publish);
   $("offers-chain").addEventListener("change", () => load(live));
+  // The live offers, then any signed set still on its way (relaying) or failed; the buttons
+  // wait for them, so that a row added meanwhile is not wiped by the load.
   (async () => {
-    const content = await SG.api("GET", url);
+    const [content, sets] = await Promise.all([SG.api("GET", url), SG.api("GET", url + "offers/")]);
     if (content.status === 200) load(content.data.offers);
     else refresh();
+    $("add-offer").disabled = false;
+    $("publish-offers").disabled = false;
+    const pending = sets.status === 200 && Array.isArray(sets.data) ? sets.data.find((set) => set.chain === chain()) : null;
+    if (pending && pending.status === "failed") {
+      status.dataset.state = "failed";
+      show(`The last offers you signed failed to go on chain: ${pending.error || "unknown error"}. Sign them again.`, "error");
+    } else if (pending && (pending.status === "relaying" || pending.status === "submitted")) {
+      publishing = true;
+      $("publish-offers").disabled = true;
+      await follow(pending, pending.offers);
+      publishing = false;
+      $("publish-offers").disabled = false;
+    }
   })();
 })();

@@ -93,10 +93,9 @@ window.StreamGatePurchase = (() => {
     return checked(await SG.api("POST", url, { offer: offer.id, account }));
   }
   function checked(built) {
-    if (built.status !== 200 || !Array.isArray(built.data) || !built.data.length) {
-      throw new SGMarket.MarketError(SG.message(built.data, "The purchase could not be prepared."));
-    }
-    return built.data;
+    const txs = SGMarket.transactionsOf(built);
+    if (!txs) throw new SGMarket.MarketError(SG.message(built.data, "The purchase could not be prepared."));
+    return txs;
   }
 
   async function buy(offer, options, box) {

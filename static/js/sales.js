@@ -53,15 +53,20 @@
     box.innerHTML = "";
     if (!list.length) box.append(el("li", { class: "muted", text: "Nothing to withdraw." }));
     for (const balance of list) {
-      const amount = money(balance.chain, balance.withdrawable, balance.currency);
+      // null: the chain did not answer just now.
+      const known = balance.withdrawable !== null && balance.withdrawable !== undefined;
+      const amount = known ? money(balance.chain, balance.withdrawable, balance.currency) : "Unknown right now";
       const button = el("button", { class: "btn", type: "button", text: "Withdraw" });
-      button.setAttribute("aria-label", `Withdraw ${amount} on ${chainName(balance.chain)}`);
-      button.disabled = BigInt(balance.withdrawable || "0") === 0n;
+      button.setAttribute("aria-label", `Withdraw ${known ? amount : ""} on ${chainName(balance.chain)}`.replace("  ", " "));
+      button.disabled = !known || BigInt(balance.withdrawable) === 0n;
       button.addEventListener("click", () => withdraw(balance, amount, button));
+      const payout = balance.payout && balance.account && balance.payout.toLowerCase() !== balance.account.toLowerCase()
+        ? `Paid to ${balance.payout}` : balance.payout ? "Paid to this same address" : "";
       box.append(el("li", { "data-testid": "balance" },
         el("div", { class: "muted small", text: chainName(balance.chain) }),
         el("div", { class: "amount", text: amount }),
-        el("div", { class: "small mono", text: balance.account ? `Account ${balance.account}` : "" }),
+        el("div", { class: "small mono", text: balance.account ? `Creator ${balance.account}` : "" }),
+        el("div", { class: "small mono", text: payout }),
         el("div", { class: "row", style: "margin-top:.5rem" }, button)));
     }
   }
@@ -77,7 +82,7 @@
       const kind = KINDS[sale.kind] || sale.kind || "";
       const until = sale.expires_at ? ` until ${when(sale.expires_at)}` : "";
       body.append(el("tr", { "data-testid": "purchase" },
-        el("td", { text: when(sale.purchased_at || sale.created_at || sale.timestamp) }),
+        el("td", { text: sale.purchased_at ? when(sale.purchased_at) : sale.block !== undefined ? `Block ${sale.block}` : "" }),
         el("td", { class: "wrap" }, video),
         el("td", { text: kind + until }),
         el("td", { text: money(sale.chain, sale.amount, sale.currency) }),
@@ -107,12 +112,13 @@
     try {
       SG.notice(status, `Preparing the withdrawal of ${amount}…`);
       const built = await SG.api("POST", "/api/v1/sales/withdraw/", { chain: balance.chain, currency: addressOf(balance.currency) });
-      if (built.status !== 200 || !Array.isArray(built.data) || !built.data.length) throw new SGMarket.MarketError(SG.message(built.data, "The withdrawal could not be prepared."));
+      const txs = SGMarket.transactionsOf(built);
+      if (!txs) throw new SGMarket.MarketError(SG.message(built.data, "The withdrawal could not be prepared."));
       SG.notice(status, "Connecting to your wallet…");
       const account = await SGMarket.connect();
       await SGMarket.ensureChain(balance.chain, names);
       let hash = null;
-      for (const tx of built.data) {
+      for (const tx of txs) {
         SG.notice(status, "Confirm the withdrawal in your wallet…");
         hash = await SGMarket.send(tx, account);
         SG.notice(status, `Withdrawal sent (transaction ${SGMarket.short(hash)}); waiting for it to be mined…`);

@@ -266,76 +266,93 @@ RECORD_STATES = """() => {
 
 
 def fund(web3, *addresses: str) -> None:
+    """Ether for gas and purchases, from an eth-tester account that is not StreamGate's signer."""
     for address in addresses:
         web3.eth.wait_for_transaction_receipt(
             web3.eth.send_transaction(
-                {"from": web3.eth.accounts[0], "to": address, "value": 10**18}
+                {"from": web3.eth.accounts[5], "to": address, "value": 10**18}
             )
         )
 
 
 def creator_with_wallet(chain: str, username: str = "maker"):
-    """A creator whose linked EVM wallet holds CREATOR_KEY (their on-chain identity)."""
+    """A creator who signs in with a password and whose linked EVM wallet holds CREATOR_KEY
+    (the creator the registry records)."""
     from tests.factories import CreatorFactory, WalletFactory
 
     creator = CreatorFactory(username=username)
     creator.set_password("pass-word-1")
     creator.save()
-    address = Account.from_key(CREATOR_KEY).address
-    WalletFactory(user=creator, chain=chain, address=address)
+    WalletFactory(user=creator, chain=chain, address=Account.from_key(CREATOR_KEY).address)
     return creator
 
 
-def registered_film(tmp_path, chain: str, creator, gate_kind: str = "purchase"):
-    """A ready 6 s film of ``creator`` gated by ``{gate_kind: {chain}}``, registered on chain."""
-    from apps.chain.services import registration_advance, registration_request
+def registered(content, chain: str, registry):
+    """``content`` registered on chain with the creator's wallet as its creator (sent by the
+    registrar, as StreamGate's registration does) and its registration recorded."""
+    from apps.chain.models import ChainContract, ContractKind, Registration, RegistrationStatus
+    from apps.chain.services import content_id_bytes32
+
+    creator = Account.from_key(CREATOR_KEY).address
+    web3 = registry.w3
+    call = registry.functions.register(
+        content_id_bytes32(content.id), creator, "bafkcid", 0, b"\0" * 32
+    )
+    receipt = web3.eth.wait_for_transaction_receipt(call.transact({"from": web3.eth.accounts[0]}))
+    assert receipt["status"] == 1
+    Registration.objects.create(
+        content=content,
+        chain=chain,
+        contract=ChainContract.objects.get(chain=chain, kind=ContractKind.REGISTRY),
+        status=RegistrationStatus.CONFIRMED,
+        creator=creator,
+        cid="bafkcid",
+    )
+    return content
+
+
+def film_for_sale(tmp_path, chain: str, creator, registry):
+    """A ready 6 s film of ``creator``, gated by a purchase on ``chain``, registered there."""
     from apps.content.services import content_update
     from tests.support.media import make_video
     from tests.transcode.conftest import encode
 
     clip = make_video(tmp_path / "film.mp4", seconds=6, size="854x480")
     content, _ = encode(clip, owner=creator)
-    content = content_update(
-        content=content, title="Harbour lights", gate={gate_kind: {"chain": chain}}
-    )
-    registration = registration_request(content=content, caip2=chain)
-    for _ in range(10):
-        registration = registration_advance(registration_id=registration.pk)
-        if registration.status == "confirmed":
-            break
-    assert registration.status == "confirmed", registration.error
-    return content
+    gate = {"purchase": {"chain": chain}}
+    content = content_update(content=content, title="Harbour lights", gate=gate)
+    return registered(content, chain, registry)
 
 
-def offers_signed_and_relayed(content, creator, offers: list[dict], chain: str, web3, registry):
-    """The creator's offers as the API asks for them (202 typed data), signed with the
-    creator's key, sent to the registry by another account (anyone may relay) and indexed."""
+def relay_offers(content) -> str:
+    """What StreamGate's worker does with signed offers: relay them (its signer pays the gas)
+    and follow the transaction until it is confirmed (then they are live)."""
+    from apps.chain.models import OfferSet
+    from apps.chain.offers import offer_set_track
+    from apps.chain.tasks import chain_offers_relay
+
+    offer_set = OfferSet.objects.get(content=content, status="relaying")
+    chain_offers_relay.run(offer_set.pk)
+    assert offer_set_track(offer_set_id=offer_set.pk) is True
+    return OfferSet.objects.get(pk=offer_set.pk).status
+
+
+def offers_published(content, creator, offers: list[dict]) -> list[dict]:
+    """The creator's offers through the API (202 typed data, signed with the creator's key,
+    then the signature), relayed; returns the live offers the content now shows."""
     from rest_framework.test import APIClient
-
-    from apps.chain.indexer import index_chain
 
     client = APIClient()
     client.force_authenticate(creator)
     url = f"/api/v1/contents/{content.id}/offers/"
-    asked = client.put(url, {"chain": chain, "offers": offers}, format="json")
+    asked = client.put(url, {"offers": offers}, format="json")
     assert asked.status_code == 202, asked.content
-    typed_data = asked.json()["typed_data"]
-    signable = encode_typed_data(full_message=_integers(typed_data))
-    signature = Account.sign_message(signable, CREATOR_KEY).signature
-    message = _integers(typed_data)["message"]
-    terms = [(o["kind"], o["token"], o["amount"], o["period"]) for o in message["offers"]]
-    relayed = registry.functions.setOffers(
-        bytes.fromhex(message["contentId"][2:]),
-        terms,
-        message["nonce"],
-        message["deadline"],
-        signature,
-    ).transact({"from": web3.eth.accounts[0]})
-    assert web3.eth.wait_for_transaction_receipt(relayed)["status"] == 1
-    index_chain(caip2=chain)
-    listed = client.get(f"/api/v1/contents/{content.id}/").json()["offers"]
-    assert len(listed) == len(offers), listed
-    return listed
+    signable = encode_typed_data(full_message=_integers(asked.json()["typed_data"]))
+    signature = Wallet._hex(Account.sign_message(signable, CREATOR_KEY).signature)
+    signed = client.put(url, {"offers": offers, "signature": signature}, format="json")
+    assert signed.status_code == 200, signed.content
+    assert relay_offers(content) == "live"
+    return client.get(f"/api/v1/contents/{content.id}/").json()["offers"]
 
 
 def sign_in_with_wallet(page, base: str, next_path: str) -> None:
@@ -357,19 +374,13 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
     chain_id = int(chain.split(":")[1])
     fund(web3, Account.from_key(CREATOR_KEY).address, Account.from_key(VIEWER_KEY).address)
     creator = off_the_loop(creator_with_wallet, chain)
-    content = off_the_loop(registered_film, tmp_path, chain, creator)
-    off_the_loop(
-        offers_signed_and_relayed,
+    content = off_the_loop(film_for_sale, tmp_path, chain, creator, deployed.registry)
+    live = off_the_loop(
+        offers_published,
         content,
         creator,
         [
-            {
-                "chain": chain,
-                "kind": "purchase",
-                "currency": None,
-                "amount": str(CENT),
-                "period_seconds": 0,
-            },
+            {"chain": chain, "kind": "purchase", "currency": None, "amount": str(CENT)},
             {
                 "chain": chain,
                 "kind": "rental",
@@ -378,10 +389,10 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
                 "period_seconds": 48 * 3600,
             },
         ],
-        chain,
-        web3,
-        deployed.registry,
     )
+    assert [offer["kind"] for offer in live] == ["purchase", "rental"]
+    fee = deployed.registry.functions.setFee(500)  # 5 %, to the treasury
+    web3.eth.wait_for_transaction_receipt(fee.transact({"from": web3.eth.accounts[0]}))
 
     # Signed out: the prices, and a way to sign in.
     page.goto(f"{live_server.url}/watch/{content.id}/")
@@ -451,6 +462,10 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
     sale.first.wait_for()
     assert sale.count() == 1
     assert "0.01 ETH" in sale.first.text_content()
+    assert "0.0005 ETH" in sale.first.text_content()  # the fee
+    total = studio.get_by_test_id("total").first.text_content()
+    assert "0.0095 ETH" in total
+    assert "1 sale · paid 0.01 ETH · fees 0.0005 ETH" in total
     assert wallet.address[:6].lower() in sale.first.text_content().lower()
     balance = studio.get_by_test_id("balance").first
     payout = Account.from_key(CREATOR_KEY).address
@@ -459,21 +474,27 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
     fits_a_phone(studio, "market-sales")
     balance.get_by_role("button", name="Withdraw").click()
     studio.get_by_text("Withdrawn:").wait_for(timeout=60_000)
-    assert web3.eth.get_balance(payout) > before
+    gained = web3.eth.get_balance(payout) - before  # the net proceeds, less the gas paid
+    assert 95 * 10**14 - 10**15 < gained < 95 * 10**14
     assert balance.get_by_role("button", name="Withdraw").is_disabled()
     context.close()
 
 
 def test_a_creator_signs_offers_in_the_wallet_and_sees_them_go_live(
-    live_server, settings, page, tester_chain, deployed, media_root, fast_ladder, tmp_path
+    live_server, settings, page, tester_chain, deployed
 ):
-    from apps.chain.indexer import index_chain
-
     settings.STREAMGATE_PUBLIC_URL = live_server.url
     chain, web3 = tester_chain.caip2, tester_chain.web3
     chain_id = int(chain.split(":")[1])
     creator = off_the_loop(creator_with_wallet, chain)
-    content = off_the_loop(registered_film, tmp_path, chain, creator)
+
+    def draft_registered():
+        from tests.factories import ContentFactory
+
+        content = ContentFactory(owner=creator, title="Harbour lights", status="ready")
+        return registered(content, chain, deployed.registry)
+
+    content = off_the_loop(draft_registered)
     # The creator's wallet starts on another network: signing switches it first.
     wallet = Wallet(page, CREATOR_KEY, web3, start_chain=1, known_chains=[1, chain_id])
     page.goto(f"{live_server.url}/signin/?next=/studio/{content.id}/")
@@ -512,8 +533,7 @@ def test_a_creator_signs_offers_in_the_wallet_and_sees_them_go_live(
     assert f"switch {hex(chain_id)}" in page.evaluate("window.sgWalletLog")
     screenshot(page, "market-offers-relaying")
 
-    relay_offers(chain)
-    off_the_loop(index_chain, caip2=chain)
+    assert off_the_loop(relay_offers, content) == "live"
     wait_until(page, "document.getElementById('offers-status').dataset.state === 'live'", 60)
     assert "Live" in status.text_content()
     # The editor shows the live offers in whole units, as typed.
