@@ -30,6 +30,7 @@ urlpatterns = [
     path("posters/<uuid:content_id>.jpg", pages.poster, name="poster"),
     path("studio/", pages.studio, name="studio"),
     path("studio/upload/", pages.upload, name="upload"),
+    path("studio/sales/", pages.sales, name="sales"),
     path("studio/<uuid:content_id>/", pages.edit, name="edit"),
     path("account/", pages.account, name="account"),
     path("studio/<uuid:content_id>/stats/", pages.audience, name="audience"),

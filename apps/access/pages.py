@@ -134,6 +134,8 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
         "signIn": f"/signin/?next=/watch/{content.id}/",
         "publicUrl": settings.STREAMGATE_PUBLIC_URL,
         "title": content.title,
+        # Names of the chains an offer may be on (the purchase buttons say where they pay).
+        "chainNames": {caip2: chain_name(caip2) for caip2 in configured_chains()},
     }
     response = render(
         request,
@@ -181,6 +183,19 @@ def studio(request: HttpRequest) -> HttpResponse:
     _creator_required(request)
     contents = content_list(user=request.user, owner="me")[:200]
     return render(request, "studio.html", {"nav": "studio", "contents": contents})
+
+
+@login_required
+@require_safe
+@ensure_csrf_cookie
+def sales(request: HttpRequest) -> HttpResponse:
+    """The creator's purchases, revenue and withdrawable balances: static/js/sales.js reads
+    them from the API (GET /api/v1/sales/) and withdraws through the creator's wallet."""
+    _creator_required(request)
+    config = {"chainNames": {caip2: chain_name(caip2) for caip2 in configured_chains()}}
+    response = render(request, "sales.html", {"nav": "studio", "sales_config": config})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -11,13 +11,15 @@
     erc1155: "holds an ERC-1155 balance",
     metaplex: "holds a Solana NFT of a collection",
     allowlist: "is one of these accounts",
+    purchase: "bought or rented this video (its offers)",
+    membership: "holds a membership of yours (its offers)",
   };
   // Only chains with an RPC can be checked; the API refuses the others (and says which exist).
   const gateChains = config.gateChains || [];
   const defaultChain = gateChains.find((chain) => chain.startsWith("eip155:")) || "";
   const defaultSolana = gateChains.find((chain) => chain.startsWith("solana:")) || "";
   // A token condition needs a chain this server can ask; without one, offer only allowlists.
-  for (const [kind, namespace] of [["erc721", "eip155"], ["erc1155", "eip155"], ["metaplex", "solana"]]) {
+  for (const [kind, namespace] of [["erc721", "eip155"], ["erc1155", "eip155"], ["metaplex", "solana"], ["purchase", "eip155"], ["membership", "eip155"]]) {
     const option = document.querySelector(`#new-kind option[value=${kind}]`);
     if (option && !gateChains.some((chain) => chain.startsWith(namespace + ":"))) {
       option.disabled = true;
@@ -44,10 +46,11 @@
   }
   // The chains a condition may name, by name; one the server cannot check (a rule saved
   // before its RPC was removed) stays visible, marked, so that saving explains the refusal.
-  function chainField(value, namespace) {
+  function chainField(value, namespace, label = "Token's chain") {
     const id = `f${Math.random().toString(36).slice(2)}`;
     const wrap = document.createElement("div");
-    wrap.innerHTML = `<label for="${id}">Token's chain</label><select id="${id}" name="chain"></select>`;
+    wrap.innerHTML = `<label for="${id}"></label><select id="${id}" name="chain"></select>`;
+    wrap.querySelector("label").textContent = label;
     const select = wrap.querySelector("select");
     const names = config.chainNames || {};
     const offered = gateChains.filter((chain) => chain.startsWith(namespace + ":"));
@@ -86,6 +89,8 @@
       row.append(field("Contract", "contract", spec.contract, "0x…"));
       row.append(field(kind === "erc721" ? "Token ids (empty: any)" : "Token ids", "token_id", ids, "7, 8"));
       if (kind === "erc1155") row.append(field("Minimum balance", "min_balance", spec.min_balance || "1"));
+    } else if (kind === "purchase" || kind === "membership") {
+      row.append(chainField(spec.chain || defaultChain, "eip155", "Offers' chain"));
     } else if (kind === "metaplex") {
       row.append(chainField(spec.chain || defaultSolana, "solana"));
       row.append(field("Collection mint", "collection", spec.collection, "base58"));
@@ -107,6 +112,7 @@
       return { [kind]: spec };
     }
     if (kind === "metaplex") return { metaplex: { chain: value("chain"), collection: value("collection") } };
+    if (kind === "purchase" || kind === "membership") return { [kind]: { chain: value("chain") } };
     return { allowlist: { accounts: list("accounts") } };
   }
   function built() {

@@ -56,13 +56,24 @@
     const first = window.StreamGateFirstGrant;
     window.StreamGateFirstGrant = null;
     const answer = await (first || SG.api("POST", `/api/v1/contents/${config.id}/playback/`));
-    if (answer.status === 200) return play(answer.data);
+    if (answer.status === 200) { play(answer.data); return true; }
     const message = SG.message(answer.data, "This video cannot be played.");
     const detail = escape(message);
+    const reason = answer.data && answer.data.reason;
     if (answer.status === 401) {
       showGate("Sign in to watch.", $("gate-panel") ? "" : message, `<a class="btn" href="${config.signIn}"${target}>Sign in with your wallet</a>`);
+      showPrices();
+    } else if (answer.status === 403 && reason === "purchase_required" && window.StreamGatePurchase && config.embed) {
+      // Wallets are not offered to other sites' frames: buy on the watch page itself.
+      showGate("Buy access to watch this video.", StreamGatePurchase.summary(answer.data.offers), `<a class="btn" href="/watch/${config.id}/" target="_top">Buy on StreamGate</a>`);
+    } else if (answer.status === 403 && reason === "purchase_required" && window.StreamGatePurchase) {
+      showGate("Buy access to watch this video.", "", `<button class="btn secondary" type="button" id="check-again">Already bought? Check again</button>`);
+      const offers = StreamGatePurchase.offers(answer.data.offers || [], { contentId: config.id, chainNames: config.chainNames, onPlayable: grant });
+      const actions = state.querySelector('[data-slot="actions"]');
+      if (actions) actions.before(offers);
+      else state.prepend(offers);
+      $("check-again").addEventListener("click", grant);
     } else if (answer.status === 403) {
-      const reason = answer.data && answer.data.reason;
       const unchecked = reason === "chain_not_configured" || reason === "gate_invalid";
       const lead = reason === "no_wallet" ? "Link a wallet to watch." : unchecked ? "This video's access rule cannot be checked here." : "This video is for holders only.";
       const denied = reason === "gate_denied";
@@ -78,6 +89,17 @@
     } else {
       showState(`<p>${detail}</p>`);
     }
+  }
+
+  // A visitor who is not signed in sees what access costs before signing in.
+  async function showPrices() {
+    if (!window.StreamGatePurchase) return;
+    const content = await SG.api("GET", `/api/v1/contents/${config.id}/`);
+    const offers = content.status === 200 && content.data && content.data.offers;
+    const slot = state.querySelector('[data-slot="detail"]');
+    if (!offers || !offers.length || !slot) return;
+    slot.textContent = `For sale: ${StreamGatePurchase.summary(offers)}. Sign in, then buy with your wallet.`;
+    slot.dataset.testid = "prices";
   }
 
   function play(urls) {
