@@ -187,6 +187,24 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
     return AccessDecision(False, "gate_denied", detail, evaluation)
 
 
+def access_ends(evaluation: GateEvaluation) -> float | None:
+    """When the viewer stops meeting the gate by time alone (the first rental or membership end
+    after which the held answers no longer let them in); None: not by time."""
+    timed = sorted(
+        {answer.until for answer in evaluation.answers.values() if answer.held and answer.until}
+    )
+    for moment in timed:
+        held = {
+            condition: (
+                False if answer.held and answer.until and answer.until <= moment else answer.held
+            )
+            for condition, answer in evaluation.answers.items()
+        }
+        if gate_decide(evaluation.gate, held, evaluation.wallets) is not True:
+            return moment
+    return None
+
+
 def _buying_would_open(evaluation: GateEvaluation) -> bool:
     """Whether the gate would let the viewer in if its unmet market conditions were met (a
     purchase is what stands between them and the video)."""
@@ -270,6 +288,9 @@ def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) 
         max(settings.PLAYBACK_TOKEN_TTL, (content.duration or 0) + settings.PLAYBACK_TOKEN_TTL),
         settings.PLAYBACK_TOKEN_MAX_TTL,
     )
+    ends = access_ends(decision.evaluation) if decision.evaluation else None
+    if ends is not None:  # a rental or membership lets them in: the URLs end with it
+        lifetime = max(1, min(lifetime, int(ends - now)))
     keys = playback_keys()
     kid = playback_key_id()
     grant = PlaybackGrant(

@@ -12,6 +12,9 @@ class Answer:
     held: bool | None
     source: str  # cache | rpc | wallets | error
     note: str = ""
+    # When a "holds" stops being true by itself (a rental's or membership's end, unix time);
+    # None: until something changes on chain.
+    until: float | None = None
 
 
 class OwnershipUnavailable(Exception):

@@ -40,9 +40,10 @@ def _entry_ttl() -> int:
     return max(settings.GATE_CACHE_POSITIVE_TTL, settings.GATE_CACHE_NEGATIVE_TTL, 60)
 
 
-def _fresh(entry: dict | None, question: str, now: float) -> bool | None:
+def _found(entry: dict | None, question: str, now: float) -> list | None:
+    """The fresh cached answer: [held, expires] or, for a timed "holds", [held, expires, until]."""
     found = entry.get(question) if entry else None
-    return found[0] if found and found[1] > now else None
+    return found if found and found[1] > now else None
 
 
 def answers_cached(conditions: list[Condition], wallets: list[Wallet]) -> dict[Condition, Answer]:
@@ -65,12 +66,14 @@ def answers_cached(conditions: list[Condition], wallets: list[Wallet]) -> dict[C
             result[condition] = Answer(False, "wallets", "no wallet on this chain")
             continue
         question = _question(condition)
-        values = [
-            _fresh(entries.get(_entry_key(condition.chain, condition.contract, a)), question, now)
+        found = [
+            _found(entries.get(_entry_key(condition.chain, condition.contract, a)), question, now)
             for a in accounts
         ]
+        values = [answer[0] if answer else None for answer in found]
         if any(value is True for value in values):
-            result[condition] = Answer(True, "cache")
+            ends = [answer[2] for answer in found if answer and answer[0] and len(answer) > 2]
+            result[condition] = Answer(True, "cache", until=max(ends) if ends else None)
         elif all(value is False for value in values):
             result[condition] = Answer(False, "cache")
         else:
@@ -116,15 +119,16 @@ def answers_store(
         generation = generations.get(account)
         if generation:
             ttl = positive if value else negative
+            now = time.time()
+            answer = [value, now + ttl]
             if value and account in lasts:
-                ttl = min(ttl, lasts[account])
-            expires = time.time() + ttl
+                answer = [value, now + min(ttl, lasts[account]), now + lasts[account]]
             try:
                 _entry_update(
                     _entry_key(condition.chain, condition.contract, account),
                     generation,
                     question,
-                    [value, expires],
+                    answer,
                 )
             except Exception as error:
                 if outage_of(error) != CACHE:

@@ -57,4 +57,5 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
         return Answer(None, "error", f"{condition.chain} did not answer ({type(error).__name__})")
     RPC_SECONDS.labels(chain=condition.chain, outcome="ok").observe(time.perf_counter() - started)
     answers_store(condition, generations, held, lasts=lasts)
-    return Answer(any(held.values()), "rpc")
+    until = time.time() + max(lasts.values()) if lasts else None
+    return Answer(any(held.values()), "rpc", until=until)
