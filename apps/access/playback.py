@@ -37,7 +37,7 @@ from apps.access.ownership.cache import answers_cached
 from apps.access.ownership.fetch import answer_fetch
 from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
 from apps.access.selectors import gate_chains, viewer_wallets
-from apps.chain.offers import offer_output, offers_live
+from apps.chain.offers import offer_condition_kind, offer_output, offers_live
 from apps.chain.selectors import registry_addresses
 from apps.content.models import Content, ContentStatus
 from streamgate.exceptions import Conflict
@@ -108,9 +108,10 @@ def _explained(
 class AccessDecision:
     allowed: bool | None  # None: a chain did not answer
     reason: str  # open | owner | staff | gate_met | gate_denied | no_wallet | sign_in_required
-    #              | gate_invalid | chain_not_configured | chain_unavailable
+    #              | gate_invalid | chain_not_configured | chain_unavailable | purchase_required
     detail: str
     evaluation: GateEvaluation | None = None
+    offers: tuple = ()  # purchase_required: the offers that would let the viewer in (API form)
 
     @property
     def tree(self) -> dict | None:
@@ -176,12 +177,14 @@ def _gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> Ac
             False, "no_wallet", "Link a wallet to your account to watch gated content.", evaluation
         )
     needs = evaluation.explanation.unmet()
-    if _buying_would_open(evaluation) and offers_live(content):
+    sellable = _offers_that_open(evaluation, content) if _buying_would_open(evaluation) else []
+    if sellable:
         return AccessDecision(
             False,
             "purchase_required",
             "Buy or rent this video to watch it" + (f" ({'; '.join(needs)})." if needs else "."),
             evaluation,
+            tuple(sellable),
         )
     detail = "Your wallets do not meet the gate" + (f": {'; '.join(needs)}" if needs else ".")
     return AccessDecision(False, "gate_denied", detail, evaluation)
@@ -203,6 +206,21 @@ def access_ends(evaluation: GateEvaluation) -> float | None:
         if gate_decide(evaluation.gate, held, evaluation.wallets) is not True:
             return moment
     return None
+
+
+def _offers_that_open(evaluation: GateEvaluation, content: Content) -> list[dict]:
+    """The content's live offers that meet one of the gate's unmet market conditions: a
+    rental or purchase where a purchase rule is unmet, a pass where a membership rule is."""
+    unmet = {
+        (condition.kind, condition.chain)
+        for condition, answer in evaluation.answers.items()
+        if condition.kind in MARKET and not answer.held
+    }
+    return [
+        offer_output(offer)
+        for offer in offers_live(content)
+        if (offer_condition_kind(offer.kind), offer.offer_set.chain) in unmet
+    ]
 
 
 def _buying_would_open(evaluation: GateEvaluation) -> bool:
@@ -281,7 +299,7 @@ def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) 
     if not decision.allowed:
         extra = None
         if decision.reason == "purchase_required":
-            extra = {"offers": [offer_output(offer) for offer in offers_live(content)]}
+            extra = {"offers": list(decision.offers)}
         raise AccessDenied(decision.detail, reason=decision.reason, extra=extra)
     now = time.time()
     lifetime = min(

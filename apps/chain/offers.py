@@ -81,6 +81,44 @@ def offers_live(content: Content) -> list[Offer]:
     )
 
 
+def offer_condition_kind(kind: str) -> str:
+    """The gate rule an offer of ``kind`` meets: "membership", or "purchase" (for ever or
+    rented)."""
+    return "membership" if kind == OfferKind.MEMBERSHIP else "purchase"
+
+
+def gate_sells(gate: Any, kind: str, caip2: str) -> bool:
+    """Whether ``gate`` has a rule that an offer of ``kind`` on ``caip2`` meets, outside any
+    "not" (a buyer must be able to get in by buying)."""
+    wanted = offer_condition_kind(kind)
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, list):
+            return any(walk(child) for child in node)
+        if not isinstance(node, dict) or len(node) != 1:
+            return False
+        ((rule, body),) = node.items()
+        if rule == "not":
+            return False
+        if rule == wanted:
+            return isinstance(body, dict) and body.get("chain") == caip2
+        if rule == "at_least":
+            return isinstance(body, dict) and walk(body.get("of"))
+        return rule in ("any", "all") and walk(body)
+
+    return walk(gate)
+
+
+def offer_sells_or_refuse(content: Content, kind: str, caip2: str, where: str) -> None:
+    if not gate_sells(content.gate, kind, caip2):
+        rule = offer_condition_kind(kind)
+        raise Conflict(
+            f'{where}: this content\'s gate has no {{"{rule}": {{"chain": "{caip2}"}}}} rule, so '
+            "a buyer would pay and still not be let in; add the rule to the gate first.",
+            reason="offer_cannot_open",
+        )
+
+
 def offer_output(offer: Offer) -> dict[str, Any]:
     """An offer as the API shows it."""
     return {
@@ -234,6 +272,8 @@ def offers_propose(*, content: Content, user, items: Any, chain_hint: Any = None
     """Check the offers and keep them as a draft; returns the typed data the creator signs."""
     caip2, parsed = _terms_parse(items, chain_hint)
     registration = _registration(content, caip2)
+    for index, (kind, _) in enumerate(parsed):
+        offer_sells_or_refuse(content, kind, caip2, f"offers[{index}]")
     creator = _creator_address(user, registration)
     web3 = market_web3(caip2)
     currencies: dict[str, Currency] = {}

@@ -30,6 +30,7 @@ from apps.chain.chains import (
 from apps.chain.currencies import currency_of, erc20
 from apps.chain.market_chains import market_web3
 from apps.chain.models import ChainEvent, Offer, OfferSetStatus, Registration, RegistrationStatus
+from apps.chain.offers import offer_sells_or_refuse
 from apps.chain.signals import registry_access_changed
 from apps.chain.typed_data import NATIVE, permit_typed_data
 from apps.content.models import Content
@@ -90,6 +91,8 @@ def purchase_transactions(
     permit to sign first (``permit`` without ``signature``)."""
     offer = _offer(content, offer_id)
     caip2 = offer.offer_set.chain
+    # The gate may have changed since the offer was published: never sell what cannot open it.
+    offer_sells_or_refuse(content, offer.kind, caip2, "This offer")
     buyer = _buyer(user, caip2, account)
     web3 = market_web3(caip2)
     registry = contract_for(web3, "ContentRegistry", offer.offer_set.registry.address)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from requests.exceptions import RequestException
 from django.utils import timezone
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
@@ -103,6 +104,10 @@ def relay_send(
             release_nonce(row.chain, account.address, nonce)
             relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
             return model.objects.get(pk=row_id)
+    except (RequestException, TimeoutError, ConnectionError):
+        # It may or may not have left: tracking finds it mined, or fails the row after
+        # GIVE_UP_SECONDS with a message to sign again (never a row left "submitted").
+        logger.warning("relay broadcast failed", extra={"model": model.__name__, "id": row_id})
     then(row_id)
     return model.objects.get(pk=row_id)
 

@@ -155,7 +155,9 @@ def offer(market, **fields):
 
 
 def test_creator_signs_offers_and_they_go_live(market):
-    content = market.content()
+    content = market.content(
+        {"any": [{"purchase": {"chain": market.caip2}}, {"membership": {"chain": market.caip2}}]}
+    )
     offers = [
         offer(market),
         offer(
@@ -357,17 +359,69 @@ def _later(seconds: float):
 
 
 def test_a_membership_opens_every_content_of_the_creator(market):
-    first = market.content()
-    second = market.content({"membership": {"chain": market.caip2}})
-    (membership,) = market.publish(
-        first, [offer(market, kind="membership", amount="1000", period_seconds=86400)]
-    )
-    market.publish(second, [offer(market, kind="membership", amount="1000", period_seconds=86400)])
+    pass_only = {"membership": {"chain": market.caip2}}
+    first = market.content({"any": [{"purchase": {"chain": market.caip2}}, pass_only]})
+    second = market.content(pass_only)
+    bought_only = market.content()  # asks for a purchase of itself, a pass does not do
+    membership_offer = offer(market, kind="membership", amount="1000", period_seconds=86400)
+    (membership,) = market.publish(first, [membership_offer])
+    market.publish(second, [membership_offer])
+    market.publish(bought_only, [offer(market)])
     assert market.play(second).json()["reason"] == "purchase_required"
     market.buy(first, membership["id"])
     market.index()
+    assert market.play(first).status_code == 200
     assert market.play(second).status_code == 200  # the pass covers the creator's contents
-    assert market.play(first).status_code == 403  # ... but this one asks for a purchase
+    assert market.play(bought_only).json()["reason"] == "purchase_required"
+
+
+def test_offers_that_could_not_open_the_gate_are_refused(market, deployed):
+    content = market.content()  # gated by a purchase: a pass would not let anyone in
+    api = market.client_for(market.creator)
+    url = f"/api/v1/contents/{content.id}/offers/"
+    pass_offer = offer(market, kind="membership", amount="1000", period_seconds=86400)
+    refused = api.put(url, {"offers": [offer(market), pass_offer]}, format="json")
+    assert (refused.status_code, refused.json()["reason"]) == (409, "offer_cannot_open")
+    assert refused.json()["detail"].startswith("offers[1]")
+    # The gate changes after the offers were published: nothing is sold that cannot open it.
+    (native,) = market.publish(content, [offer(market)])
+    nft = {"erc721": {"chain": market.caip2, "contract": deployed.nft721.address, "token_id": None}}
+    type(content).objects.filter(pk=content.pk).update(gate=nft)
+    denied = market.play(content).json()
+    assert denied["reason"] == "gate_denied"  # no offers pushed at the viewer
+    bought = market.client_for(market.viewer).post(
+        f"/api/v1/contents/{content.id}/purchase/", {"offer": native["id"]}, format="json"
+    )
+    assert (bought.status_code, bought.json()["reason"]) == (409, "offer_cannot_open")
+
+
+def test_a_node_that_does_not_answer_is_a_503(market, settings):
+    on_both = [{"purchase": {"chain": market.caip2}}, {"purchase": {"chain": "eip155:31337"}}]
+    content = market.content({"any": on_both})
+    market.publish(content, [offer(market)])
+    dead = {**settings.CHAIN_RPC_URLS}
+    Registration.objects.filter(content=content).update(chain="eip155:31337")
+    OfferSet.objects.filter(content=content).update(chain="eip155:31337")
+    settings.CHAIN_RPC_URLS = {**dead, "eip155:31337": "http://127.0.0.1:9"}
+    api = market.client_for(market.creator)
+    put = api.put(
+        f"/api/v1/contents/{content.id}/offers/",
+        {"offers": [offer(market, chain="eip155:31337")]},
+        format="json",
+    )
+    assert (put.status_code, put.json()["reason"]) == (503, "chain_unavailable")
+    assert put["Retry-After"] == "10"
+    (live,) = (
+        market.client_for(market.viewer).get(f"/api/v1/contents/{content.id}/").json()["offers"]
+    )
+    buy = market.client_for(market.viewer).post(
+        f"/api/v1/contents/{content.id}/purchase/", {"offer": live["id"]}, format="json"
+    )
+    assert (buy.status_code, buy.json()["reason"]) == (503, "chain_unavailable")
+    withdraw = api.post(
+        "/api/v1/sales/withdraw/", {"chain": "eip155:31337", "currency": None}, format="json"
+    )
+    assert (withdraw.status_code, withdraw.json()["reason"]) == (503, "chain_unavailable")
 
 
 def test_erc20_purchase_approves_first_or_takes_a_permit(market):

@@ -1,6 +1,8 @@
 """The market's doors: a content's offers (``offers/``) and purchase (``purchase/``), and a
 creator's sales and withdrawals. Thin: apps/chain/offers.py and purchases.py decide."""
 
+import functools
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -20,6 +22,7 @@ from apps.chain.api.serializers import (
     TypedDataOutputSerializer,
     WithdrawInputSerializer,
 )
+from apps.chain.market_chains import node_answers
 from apps.chain.models import OfferSet, OfferSetStatus
 from apps.chain.offers import offer_set_output, offers_propose, offers_sign
 from apps.chain.payouts import payout_output, payout_propose, payout_sign
@@ -35,6 +38,17 @@ from apps.content.selectors import content_visible_to
 from streamgate.exceptions import DomainError
 
 
+def _node(handler):
+    """The handler, with a chain's node failing mapped to 503 (apps/chain/market_chains.py)."""
+
+    @functools.wraps(handler)
+    def wrapped(*args, **kwargs):
+        with node_answers():
+            return handler(*args, **kwargs)
+
+    return wrapped
+
+
 def _body(request: Request) -> dict:
     if not isinstance(request.data, dict):
         raise DomainError("The body must be a JSON object.", reason="body")
@@ -48,6 +62,7 @@ class OffersView(ContentActionView):
         summary="The content's offer sets per chain: live, and any being signed or relayed",
         responses={200: OfferSetOutputSerializer(many=True)},
     )
+    @_node
     def get(self, request: Request, pk: str) -> Response:
         content = self.manageable(pk)
         latest: dict[str, OfferSet] = {}
@@ -71,6 +86,7 @@ class OffersView(ContentActionView):
             409: None,
         },
     )
+    @_node
     def put(self, request: Request, pk: str) -> Response:
         content = self.manageable(pk)
         body = _body(request)
@@ -122,6 +138,7 @@ class PurchaseView(APIView):
             409: None,
         },
     )
+    @_node
     def post(self, request: Request, pk: str) -> Response:
         content = self._content(request, pk)
         body = _body(request)
@@ -143,6 +160,7 @@ class PurchaseView(APIView):
         parameters=[OpenApiParameter("tx", str, required=True, description="Transaction hash.")],
         responses={200: PurchaseStatusOutputSerializer, 400: None},
     )
+    @_node
     def get(self, request: Request, pk: str) -> Response:
         content = self._content(request, pk)
         answer = purchase_status(content=content, user=request.user, tx_hash=request.GET.get("tx"))
@@ -158,6 +176,7 @@ class SalesView(APIView):
         summary="Purchases of your contents, totals per currency and what you may withdraw",
         responses={200: None},
     )
+    @_node
     def get(self, request: Request) -> Response:
         response = Response(sales_of(user=request.user))
         response["Cache-Control"] = "no-store"
@@ -172,6 +191,7 @@ class WithdrawView(APIView):
         request=WithdrawInputSerializer,
         responses={200: TransactionOutputSerializer(many=True), 400: None, 409: None},
     )
+    @_node
     def post(self, request: Request) -> Response:
         body = _body(request)
         return Response(
@@ -197,6 +217,7 @@ class PayoutView(APIView):
             409: None,
         },
     )
+    @_node
     def put(self, request: Request) -> Response:
         body = _body(request)
         fields = {
