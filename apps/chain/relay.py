@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from requests.exceptions import RequestException
 from django.utils import timezone
+from requests.exceptions import RequestException
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
