@@ -491,7 +491,10 @@ def test_a_creator_signs_offers_in_the_wallet_and_sees_them_go_live(
     def draft_registered():
         from tests.factories import ContentFactory
 
-        content = ContentFactory(owner=creator, title="Harbour lights", status="ready")
+        rules = [{"purchase": {"chain": chain}}, {"membership": {"chain": chain}}]
+        content = ContentFactory(
+            owner=creator, title="Harbour lights", status="ready", gate={"any": rules}
+        )
         return registered(content, chain, deployed.registry)
 
     content = off_the_loop(draft_registered)
