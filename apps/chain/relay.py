@@ -141,3 +141,36 @@ def relay_track(
         return False
     confirm(row, receipt, web3)
     return True
+
+
+def relay_rolled_back(
+    model: type[SignedConsent], caip2: str, tx_hashes: list[str], ancestor: int, *, scope: str
+) -> list[int]:
+    """A reorganisation orphaned the blocks that made these rows live (call inside the
+    rollback's transaction): each goes back to being watched (``submitted``), and the row it
+    had superseded (the newest one of its ``scope``, e.g. the same content, made live at or
+    below ``ancestor``) is live again, as it is on the chain now. Returns the rows to track."""
+    rows = list(
+        model.objects.filter(
+            chain=caip2, tx_hash__in=[h.lower() for h in tx_hashes], status=Status.LIVE
+        )
+    )
+    for row in rows:
+        model.objects.filter(pk=row.pk).update(
+            status=Status.SUBMITTED, block_number=None, updated_at=timezone.now()
+        )
+        previous = (
+            model.objects.filter(
+                chain=caip2,
+                status=Status.SUPERSEDED,
+                block_number__lte=ancestor,
+                **{scope: getattr(row, scope)},
+            )
+            .order_by("-block_number", "-pk")
+            .first()
+        )
+        if previous is not None:
+            model.objects.filter(pk=previous.pk).update(
+                status=Status.LIVE, updated_at=timezone.now()
+            )
+    return [row.pk for row in rows]

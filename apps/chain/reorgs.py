@@ -124,6 +124,19 @@ def rollback_above(caip2: str, ancestor: int) -> int:
     )
     if accesses:
         transaction.on_commit(lambda: checkpoint.announce_access(caip2, accesses))
+    # Offers and payouts made live in orphaned blocks are watched again, and what they had
+    # replaced is live again (apps/chain/relay.py).
+    from apps.chain.models import OfferSet, PayoutChange
+    from apps.chain.relay import relay_rolled_back
+
+    for model, event, scope, track in (
+        (OfferSet, "OffersSet", "content_id", tasks.chain_offers_track),
+        (PayoutChange, "PayoutSet", "creator", tasks.chain_payout_track),
+    ):
+        hashes = list(orphans.filter(name=event).values_list("tx_hash", flat=True))
+        if hashes:
+            for row_id in relay_rolled_back(model, caip2, hashes, ancestor, scope=scope):
+                enqueue_on_commit(track, row_id)
     removed, _ = orphans.delete()
     IndexedBlock.objects.filter(chain=caip2, number__gt=ancestor).delete()
     return removed

@@ -24,7 +24,7 @@ from apps.chain.models import (
 from apps.chain.offers import offer_set_track
 from apps.chain.payouts import payout_track
 from apps.chain.services import content_id_bytes32
-from apps.chain.tasks import chain_offers_relay, chain_payout_relay
+from apps.chain.tasks import chain_offers_relay, chain_offers_track, chain_payout_relay
 from apps.chain.typed_data import typed_data_sign
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
@@ -672,3 +672,29 @@ def test_purchase_required_only_where_buying_would_open_the_gate(market, deploye
     # Without offers on sale, a purchase gate just denies.
     bare = market.content()
     assert market.play(bare).json()["reason"] == "gate_denied"
+
+
+def test_a_reorganisation_puts_back_the_offers_the_chain_has(market):
+    content = market.content()
+    market.publish(content, [offer(market, amount="111")])
+    market.index()
+    first = OfferSet.objects.get(content=content, status="live")
+    fork = market.chain.tester.take_snapshot()
+    _, _, queued = market.put_offers(content, [offer(market, amount="222")])
+    (second_id,) = [c.args[0] for c in queued if getattr(c, "task", None) is chain_offers_relay]
+    chain_offers_relay.run(second_id)
+    market.chain.mine(1)
+    market.index()  # the indexer makes the second set live
+    assert OfferSet.objects.get(pk=second_id).status == "live"
+    orphaned = market.web3.eth.block_number
+
+    market.chain.tester.revert_to_snapshot(fork)  # the second set's block is gone
+    market.chain.mine(orphaned - market.web3.eth.block_number + 3)
+    with market.callbacks(execute=False) as queued:
+        report = index_chain(caip2=market.caip2)
+    assert report.reorgs == 1
+    assert OfferSet.objects.get(pk=second_id).status == "submitted"  # watched again
+    assert OfferSet.objects.get(pk=first.pk).status == "live"  # what the chain sells now
+    shown = market.client_for(market.viewer).get(f"/api/v1/contents/{content.id}/").json()
+    assert [o["amount"] for o in shown["offers"]] == ["111"]
+    assert any(getattr(c, "task", None) is chain_offers_track for c in queued)
