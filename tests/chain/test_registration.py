@@ -170,3 +170,20 @@ def test_gas_samples(tester_chain, deployed):
     sample = gas_sample(caip2=tester_chain.caip2)
     assert sample.block_number == tester_chain.web3.eth.block_number
     assert sample.base_fee_per_gas > 0
+
+
+def test_the_editor_names_the_chain_of_each_registration(ready_content, deployed, tester_chain):
+    from django.test import Client
+
+    from apps.chain.models import ChainContract, ContractKind
+
+    Registration.objects.create(
+        content=ready_content,
+        chain=tester_chain.caip2,
+        contract=ChainContract.objects.get(chain=tester_chain.caip2, kind=ContractKind.REGISTRY),
+        status=RegistrationStatus.CONFIRMED,
+    )
+    browser = Client()
+    browser.force_login(ready_content.owner)
+    page = browser.get(f"/studio/{ready_content.id}/").content.decode()
+    assert f"{tester_chain.caip2}: confirmed" in page
