@@ -8,16 +8,7 @@
   const COPY_ICON = '<svg aria-hidden="true" focusable="false" width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="9" y="9" width="13" height="13" rx="2"/><path d="M5 15H4a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2h9a2 2 0 0 1 2 2v1"/></svg>';
   const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (name === "text") node.textContent = value;
-      else if (name === "html") node.innerHTML = value;
-      else node.setAttribute(name, value);
-    }
-    for (const child of children) if (child) node.append(child);
-    return node;
-  }
+  const el = SG.el;
   function date(iso) {
     return el("time", { datetime: iso, text: when.format(new Date(iso)) });
   }

@@ -69,5 +69,17 @@ const SG = (() => {
     if (typeof next !== "string" || !next.startsWith("/") || next.includes("\\")) return "/";
     return new URL(next, location.origin).origin === location.origin ? next : "/";
   }
-  return { api, csrf, message, notice, follow, safeNext };
+  // A DOM element: attributes ("text" sets its text, "html" trusted markup), then its children
+  // (null and undefined skipped).
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (name === "text") node.textContent = value;
+      else if (name === "html") node.innerHTML = value;
+      else node.setAttribute(name, value);
+    }
+    for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);
+    return node;
+  }
+  return { api, csrf, message, notice, follow, safeNext, el };
 })();

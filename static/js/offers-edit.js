@@ -22,15 +22,7 @@
 
   for (const option of $("offers-chain").options) option.textContent = names[option.value] || option.value;
 
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (name === "text") node.textContent = value;
-      else node.setAttribute(name, value);
-    }
-    node.append(...children);
-    return node;
-  }
+  const el = SG.el;
   let serial = 0;
   function labelled(labelText, control, extra) {
     const id = `offer-${++serial}`;

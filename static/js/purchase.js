@@ -15,15 +15,7 @@ window.StreamGatePurchase = (() => {
   const region = document.getElementById("purchase-status");
   let busy = false;
 
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (name === "text") node.textContent = value;
-      else node.setAttribute(name, value);
-    }
-    node.append(...children);
-    return node;
-  }
+  const el = SG.el;
   // The status region: a line of words and, once a payment is sent, the four steps.
   function say(text, kind) {
     let line = region.querySelector("[data-role=line]");

@@ -10,15 +10,7 @@
   // Currencies seen anywhere in the answer: "chain|address" -> {address, symbol, decimals}.
   const currencies = new Map();
 
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (name === "text") node.textContent = value;
-      else node.setAttribute(name, value);
-    }
-    node.append(...children);
-    return node;
-  }
+  const el = SG.el;
   const chainName = (chain) => names[chain] || chain;
   const addressOf = (currency) => (currency && typeof currency === "object" ? currency.address : currency) || null;
   // A currency as an object, whether the API gave an object or an address (null: native).
