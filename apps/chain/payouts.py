@@ -41,6 +41,19 @@ def payout_output(change: PayoutChange) -> dict[str, Any]:
     }
 
 
+def payout_changes(*, user) -> list[dict[str, Any]]:
+    """The newest signed payout change per chain and creator address of ``user``'s contents:
+    relaying, submitted, live, or failed with the relay's error (what the sales page follows)."""
+    latest: dict[tuple[str, str], PayoutChange] = {}
+    for caip2, (_, creators) in sorted(creator_chains(user).items()):
+        changes = PayoutChange.objects.filter(chain=caip2, creator__in=creators).exclude(
+            status__in=(Status.UNSIGNED, Status.SUPERSEDED)
+        )
+        for change in changes:  # newest first
+            latest.setdefault((caip2, change.creator), change)
+    return [payout_output(change) for change in latest.values()]
+
+
 def _parse(user, caip2: Any, payout: Any, account: Any) -> tuple[str, str, str, ChainContract]:
     chains = creator_chains(user)
     if not isinstance(caip2, str) or caip2 not in chains:

@@ -623,10 +623,23 @@ def test_the_creator_signs_where_proceeds_go(market):
             format="json",
         )
     assert signed.json()["status"] == "relaying"
+    # What the sales page follows: the newest signed change per chain and creator address.
+    (followed,) = api.get("/api/v1/sales/payout/").json()
+    assert followed == {
+        "chain": market.caip2,
+        "account": market.creator_address,
+        "payout": payout,
+        "status": "relaying",
+        "tx_hash": None,
+        "error": None,
+    }
     (change_id,) = [c.args[0] for c in queued if getattr(c, "task", None) is chain_payout_relay]
     chain_payout_relay.run(change_id)
     assert payout_track(change_id=change_id) is True
     assert PayoutChange.objects.get(pk=change_id).status == "live"
+    (followed,) = api.get("/api/v1/sales/payout/").json()
+    assert (followed["status"], followed["payout"]) == ("live", payout)
+    assert market.client_for(market.viewer).get("/api/v1/sales/payout/").json() == []
     assert market.registry.functions.payoutOf(market.creator_address).call() == payout
 
     before = market.web3.eth.get_balance(payout)

@@ -547,3 +547,298 @@ def test_a_creator_signs_offers_in_the_wallet_and_sees_them_go_live(
     assert rows.nth(1).get_by_label("Period").input_value() == "30"
     screenshot(page, "market-offers-live")
     fits_a_phone(page, "market-offers")
+
+
+# --- ERC-20 purchases: a permit (one signature, one transaction) or approve then buy ------------
+
+OTHER_VIEWER_KEY = "0x" + "7f" * 32
+USDC = 10**6  # one USD Coin in its smallest unit (6 decimals)
+PLN = 10**18  # one TestTokenPlain (18 decimals)
+
+
+def another_viewer(browser, key: str, web3, chain_id: int):
+    """A second viewer's page in its own browser context, with its own wallet; its JavaScript
+    errors are collected as the page fixture does."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return context, page, Wallet(page, key, web3, start_chain=chain_id, known_chains=[chain_id])
+
+
+def bought_and_playing(page, name: str) -> None:
+    """The purchase reaches confirmed (or indexed) and the player starts without a reload."""
+    wait_until(
+        page,
+        "['confirmed', 'indexed'].includes(document.getElementById("
+        "'purchase-status').dataset.state)",
+        60,
+    )
+    page.locator("#video").wait_for(state="visible", timeout=30_000)
+    page.get_by_role("button", name="Play").click()
+    wait_until(page, "document.getElementById('video').currentTime > 1", 30)
+    assert page.evaluate("window.__marker") == "no reload"
+    screenshot(page, name)
+
+
+def test_erc20_purchases_take_a_permit_or_approve_then_buy(
+    live_server, settings, page, browser, tester_chain, deployed, media_root, fast_ladder, tmp_path
+):
+    from tests.support.evm import deploy_artifact, send
+
+    settings.STREAMGATE_PUBLIC_URL = live_server.url
+    chain, web3 = tester_chain.caip2, tester_chain.web3
+    chain_id = int(chain.split(":")[1])
+    registry = deployed.registry
+    permit_viewer = Account.from_key(VIEWER_KEY).address
+    plain_viewer = Account.from_key(OTHER_VIEWER_KEY).address
+    fund(web3, Account.from_key(CREATOR_KEY).address, permit_viewer, plain_viewer)
+    usdc = deploy_artifact(web3, "TestToken", "USD Coin", "USDC", 6)
+    plain = deploy_artifact(web3, "TestTokenPlain", "Plain", "PLN")
+    send(usdc.functions.mint(permit_viewer, 1000 * USDC), web3.eth.accounts[0])
+    send(plain.functions.mint(plain_viewer, 1000 * PLN), web3.eth.accounts[0])
+    creator = off_the_loop(creator_with_wallet, chain)
+    content = off_the_loop(film_for_sale, tmp_path, chain, creator, deployed.registry)
+    off_the_loop(
+        offers_published,
+        content,
+        creator,
+        [
+            {"chain": chain, "kind": "purchase", "currency": usdc.address, "amount": str(2 * USDC)},
+            {
+                "chain": chain,
+                "kind": "rental",
+                "currency": plain.address,
+                "amount": str(3 * PLN),
+                "period_seconds": 48 * 3600,
+            },
+        ],
+    )
+
+    # USD Coin has EIP-2612: the viewer signs a permit, then sends one buyWithPermit.
+    wallet = Wallet(page, VIEWER_KEY, web3, start_chain=chain_id, known_chains=[chain_id])
+    sign_in_with_wallet(page, live_server.url, f"/watch/{content.id}/")
+    buy = page.get_by_role("button", name="Buy for 2 USDC")
+    buy.wait_for()
+    assert page.get_by_role("button", name="Rent 48 h for 3 PLN").is_visible()
+    fits_a_phone(page, "market-watch-erc20-offers")
+    page.evaluate(RECORD_STATES)
+    buy.click()
+    bought_and_playing(page, "market-watch-permit-playing")
+    (permit,) = wallet.signed
+    assert permit["primaryType"] == "Permit"
+    assert permit["domain"]["verifyingContract"].lower() == usdc.address.lower()
+    assert permit["message"]["spender"].lower() == registry.address.lower()
+    assert int(str(permit["message"]["value"])) == 2 * USDC
+    (sent,) = wallet.sent  # no approval transaction
+    tx = web3.eth.get_transaction(sent)
+    assert tx["to"] == registry.address
+    assert registry.decode_function_input(tx["input"])[0].fn_name == "buyWithPermit"
+    assert usdc.functions.balanceOf(permit_viewer).call() == 998 * USDC
+    assert usdc.functions.balanceOf(registry.address).call() == 2 * USDC
+    assert page.evaluate("window.__states")[0] == "sent"
+    fits_a_phone(page, "market-watch-permit-bought")
+
+    # The plain token has no permit: an approval first, then the purchase; nothing signed.
+    context, other, plain_wallet = another_viewer(browser, OTHER_VIEWER_KEY, web3, chain_id)
+    sign_in_with_wallet(other, live_server.url, f"/watch/{content.id}/")
+    rent = other.get_by_role("button", name="Rent 48 h for 3 PLN")
+    rent.wait_for()
+    other.evaluate(RECORD_STATES)
+    rent.click()
+    bought_and_playing(other, "market-watch-approve-playing")
+    assert plain_wallet.signed == []
+    approve, purchase = (web3.eth.get_transaction(h) for h in plain_wallet.sent)
+    assert approve["to"] == plain.address
+    function, arguments = plain.decode_function_input(approve["input"])
+    assert (function.fn_name, arguments["spender"], arguments["value"]) == (
+        "approve",
+        registry.address,
+        3 * PLN,
+    )
+    assert purchase["to"] == registry.address
+    assert registry.decode_function_input(purchase["input"])[0].fn_name == "buy"
+    assert plain.functions.balanceOf(registry.address).call() == 3 * PLN
+    fits_a_phone(other, "market-watch-approve-bought")
+    assert other.errors == []
+    context.close()
+
+
+# --- the payout address: signed in the wallet, relayed, then withdrawals go there --------------
+
+NEW_PAYOUT_KEY = "0x" + "9a" * 32
+
+
+def relay_payout() -> str:
+    """What StreamGate's worker does with a signed payout change: relay it and follow it until
+    it is confirmed (live) or refused (failed)."""
+    from apps.chain.models import PayoutChange
+    from apps.chain.payouts import payout_track
+    from apps.chain.tasks import chain_payout_relay
+
+    change = PayoutChange.objects.get(status="relaying")
+    chain_payout_relay.run(change.pk)
+    change.refresh_from_db()
+    if change.status == "submitted":
+        assert payout_track(change_id=change.pk) is True
+        change.refresh_from_db()
+    return change.status
+
+
+def test_a_creator_changes_the_payout_address_and_withdraws_there(
+    live_server, settings, page, tester_chain, deployed
+):
+    from apps.chain.indexer import index_chain
+
+    settings.STREAMGATE_PUBLIC_URL = live_server.url
+    chain, web3 = tester_chain.caip2, tester_chain.web3
+    chain_id = int(chain.split(":")[1])
+    registry = deployed.registry
+    creator_address = Account.from_key(CREATOR_KEY).address
+    fund(web3, creator_address)
+    creator = off_the_loop(creator_with_wallet, chain)
+
+    def content_sold():
+        from tests.factories import ContentFactory
+
+        content = ContentFactory(
+            owner=creator,
+            title="Harbour lights",
+            status="ready",
+            gate={"purchase": {"chain": chain}},
+        )
+        return registered(content, chain, registry)
+
+    content = off_the_loop(content_sold)
+    offer = {"chain": chain, "kind": "purchase", "currency": None, "amount": str(CENT)}
+    (live,) = off_the_loop(offers_published, content, creator, [offer])
+    off_the_loop(bought_through_the_api, content, live["id"], web3, web3.eth.accounts[6])
+    off_the_loop(index_chain, caip2=chain)  # the sale is listed
+
+    # The creator's wallet starts on another network: signing switches it first.
+    wallet = Wallet(page, CREATOR_KEY, web3, start_chain=1, known_chains=[1, chain_id])
+    page.goto(f"{live_server.url}/signin/?next=/studio/sales/")
+    page.get_by_label("Username").fill("maker")
+    page.get_by_label("Password").fill("pass-word-1")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{live_server.url}/studio/sales/")
+    item = page.get_by_test_id("payout")
+    current = item.locator("[data-role=current-payout]")
+    item.get_by_text(f"{creator_address} (your creator address itself)").wait_for()
+    assert item.count() == 1
+    assert "Loading" not in page.get_by_test_id("payouts").text_content()
+    assert page.get_by_test_id("purchase").count() == 1
+    field = item.get_by_label("New payout address on")
+    status = item.get_by_test_id("payout-status")
+    assert status.get_attribute("aria-live") == "polite"
+
+    # Refused before anything is signed: not an address (here), the zero address (the API).
+    field.fill("nope")
+    field.press("Enter")  # a real form: the keyboard submits it
+    status.get_by_text("A payout address is 0x followed by 40 hexadecimal digits.").wait_for()
+    assert field.get_attribute("aria-invalid") == "true"
+    field.fill("0x" + "0" * 40)
+    item.get_by_role("button", name="Sign and change").click()
+    status.get_by_text('Not changed: "payout" must be a non-zero address.').wait_for()
+    assert field.get_attribute("aria-invalid") == "true"
+    # The creator's wallet is not linked to the account (any more): a 409 in words.
+    wallet_row = off_the_loop(_unlink_wallets, creator)
+    new_payout = Account.from_key(NEW_PAYOUT_KEY).address
+    field.fill(new_payout)
+    field.press("Enter")
+    status.get_by_text(f"records {creator_address} as your contents' creator").wait_for()
+    assert "link that wallet" in status.text_content()
+    assert wallet.signed == []
+    off_the_loop(_link_wallet, creator, chain, wallet_row)
+
+    # Signed, but the creator's nonce is spent before the relay (offers signed meanwhile): the
+    # registry refuses the change, and the page says so.
+    field.press("Enter")
+    wait_until(
+        page,
+        "document.querySelector('[data-testid=payout-status]').dataset.state === 'relaying'",
+        30,
+    )
+    off_the_loop(offers_published, content, creator, [offer])
+    assert off_the_loop(relay_payout) == "failed"
+    wait_until(
+        page, "document.querySelector('[data-testid=payout-status]').dataset.state === 'failed'", 30
+    )
+    assert "Failed: the payout address was not changed. The registry refused it" in (
+        status.text_content()
+    )
+    assert current.get_attribute("data-payout") == creator_address
+
+    # Signed again, relayed: the page shows the new payout address.
+    field.fill(new_payout)
+    field.press("Enter")
+    wait_until(
+        page,
+        "document.querySelector('[data-testid=payout-status]').dataset.state === 'relaying'",
+        30,
+    )
+    assert "Relaying" in status.text_content()
+    signed = wallet.signed[-1]
+    assert signed["primaryType"] == "SetPayout"
+    assert (signed["message"]["creator"], signed["message"]["payout"]) == (
+        creator_address,
+        new_payout,
+    )
+    assert len(wallet.signed) == 2
+    assert f"switch {hex(chain_id)}" in page.evaluate("window.sgWalletLog")
+    screenshot(page, "market-payout-relaying")
+    assert off_the_loop(relay_payout) == "live"
+    wait_until(
+        page, "document.querySelector('[data-testid=payout-status]').dataset.state === 'live'", 30
+    )
+    assert "Live: withdrawals on" in status.text_content()
+    assert current.text_content() == new_payout
+    assert field.input_value() == ""
+    assert registry.functions.payoutOf(creator_address).call() == new_payout
+    screenshot(page, "market-payout-live")
+    fits_a_phone(page, "market-payout")
+
+    # Withdraw: the whole balance goes to the new payout address, not to the creator's.
+    before = web3.eth.get_balance(new_payout)
+    page.get_by_test_id("balance").first.get_by_role("button", name="Withdraw").click()
+    page.get_by_text("Withdrawn:").wait_for(timeout=60_000)
+    assert new_payout in page.get_by_test_id("sales-status").text_content()
+    assert web3.eth.get_balance(new_payout) - before == CENT  # no fee set, no gas paid by it
+    assert registry.functions.balanceOf(creator_address, "0x" + "00" * 20).call() == 0
+
+
+def bought_through_the_api(content, offer_id: int, web3, buyer: str) -> None:
+    """A viewer (an eth-tester account) buys ``offer_id`` with the transactions the API builds."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory, WalletFactory
+
+    viewer = UserFactory()
+    WalletFactory(user=viewer, chain=f"eip155:{web3.eth.chain_id}", address=buyer)
+    client = APIClient()
+    client.force_authenticate(viewer)
+    answer = client.post(
+        f"/api/v1/contents/{content.id}/purchase/", {"offer": offer_id}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    for tx in answer.json()["transactions"]:
+        sent = web3.eth.send_transaction(
+            {"from": buyer, "to": tx["to"], "data": tx["data"], "value": int(tx["value"], 16)}
+        )
+        assert web3.eth.wait_for_transaction_receipt(sent)["status"] == 1
+
+
+def _unlink_wallets(user) -> dict:
+    from apps.access.models import WalletAccount
+
+    row = WalletAccount.objects.get(user=user)
+    kept = {"chain": row.chain, "address": row.address}
+    row.delete()
+    return kept
+
+
+def _link_wallet(user, chain: str, kept: dict) -> None:
+    from tests.factories import WalletFactory
+
+    WalletFactory(user=user, chain=kept["chain"], address=kept["address"])

@@ -25,7 +25,7 @@ from apps.chain.api.serializers import (
 from apps.chain.market_chains import node_answers
 from apps.chain.models import OfferSet, OfferSetStatus
 from apps.chain.offers import offer_set_output, offers_propose, offers_sign
-from apps.chain.payouts import payout_output, payout_propose, payout_sign
+from apps.chain.payouts import payout_changes, payout_output, payout_propose, payout_sign
 from apps.chain.purchases import (
     purchase_status,
     purchase_transactions,
@@ -203,6 +203,15 @@ class WithdrawView(APIView):
 
 class PayoutView(APIView):
     permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Your newest signed payout change per chain and creator address, with its status",
+        responses={200: PayoutOutputSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        response = Response(payout_changes(user=request.user))
+        response["Cache-Control"] = "no-store"
+        return response
 
     @extend_schema(
         summary="Send your proceeds on a chain to another address, signed by your wallet",
