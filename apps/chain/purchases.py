@@ -87,8 +87,8 @@ def purchase_transactions(
     signature: Any = None,
     deadline: Any = None,
 ) -> dict[str, Any]:
-    """``{"transactions": [...]}`` the buyer's wallet sends, or ``{"typed_data": ...}`` for a
-    permit to sign first (``permit`` without ``signature``)."""
+    """``{"transactions": [...]}`` the buyer's wallet sends (the API answers the list), or
+    ``{"typed_data": ...}`` for a permit to sign first (``permit`` without ``signature``)."""
     offer = _offer(content, offer_id)
     caip2 = offer.offer_set.chain
     # The gate may have changed since the offer was published: never sell what cannot open it.

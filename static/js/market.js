@@ -127,7 +127,7 @@ const SGMarket = (() => {
   // The transactions of a 200 answer ({"transactions": [...]}), or null.
   function transactionsOf(answer) {
     const data = answer && answer.status === 200 && answer.data;
-    const list = data && (Array.isArray(data) ? data : data.transactions);
+    const list = Array.isArray(data) ? data : null;
     return Array.isArray(list) && list.length ? list : null;
   }
   // eth_signTypedData_v4 as wallets take it: the address, then the typed data as a JSON string.

@@ -190,7 +190,7 @@ def one_run(ctx: dict, viewer: tuple[str, str], path: str) -> dict:
         port, "POST", f"/api/v1/contents/{content}/purchase/", token, {"offer": ctx["offer"]}
     )
     assert status == 200, body
-    (tx,) = body["transactions"]
+    (tx,) = body
     if not ctx["confirmations"]:
         # Mined as it arrives: the purchase itself comes at a random moment of the indexer's
         # rounds (with a confirmation to wait for, the confirming block does).

@@ -118,7 +118,7 @@ class Market:
             f"/api/v1/contents/{content.id}/purchase/", {"offer": offer_id, **body}, format="json"
         )
         assert answer.status_code == 200, answer.json()
-        return self.send_all(answer.json()["transactions"])
+        return self.send_all(answer.json())
 
     def index(self) -> None:
         """Index the chain and run what its commit announces (the access app's invalidation)."""
@@ -296,7 +296,7 @@ def test_buy_then_play_at_once(market):
     answer = market.client_for(market.viewer).post(
         f"/api/v1/contents/{content.id}/purchase/", {"offer": native["id"]}, format="json"
     )
-    (tx,) = answer.json()["transactions"]
+    (tx,) = answer.json()
     assert tx["to"] == market.registry.address
     assert int(tx["value"], 16) == 10**16
     (receipt,) = market.send_all([tx])
@@ -330,7 +330,7 @@ def test_the_indexer_opens_the_gate_without_waiting_for_ttls(market, settings):
     answer = market.client_for(market.viewer).post(
         f"/api/v1/contents/{content.id}/purchase/", {"offer": native["id"]}, format="json"
     )
-    market.send_all(answer.json()["transactions"])
+    market.send_all(answer.json())
     assert market.play(content).status_code == 403  # still the cached answer
     market.index()  # sees AccessPurchased: the buyer's answers are dropped
     assert market.play(content).status_code == 200
@@ -441,11 +441,11 @@ def test_erc20_purchase_approves_first_or_takes_a_permit(market):
     )
     api = market.client_for(market.viewer)
     url = f"/api/v1/contents/{content.id}/purchase/"
-    approve, buy = api.post(url, {"offer": plain["id"]}, format="json").json()["transactions"]
+    approve, buy = api.post(url, {"offer": plain["id"]}, format="json").json()
     assert approve["to"] == market.plain.address
     assert buy["to"] == market.registry.address
     market.send_all([approve])
-    (only_buy,) = api.post(url, {"offer": plain["id"]}, format="json").json()["transactions"]
+    (only_buy,) = api.post(url, {"offer": plain["id"]}, format="json").json()
     assert only_buy == buy  # the allowance is there now: no second approve
     market.send_all([only_buy])
     assert market.plain.functions.balanceOf(market.registry.address).call() == 300
@@ -471,7 +471,7 @@ def test_erc20_purchase_approves_first_or_takes_a_permit(market):
         },
         format="json",
     )
-    (tx,) = done.json()["transactions"]
+    (tx,) = done.json()
     (receipt,) = market.send_all([tx])
     assert receipt["status"] == 1
     expiry, _, _ = market.registry.functions.accessUntil(
@@ -563,7 +563,7 @@ def test_sales_fees_and_withdraw(market):
     answer = api.post(
         "/api/v1/sales/withdraw/", {"chain": market.caip2, "currency": None}, format="json"
     )
-    (tx,) = answer.json()["transactions"]
+    (tx,) = answer.json()
     (receipt,) = market.send_all([tx], key=OTHER_KEY)  # anyone may send it: it pays the creator
     assert market.web3.eth.get_balance(market.creator_address) - before == 10**16 - 5 * 10**14
     again = api.post(
@@ -645,7 +645,7 @@ def test_the_creator_signs_where_proceeds_go(market):
     before = market.web3.eth.get_balance(payout)
     (tx,) = api.post(
         "/api/v1/sales/withdraw/", {"chain": market.caip2, "currency": None}, format="json"
-    ).json()["transactions"]
+    ).json()
     market.send_all([tx], key=VIEWER_KEY)  # anyone sends it; the money goes to the payout
     assert market.web3.eth.get_balance(payout) - before == 10**16
 

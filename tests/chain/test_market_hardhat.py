@@ -147,7 +147,7 @@ class Market:
         )
         assert answer.status_code == 200, answer.json()
         receipts = []
-        for tx in answer.json()["transactions"]:
+        for tx in answer.json():
             assert int(tx["chainId"], 16) == 31337
             receipts.append(
                 send_signed(

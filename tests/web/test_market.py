@@ -822,7 +822,7 @@ def bought_through_the_api(content, offer_id: int, web3, buyer: str) -> None:
         f"/api/v1/contents/{content.id}/purchase/", {"offer": offer_id}, format="json"
     )
     assert answer.status_code == 200, answer.content
-    for tx in answer.json()["transactions"]:
+    for tx in answer.json():
         sent = web3.eth.send_transaction(
             {"from": buyer, "to": tx["to"], "data": tx["data"], "value": int(tx["value"], 16)}
         )

@@ -125,7 +125,7 @@ class PurchaseView(APIView):
 
     @extend_schema(
         summary="The transactions your wallet sends to buy one of the content's offers",
-        description='200 `{"transactions": [{chainId, to, data, value}]}` (an ERC-20 approve '
+        description="200 `[{chainId, to, data, value}]`, to send in order (an ERC-20 approve "
         "first when the allowance is short). With `permit: true` and no `signature`: 202 with "
         "an EIP-2612 permit to sign; then `permit`, `signature` and `deadline`: one "
         "buyWithPermit transaction.",
@@ -153,7 +153,7 @@ class PurchaseView(APIView):
         )
         if "typed_data" in answer:
             return Response(answer, status=status.HTTP_202_ACCEPTED)
-        return Response(answer)
+        return Response(answer["transactions"])
 
     @extend_schema(
         summary="Where your purchase transaction is: pending, mined, confirmed, indexed, failed",
@@ -194,11 +194,10 @@ class WithdrawView(APIView):
     @_node
     def post(self, request: Request) -> Response:
         body = _body(request)
-        return Response(
-            withdraw_transactions(
-                user=request.user, caip2=body.get("chain"), currency=body.get("currency")
-            )
+        answer = withdraw_transactions(
+            user=request.user, caip2=body.get("chain"), currency=body.get("currency")
         )
+        return Response(answer["transactions"])
 
 
 class PayoutView(APIView):
