@@ -76,7 +76,12 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
     uint256 public nextOfferId = 1;
 
     mapping(bytes32 contentId => Entry) private entries;
+    /// @notice Access bought (a purchase or rentals): nobody, owner, registrar or creator, can
+    /// shorten it.
     mapping(bytes32 contentId => mapping(address viewer => uint64 expiresAt)) public accessExpiry;
+    /// @notice Access given by the creator or a registrar (`grantAccess`), kept apart from what
+    /// was bought so that revoking a grant never takes a purchase away.
+    mapping(bytes32 contentId => mapping(address viewer => uint64 expiresAt)) public grantExpiry;
     mapping(address creator => mapping(address member => uint64 expiresAt)) public membershipExpiry;
     mapping(address account => bool) public isRegistrar;
     mapping(bytes32 contentId => mapping(uint256 offerId => Offer)) private offers;
@@ -137,6 +142,7 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
     error NothingToWithdraw(address account, address token);
     error TransferFailed(address to, uint256 amount);
     error AlreadyOwned(bytes32 contentId, address buyer);
+    error UnsupportedToken(address token, uint256 asked, uint256 received);
 
     constructor() Ownable(msg.sender) EIP712("StreamGate ContentRegistry", "1") {
         isRegistrar[msg.sender] = true;
@@ -191,12 +197,12 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
     }
 
     /// @notice The creator, or a registrar acting for them, grants `viewer` access until
-    /// `expiresAt` (a unix time; 0 revokes).
+    /// `expiresAt` (a unix time; 0 revokes the grant, never a purchase).
     function grantAccess(bytes32 contentId, address viewer, uint64 expiresAt) external {
         address creator = entries[contentId].creator;
         if (creator == address(0)) revert UnknownContent(contentId);
         if (creator != msg.sender && !isRegistrar[msg.sender]) revert NotCreator(contentId, msg.sender);
-        accessExpiry[contentId][viewer] = expiresAt;
+        grantExpiry[contentId][viewer] = expiresAt;
         emit AccessGranted(contentId, viewer, expiresAt);
     }
 
@@ -331,7 +337,14 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
         emit AccessPurchased(contentId, msg.sender, offerId, offer.kind, offer.token, offer.amount, fee, expiresAt);
 
         if (offer.token != address(0)) {
-            IERC20(offer.token).safeTransferFrom(msg.sender, address(this), offer.amount);
+            // Credits must be backed: a token that delivers less than it was asked to move (a
+            // fee on transfer, a rebasing or lying token) would let one creator's withdrawal
+            // take another's money.
+            IERC20 token = IERC20(offer.token);
+            uint256 before = token.balanceOf(address(this));
+            token.safeTransferFrom(msg.sender, address(this), offer.amount);
+            uint256 received = token.balanceOf(address(this)) - before;
+            if (received != offer.amount) revert UnsupportedToken(offer.token, offer.amount, received);
         }
     }
 
@@ -381,10 +394,16 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
     }
 
     function hasAccess(bytes32 contentId, address viewer) external view returns (bool) {
-        return accessExpiry[contentId][viewer] > block.timestamp;
+        return _accessUntil(contentId, viewer) > block.timestamp;
     }
 
-    /// @notice Until when `viewer` may watch `contentId` by a purchase or rental of it, and by a
+    function _accessUntil(bytes32 contentId, address viewer) private view returns (uint64) {
+        uint64 bought = accessExpiry[contentId][viewer];
+        uint64 granted = grantExpiry[contentId][viewer];
+        return bought > granted ? bought : granted;
+    }
+
+    /// @notice Until when `viewer` may watch `contentId` by a purchase, rental or grant of it, and by a
     /// membership of its creator (0: never), with the chain's time now: one call answers both
     /// kinds of gate condition and how long the answer stays true.
     function accessUntil(bytes32 contentId, address viewer)
@@ -394,7 +413,7 @@ contract ContentRegistry is Ownable, EIP712, Nonces, ReentrancyGuardTransient {
     {
         address creator = entries[contentId].creator;
         membership = creator == address(0) ? 0 : membershipExpiry[creator][viewer];
-        return (accessExpiry[contentId][viewer], membership, uint64(block.timestamp));
+        return (_accessUntil(contentId, viewer), membership, uint64(block.timestamp));
     }
 
     function offerOf(bytes32 contentId, uint256 offerId) external view returns (Offer memory) {

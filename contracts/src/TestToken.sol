@@ -35,3 +35,20 @@ contract TestTokenPlain is ERC20, Ownable {
         _mint(to, amount);
     }
 }
+
+/// @notice An ERC-20 that keeps 1 % of every transfer (a "fee on transfer" token), for the test
+/// that the registry refuses what it cannot credit in full.
+contract TestTokenTaxed is ERC20, Ownable {
+    constructor() ERC20("Taxed", "TAX") Ownable(msg.sender) {}
+
+    function mint(address to, uint256 amount) external onlyOwner {
+        _mint(to, amount);
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (from == address(0) || to == address(0)) return super._update(from, to, value);
+        uint256 tax = value / 100;
+        super._update(from, owner(), tax);
+        super._update(from, to, value - tax);
+    }
+}

@@ -713,3 +713,39 @@ def test_purchases_stay_within_the_gas_goals(market):
     market.buy(CONTENT, token, USD)
     assert market.buy(CONTENT, native, 10**16, buyer=BUYER2, value=10**16)["gasUsed"] < 80_000
     assert market.buy(CONTENT, token, USD, buyer=BUYER2)["gasUsed"] < 110_000
+
+
+def test_a_token_that_delivers_less_is_refused(market):
+    """A fee-on-transfer token would leave credits unbacked: one creator's withdrawal could then
+    take another's tokens. The purchase reverts instead."""
+    taxed = deploy_artifact(market.web3, "TestTokenTaxed")
+    buyer = market.account(BUYER)
+    send(taxed.functions.mint(buyer, 1_000), market.account(OWNER))
+    (offer,) = market.publish(CONTENT, [Terms(KIND_ACCESS, taxed.address, 100, 0)])
+    send(taxed.functions.approve(market.registry.address, 100), buyer)
+    assert failure(market.registry.functions.buy(CONTENT, offer, 100), buyer) == (
+        "UnsupportedToken",
+        (taxed.address, 100, 99),
+    )
+    assert market.balance(CREATOR, taxed.address) == 0
+    assert market.registry.functions.hasAccess(CONTENT, buyer).call() is False
+
+
+def test_revoking_a_grant_never_takes_a_purchase_away(market):
+    price = 10**16
+    (offer,) = market.publish(CONTENT, [Terms(KIND_ACCESS, NATIVE, price, 0)])
+    buyer, owner, creator = market.account(BUYER), market.account(OWNER), market.account(CREATOR)
+    registry = market.registry.functions
+    market.buy(CONTENT, offer, price, value=price)
+    send(registry.grantAccess(CONTENT, buyer, 0), owner)  # a registrar "revokes"
+    send(registry.grantAccess(CONTENT, buyer, 0), creator)  # so does the creator
+    assert registry.hasAccess(CONTENT, buyer).call() is True
+    assert registry.accessUntil(CONTENT, buyer).call()[0] == FOREVER
+    # A grant still gives access of its own, and revoking it ends just that.
+    other = market.account(BUYER2)
+    until = market.now() + DAY
+    send(registry.grantAccess(CONTENT, other, until), creator)
+    assert registry.accessUntil(CONTENT, other).call()[0] == until
+    assert registry.hasAccess(CONTENT, other).call() is True
+    send(registry.grantAccess(CONTENT, other, 0), creator)
+    assert registry.hasAccess(CONTENT, other).call() is False
