@@ -31,6 +31,7 @@ from apps.chain.currencies import currency_of, erc20
 from apps.chain.market_chains import market_web3
 from apps.chain.models import ChainEvent, Offer, OfferSetStatus, Registration, RegistrationStatus
 from apps.chain.offers import offer_sells_or_refuse
+from apps.chain.relay import relay_signature
 from apps.chain.signals import registry_access_changed
 from apps.chain.typed_data import NATIVE, permit_typed_data
 from apps.content.models import Content
@@ -146,10 +147,8 @@ def purchase_transactions(
 
 
 def _signature(signature: Any) -> bytes:
-    try:
-        raw = bytes.fromhex(signature[2:]) if signature.startswith("0x") else b""
-    except (AttributeError, ValueError):
-        raw = b""
+    """A permit's 65-byte signature (relay_signature parses the hex), v as 27 or 28."""
+    raw = relay_signature(signature)
     if len(raw) != 65:
         raise DomainError('"signature" must be a 65-byte 0x-hex signature.', reason="signature")
     v = raw[64] if raw[64] >= 27 else raw[64] + 27
