@@ -39,7 +39,8 @@ from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
 from apps.access.selectors import gate_chains, viewer_wallets
 from apps.chain.offers import offer_condition_kind, offer_output, offers_live
 from apps.chain.selectors import registry_addresses
-from apps.content.models import Content, ContentStatus
+from apps.content.models import Content
+from apps.content.selectors import content_playable_seconds
 from streamgate.exceptions import Conflict
 from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
 
@@ -289,7 +290,7 @@ def playback_key_id() -> str:
 def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> Playback:
     """Signed stream URLs for ``content`` if ``user`` may watch it now; raises Conflict (not
     ready), SignInRequired, AccessDenied or ChainUnavailable."""
-    if content.status != ContentStatus.READY or content.published_job_id is None:
+    if content_playable_seconds(content) is None:
         raise Conflict(f"The content is {content.status}, not ready to play.", reason="not_ready")
     decision = access_decide(user=user, content=content)
     if decision.reason == "sign_in_required":

@@ -35,6 +35,11 @@ class Content(models.Model):
         "never lowered within an attempt.",
     )
     duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    playable_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="While processing: seconds already watchable (a long video's first chunks).",
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="Why processing failed, for the creator.")

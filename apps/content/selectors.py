@@ -25,6 +25,19 @@ def user_is_creator(user: User | AnonymousUser) -> bool:
     return user.groups.filter(name=CREATORS_GROUP).exists()
 
 
+def content_playable_seconds(content: Content) -> float | None:
+    """Seconds of ``content`` that can be watched now, or None when none can: all of a ready
+    content; while processing, what its published chunks cover (a long video encoded in
+    chunks, apps/transcode/chunks.py)."""
+    if content.published_job_id is None:
+        return None
+    if content.status == ContentStatus.READY:
+        return content.duration or 0.0
+    if content.status == ContentStatus.PROCESSING and content.playable_seconds:
+        return round(content.playable_seconds, 3)
+    return None
+
+
 def content_visible_to(user: User | AnonymousUser) -> QuerySet[Content]:
     """Contents ``user`` may see, with what their JSON shows (owner, renditions, what other
     apps contribute)."""

@@ -15,6 +15,7 @@ copied byte for byte (their data offsets are relative to their own ``moof``:
 release 2023) parses whole box trees and would add a dependency for these few lines.
 """
 
+import hashlib
 import os
 import shutil
 import struct
@@ -100,3 +101,81 @@ def finish_segment(path: Path, *, tails: tuple[Path, ...] = ()) -> None:
     os.replace(temporary, path)
     for tail in tails:
         tail.unlink()
+
+
+# --- chunked jobs: decode times moved onto the job's clock, init segments compared ----------
+
+CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof", b"traf")
+
+
+def _nested(data: bytes, start: int, end: int, path: tuple[bytes, ...] = ()):
+    """(path of box types, offset, header size, size) of every box in ``data[start:end]``,
+    descending into the containers a fragment or an init segment has."""
+    offset = start
+    while offset < end:
+        if end - offset < 8:
+            raise BoxError(f"a truncated box at byte {offset}")
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
+        elif size == 0:
+            size = end - offset
+        if size < header or offset + size > end:
+            raise BoxError(f"a box of {size} bytes at byte {offset}")
+        here = (*path, kind)
+        yield here, offset, header, size
+        if kind in CONTAINERS:
+            yield from _nested(data, offset + header, offset + size, here)
+        offset += size
+
+
+def shift_decode_times(path: Path, ticks: int) -> None:
+    """Add ``ticks`` to the decode time (``tfdt``) of every fragment of the segment ``path``:
+    a chunk encoded on its own clock (from 0) moves to where it plays in the whole job."""
+    data = bytearray(path.read_bytes())
+    found = 0
+    for kinds, offset, header, _ in _nested(bytes(data), 0, len(data)):
+        if kinds[-2:] != (b"traf", b"tfdt"):
+            continue
+        body = offset + header
+        if data[body] == 1:
+            (value,) = struct.unpack(">Q", data[body + 4 : body + 12])
+            struct.pack_into(">Q", data, body + 4, value + ticks)
+        else:
+            (value,) = struct.unpack(">I", data[body + 4 : body + 8])
+            if value + ticks >= 2**32:
+                raise BoxError(f"{path.name}: a 32-bit decode time cannot hold {value + ticks}")
+            struct.pack_into(">I", data, body + 4, value + ticks)
+        found += 1
+    if not found:
+        raise BoxError(f"{path.name} has no decode time (tfdt) to shift")
+    temporary = path.with_name(path.name + ".tfdt")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def decode_times(path: Path) -> list[int]:
+    """The decode time (``tfdt``) of each fragment of the segment ``path``, in order."""
+    data = path.read_bytes()
+    times = []
+    for kinds, offset, header, _ in _nested(data, 0, len(data)):
+        if kinds[-2:] == (b"traf", b"tfdt"):
+            body = offset + header
+            if data[body] == 1:
+                times.append(struct.unpack(">Q", data[body + 4 : body + 12])[0])
+            else:
+                times.append(struct.unpack(">I", data[body + 4 : body + 8])[0])
+    return times
+
+
+def init_signature(path: Path) -> str:
+    """What must be equal for one init segment to serve segments of another encode: the
+    sample descriptions (codec, parameter sets) and the edit lists (the composition delay of
+    B-frames), as a SHA-256 hex digest."""
+    data = path.read_bytes()
+    digest = hashlib.sha256()
+    for kinds, offset, _, size in _nested(data, 0, len(data)):
+        if kinds[-1] in (b"stsd", b"elst", b"mdhd"):
+            digest.update(data[offset : offset + size])
+    return digest.hexdigest()

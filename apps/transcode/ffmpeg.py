@@ -74,6 +74,8 @@ class EncodePlan:
     storyboard: Storyboard
     threads: int = 0
     input_format: str | None = None  # the probed demuxer: never let FFmpeg guess (playlists!)
+    # A part of a chunked job (apps/transcode/chunks.py): its frames only, video only.
+    span: "ChunkRange | None" = None
 
     @property
     def source_is_url(self) -> bool:
@@ -84,6 +86,23 @@ class EncodePlan:
         return max(1, round(self.frame_rate * self.gop_seconds))
 
 
+@dataclass(frozen=True)
+class ChunkRange:
+    """The frames ``[start_frame, start_frame + frames)`` of the output (``frames`` None: to the
+    end), at ``start_seconds`` = start_frame / frame rate. Thumbnails are numbered on from
+    ``first_thumbnail`` (1-based, as the whole job numbers them); the poster is taken only by
+    the chunk that ``poster`` says holds it."""
+
+    index: int
+    start_frame: int
+    frames: int | None
+    start_seconds: float
+    first_thumbnail: int
+    thumbnails: int | None
+    poster: bool
+
+
+GLOBAL_ARGS = ("-hide_banner", "-nostats", "-progress", "pipe:1", "-stats_period", "0.5")
 MANIFEST = "manifest.mpd"
 POSTER = "poster.jpg"
 SPRITE_PATTERN = "storyboard/sprite-%03d.jpg"
@@ -91,13 +110,21 @@ SPRITE_PATTERN = "storyboard/sprite-%03d.jpg"
 
 def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
     """The whole job as one FFmpeg command line (built with ffmpeg-python)."""
-    source = ffmpeg.input(plan.source, **_input_options(plan))
-    video = (
-        source["v:0"]
-        .filter("fps", fps=str(plan.frame_rate))
-        .filter("format", "yuv420p")  # 10-bit, 4:2:2, RGB… all leave as 8-bit 4:2:0
-        .split()
-    )
+    span = plan.span
+    inputs = _input_options(plan)
+    if span is not None and span.start_frame:
+        # Input seeking: the demuxer jumps to the keyframe before, the decoder drops the frames
+        # before the chunk, and the chunk's clock starts at 0 there (read only the range).
+        inputs["ss"] = f"{span.start_seconds:.6f}"
+    source = ffmpeg.input(plan.source, **inputs)
+    rate = {"fps": str(plan.frame_rate)}
+    if span is not None and span.start_frame:
+        rate["start_time"] = 0  # frames on the job's grid from the chunk's first
+    video = source["v:0"].filter("fps", **rate)
+    if span is not None and span.frames is not None:
+        video = video.filter("trim", end_frame=span.frames)
+    # 10-bit, 4:2:2, RGB… all leave as 8-bit 4:2:0
+    video = video.filter("format", "yuv420p").split()
     branches = [video[index] for index in range(len(plan.rungs) + 2)]
     # Square pixels: the ladder's sizes already share one exact shape (apps/transcode/ladder),
     # so the source's own sample aspect (anamorphic DV, a rounding) is scaled away, not kept.
@@ -121,7 +148,8 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         .filter("scale", board.width, board.height)
         .filter("tile", f"{board.columns}x{board.rows}")
     )
-    streams = [*scaled, source["a:0"]] if plan.has_audio else scaled
+    with_audio = plan.has_audio and span is None
+    streams = [*scaled, source["a:0"]] if with_audio else scaled
     options: dict[str, str | int] = {
         "c:v": "libx264",
         "preset": plan.preset,
@@ -131,13 +159,13 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         "keyint_min": plan.gop_frames,
         "sc_threshold": 0,
         "flags": "+cgop",
-        "force_key_frames": f"expr:gte(t,n_forced*{plan.gop_seconds})",
+        "force_key_frames": _key_frames(plan),
         "f": "dash",
         "seg_duration": plan.segment_seconds,
         "use_template": 1,
         "use_timeline": 1,
         "format_options": "movflags=+cmaf",
-        "adaptation_sets": "id=0,streams=v id=1,streams=a" if plan.has_audio else "id=0,streams=v",
+        "adaptation_sets": "id=0,streams=v id=1,streams=a" if with_audio else "id=0,streams=v",
         "map_metadata": -1,
         "map_chapters": -1,
     }
@@ -145,30 +173,69 @@ def build_command(plan: EncodePlan, *, binary: str) -> list[str]:
         options[f"crf:v:{index}"] = rung.crf
         options[f"maxrate:v:{index}"] = rung.maxrate
         options[f"bufsize:v:{index}"] = rung.bufsize
-    if plan.has_audio:
-        options.update(
-            {
-                "c:a": "aac",
-                "b:a": plan.audio_bitrate,
-                "ar": plan.audio_sample_rate,
-                "ac": plan.audio_channels,
-            }
-        )
+    if with_audio:
+        options.update(_audio_options(plan))
     if plan.threads:
         options["threads"] = plan.threads
-    ladder = ffmpeg.output(*streams, str(plan.output_dir / MANIFEST), **options)
-    poster_out = ffmpeg.output(
-        poster, str(plan.output_dir / POSTER), vframes=1, update=1, **{"q:v": 3}
-    )
-    sprite_out = ffmpeg.output(
-        sprites, str(plan.output_dir / SPRITE_PATTERN), **{"q:v": 4, "start_number": 1}
-    )
-    return (
-        ffmpeg.merge_outputs(ladder, poster_out, sprite_out)
-        .global_args("-hide_banner", "-nostats", "-progress", "pipe:1", "-stats_period", "0.5")
-        .overwrite_output()
-        .compile(cmd=binary)
-    )
+    outputs = [ffmpeg.output(*streams, str(plan.output_dir / MANIFEST), **options)]
+    if span is None or span.poster:
+        outputs.append(
+            ffmpeg.output(poster, str(plan.output_dir / POSTER), vframes=1, update=1, **{"q:v": 3})
+        )
+    sprite_options: dict[str, str | int] = {"q:v": 4, "start_number": 1}
+    if span is not None and span.thumbnails is not None:
+        # A chunk's sheets hold its own thumbnails: exactly its share, none of the next one's.
+        sprite_options["frames:v"] = math.ceil(span.thumbnails / board.columns / board.rows)
+    pattern = SPRITE_PATTERN if span is None else chunk_sprite_pattern(span.index)
+    outputs.append(ffmpeg.output(sprites, str(plan.output_dir / pattern), **sprite_options))
+    return _compiled(ffmpeg.merge_outputs(*outputs), binary)
+
+
+def build_audio_command(plan: EncodePlan, *, binary: str) -> list[str]:
+    """The audio of a chunked job, whole, in one run (AAC's priming and the overlap of its
+    frames make joins audible): an MPD and CMAF segments like the ladder's."""
+    source = ffmpeg.input(plan.source, **_input_options(plan))
+    options: dict[str, str | int] = {
+        **_audio_options(plan),
+        "f": "dash",
+        "seg_duration": plan.segment_seconds,
+        "use_template": 1,
+        "use_timeline": 1,
+        "format_options": "movflags=+cmaf",
+        "adaptation_sets": "id=0,streams=a",
+        "map_metadata": -1,
+        "map_chapters": -1,
+    }
+    output = ffmpeg.output(source["a:0"], str(plan.output_dir / MANIFEST), **options)
+    return _compiled(output, binary)
+
+
+def chunk_sprite_pattern(index: int) -> str:
+    return f"storyboard/sprite-c{index:05d}-%03d.jpg"
+
+
+def _key_frames(plan: EncodePlan) -> str:
+    """A keyframe every ``gop_seconds``; a chunk counts on the job's clock, from the first GOP
+    boundary at or after its start, so its keyframes fall where a whole job's would."""
+    gop = plan.gop_seconds
+    if plan.span is None or not plan.span.start_frame:
+        return f"expr:gte(t,n_forced*{gop})"
+    start = plan.span.start_seconds
+    first = math.ceil(round(start / gop, 6)) * gop
+    return f"expr:gte({start:.6f}+t,{first}+n_forced*{gop})"
+
+
+def _audio_options(plan: EncodePlan) -> dict[str, str | int]:
+    return {
+        "c:a": "aac",
+        "b:a": plan.audio_bitrate,
+        "ar": plan.audio_sample_rate,
+        "ac": plan.audio_channels,
+    }
+
+
+def _compiled(stream, binary: str) -> list[str]:
+    return stream.global_args(*GLOBAL_ARGS).overwrite_output().compile(cmd=binary)
 
 
 def _input_options(plan: EncodePlan) -> dict[str, str | int]:

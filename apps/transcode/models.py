@@ -61,6 +61,18 @@ class TranscodeJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    chunk_plan = models.JSONField(
+        default=dict, blank=True, help_text="A chunked job: what every chunk encodes with."
+    )
+    chunks_published = models.PositiveIntegerField(
+        default=0, help_text="How many chunks, from the first, the manifests list."
+    )
+    playable_seconds = models.FloatField(
+        null=True, blank=True, help_text="Seconds watchable while the job still runs."
+    )
+    playable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its first chunks became watchable."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -72,3 +84,52 @@ class TranscodeJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_id} #{self.attempt} ({self.state})"
+
+
+class ChunkKind(models.TextChoices):
+    VIDEO = "video", "Video (every rung)"
+    AUDIO = "audio", "Audio (whole)"
+
+
+class ChunkState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+
+
+class TranscodeChunk(models.Model):
+    """A part of a chunked job: the video frames of one range in every rung, or the whole audio.
+    Its own task on the transcode queue; retried on its own. ``record`` lists what it wrote."""
+
+    job = models.ForeignKey(TranscodeJob, on_delete=models.CASCADE, related_name="chunks")
+    kind = models.CharField(max_length=8, choices=ChunkKind.choices)
+    index = models.PositiveIntegerField()
+    start_frame = models.PositiveIntegerField(default=0)
+    frames = models.PositiveIntegerField(null=True, blank=True, help_text="None: to the end.")
+    start_seconds = models.FloatField(default=0)
+    seconds = models.FloatField(help_text="How much of the video it covers (planned).")
+    state = models.CharField(max_length=16, choices=ChunkState.choices, default=ChunkState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started.")
+    progress = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it.")
+    task_id = models.CharField(max_length=64, blank=True)
+    interruption = models.CharField(max_length=300, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    encode_seconds = models.FloatField(null=True, blank=True, help_text="FFmpeg's wall time.")
+    record = models.JSONField(default=dict, blank=True, help_text="The segments it wrote.")
+
+    class Meta:
+        ordering = ["job", "kind", "index"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="chunk_state_heartbeat")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "kind", "index"], name="chunk_unique_index"),
+            models.CheckConstraint(
+                condition=Q(state__in=ChunkState.values), name="chunk_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.kind} {self.index} ({self.state})"

@@ -40,11 +40,14 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt",
 }
-# Segments, init segments and images never change under their (job-unique) names; manifests
-# are small and short-lived in caches, so a re-published content is picked up quickly. Private:
-# content may be gated, and a shared cache must not hand it on once a viewer's token expired.
+# Segments, init segments and images never change under their (job-unique) names. Manifests
+# are small and fetched again each time: a long video's grow while its chunks are published
+# (EVENT playlists, a dynamic MPD), and a player reloading one must see the new segments, not
+# a cached copy. Text tracks are short-lived in caches. Private: content may be gated, and a
+# shared cache must not hand it on once a viewer's token expired.
 IMMUTABLE = "private, max-age=31536000, immutable"
 SHORT = "private, max-age=60"
+MANIFEST_CACHE = "private, no-cache"
 
 
 class PackagingError(Exception):
@@ -89,7 +92,10 @@ def content_type_of(name: str) -> str:
 
 
 def cache_control_of(name: str) -> str:
-    return SHORT if Path(name).suffix.lower() in (".m3u8", ".mpd", ".vtt") else IMMUTABLE
+    suffix = Path(name).suffix.lower()
+    if suffix in (".m3u8", ".mpd"):
+        return MANIFEST_CACHE
+    return SHORT if suffix == ".vtt" else IMMUTABLE
 
 
 def read_media_playlist(path: Path) -> MediaPlaylist:
@@ -111,21 +117,32 @@ def read_media_playlist(path: Path) -> MediaPlaylist:
 
 
 def write_vod_playlist(path: Path, playlist: MediaPlaylist) -> None:
-    # RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, <= the target duration.
+    write_media_playlist(path, playlist)
+
+
+def write_media_playlist(
+    path: Path, playlist: MediaPlaylist, *, event: bool = False, target: int | None = None
+) -> None:
+    """A media playlist: VOD (complete, ``#EXT-X-ENDLIST``), or EVENT (segments are only ever
+    added; players reload it until the end tag comes) for a job still publishing chunks."""
+    # RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, <= the target duration,
+    # which never changes while an EVENT playlist grows (the caller gives it).
     # At least 1: a clip shorter than half a second is no reason for a zero target.
-    target = max(1, *(math.floor(segment.duration + 0.5) for segment in playlist.segments))
+    rounded = (math.floor(segment.duration + 0.5) for segment in playlist.segments)
+    target = max(1, target or 0, *rounded)
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
         f"#EXT-X-TARGETDURATION:{target}",
         "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
+        f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if event else 'VOD'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
         f'#EXT-X-MAP:URI="{playlist.init}"',
     ]
     for segment in playlist.segments:
         lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
-    lines.append("#EXT-X-ENDLIST")
+    if not event:
+        lines.append("#EXT-X-ENDLIST")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -24,6 +24,7 @@ from apps.content.realtime import content_broadcast
 from apps.content.services import content_progress_set, content_status_set
 from apps.content.storage import storage_exists, storage_source_location
 from apps.transcode import ffmpeg
+from apps.transcode.chunks import plan_chunks
 from apps.transcode.ladder import (
     UnusableSource,
     check_complete,
@@ -165,8 +166,33 @@ class Outcome:
     realtime_factor: float | None
 
 
-def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
-    """Probe, encode, package and upload; the caller publishes. Raises NotMedia,
+@dataclass(frozen=True)
+class Chunked:
+    """A source long enough to be encoded in chunks: the plan, and its chunks."""
+
+    plan: ffmpeg.EncodePlan
+    chunks: list[ffmpeg.ChunkRange]
+
+
+def chunk_ranges(plan: ffmpeg.EncodePlan) -> list[ffmpeg.ChunkRange]:
+    """The chunks of a planned job, or none when it is short enough for one run (or chunking
+    is off: TRANSCODE_CHUNK_THRESHOLD_SECONDS = 0)."""
+    threshold = settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS
+    if not threshold or plan.duration <= threshold:
+        return []
+    chunks = plan_chunks(
+        duration=plan.duration,
+        frame_rate=plan.frame_rate,
+        chunk_seconds=settings.TRANSCODE_CHUNK_SECONDS,
+        segment_seconds=plan.segment_seconds,
+        storyboard_interval=plan.storyboard.interval,
+    )
+    return chunks if len(chunks) > 1 else []
+
+
+def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chunked:
+    """Probe, encode, package and upload; the caller publishes. A long source is not encoded
+    here: its plan and chunks come back (``Chunked``) for the chunk workers. Raises NotMedia,
     UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled or StorageUnavailable."""
     job = run.job
     content = job.content
@@ -185,10 +211,14 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome:
     job.command = ffmpeg.command_line(args, secret=source)
     run.alive(force=True, source_info=job.source_info, ladder=job.ladder, command=job.command)
     run.progress(100.0, force=True)
+    chunks = chunk_ranges(plan)
+    if chunks:
+        run.finish_stage()
+        return Chunked(plan=plan, chunks=chunks)
 
     run.enter(JobStage.ENCODE)
     (workdir / "storyboard").mkdir(parents=True)
-    result = _encode(run, args, plan.duration)
+    result = encode_with_watchdog(run, args, plan.duration)
     wait_out(
         lambda: TranscodeJob.objects.filter(pk=job.pk).update(
             exit_code=result.exit_code, stderr_tail=result.stderr_tail
@@ -247,8 +277,9 @@ def _blame_storage_first(path: str, attempt):
         raise
 
 
-def _encode(run: JobRun, args: list[str], duration: float) -> ffmpeg.RunResult:
-    """Run FFmpeg with a watchdog thread that beats the heart and stops FFmpeg on cancel."""
+def encode_with_watchdog(run, args: list[str], duration: float) -> ffmpeg.RunResult:
+    """Run FFmpeg with a watchdog thread that beats the heart and stops FFmpeg on cancel.
+    ``run`` is a JobRun or a chunk's run: ``beat(force=)``, ``progress(percent)``, ``job``."""
     encoder = ffmpeg.Encoder(args).start()
     finished = threading.Event()
 

@@ -32,6 +32,23 @@ def transcode_job(self, job_id: str) -> str | None:
     return job.state if job else None
 
 
+@shared_task(bind=True, name="apps.transcode.tasks.transcode_chunk", max_retries=6)
+def transcode_chunk(self, chunk_id: int) -> str | None:
+    """Run one chunk of a chunked job (any worker). Safe to receive twice, and after the job
+    task ran the chunk itself: only a queued chunk, or one whose worker died, is claimed."""
+    try:
+        chunk = services.transcode_chunk_run(chunk_id=chunk_id, task_id=self.request.id or "")
+    except TRANSIENT as error:
+        if self.request.retries >= self.max_retries:
+            away = services.unavailable_dependency(error)
+            services.transcode_chunk_give_up(
+                chunk_id=chunk_id, message=f"{away} was unavailable for too long; retry later."
+            )
+            raise
+        raise self.retry(exc=error, countdown=min(600, 15 * 2**self.request.retries)) from error
+    return chunk.state if chunk else None
+
+
 @shared_task(name="apps.transcode.tasks.transcode_outputs_prune", **RETRY_TRANSIENT)
 def transcode_outputs_prune(content_id: str, keep_job_id: str) -> int:
     """Delete outputs of a content's superseded and failed jobs."""

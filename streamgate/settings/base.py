@@ -312,6 +312,11 @@ TRANSCODE_MIN_TIME_LIMIT = 600
 TRANSCODE_MAX_TIME_LIMIT = 23 * 3600
 TRANSCODE_WORK_DIR = VAR_DIR / "tmp" / "transcode"
 TRANSCODE_PROGRESS_INTERVAL = 0.5
+# A source longer than this (seconds; 0: never) is encoded in chunks of TRANSCODE_CHUNK_SECONDS
+# (a multiple of the segment length), each its own task on the transcode queue, and becomes
+# watchable as soon as its first chunk is published (apps/transcode/chunks.py).
+TRANSCODE_CHUNK_THRESHOLD_SECONDS = env.int("TRANSCODE_CHUNK_THRESHOLD_SECONDS", default=120)
+TRANSCODE_CHUNK_SECONDS = env.int("TRANSCODE_CHUNK_SECONDS", default=60)
 
 # --- Chains and IPFS ---------------------------------------------------------------------------
 # {"eip155:1": "https://…", "solana:mainnet": "https://…"}; chains not named have no RPC.

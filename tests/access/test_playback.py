@@ -70,7 +70,7 @@ def test_open_content_plays_for_anyone(api_client, ready, django_assert_num_quer
         master = client.get(path_of(body["hls_url"]))
     assert master.status_code == 200
     assert master["Content-Type"] == "application/vnd.apple.mpegurl"
-    assert master["Cache-Control"] == "private, max-age=60"
+    assert master["Cache-Control"] == "private, no-cache"
     assert master.content.startswith(b"#EXTM3U")
     # Relative URIs resolve under the same token; segments need no database query.
     with django_assert_num_queries(0):

@@ -125,7 +125,7 @@ def test_headers_for_outputs():
     assert content_type_of("storyboard.vtt") == "text/vtt"
     assert cache_control_of("chunk-stream0-00001.m4s").endswith("immutable")
     assert cache_control_of("storyboard/sprite-001.jpg").endswith("immutable")
-    assert cache_control_of("master.m3u8") == "private, max-age=60"
+    assert cache_control_of("master.m3u8") == "private, no-cache"
 
 
 # --- the tail, the timeline and the CMAF boxes ---------------------------------------------

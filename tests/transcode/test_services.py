@@ -66,7 +66,7 @@ def test_on_s3_outputs_carry_content_types_and_cache_headers(clip, s3_storage):
     assert "immutable" in segment["CacheControl"]
     master = head(Bucket=s3_storage.name, Key=prefix + "master.m3u8")
     assert master["ContentType"] == "application/vnd.apple.mpegurl"
-    assert master["CacheControl"] == "private, max-age=60"
+    assert master["CacheControl"] == "private, no-cache"
     mpd = head(Bucket=s3_storage.name, Key=prefix + "manifest.mpd")
     assert mpd["ContentType"] == "application/dash+xml"
     keys = {o.key for o in s3_storage.objects.filter(Prefix=prefix)}
@@ -202,7 +202,13 @@ def test_reaper_leaves_live_jobs_alone(clip):
     TranscodeJob.objects.filter(pk=job.pk).update(
         state=JobState.RUNNING, worker="another-host:123", heartbeat_at=timezone.now()
     )
-    assert transcode_reap() == {"restarted": 0, "resent": 0, "requested": 0}
+    assert transcode_reap() == {
+        "restarted": 0,
+        "resent": 0,
+        "requested": 0,
+        "chunks_requeued": 0,
+        "chunks_resent": 0,
+    }
 
 
 def test_reaper_queues_content_that_lost_its_job(clip, django_capture_on_commit_callbacks):

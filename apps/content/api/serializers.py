@@ -8,7 +8,12 @@ from rest_framework import serializers
 
 from apps.content.extensions import GateInvalid, gate_normalize, output_fields
 from apps.content.models import Caption, Content, ContentStatus, Rendition
-from apps.content.selectors import content_retryable, poster_url, sort_choices
+from apps.content.selectors import (
+    content_playable_seconds,
+    content_retryable,
+    poster_url,
+    sort_choices,
+)
 
 
 class RenditionOutputSerializer(serializers.ModelSerializer):
@@ -33,6 +38,8 @@ class ContentOutputSerializer(serializers.ModelSerializer):
     thumbnail_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     retryable = serializers.SerializerMethodField()
+    playable = serializers.SerializerMethodField()
+    playable_seconds = serializers.SerializerMethodField()
 
     class Meta:
         model = Content
@@ -45,6 +52,8 @@ class ContentOutputSerializer(serializers.ModelSerializer):
             "progress",
             "overall_progress",
             "duration",
+            "playable",
+            "playable_seconds",
             "width",
             "height",
             "renditions",
@@ -69,6 +78,18 @@ class ContentOutputSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, content: Content) -> str | None:
         return content.error or None
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_playable(self, content: Content) -> bool:
+        """True when playback can start: ready, or a long video still processing whose first
+        chunks are published."""
+        return content_playable_seconds(content) is not None
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_playable_seconds(self, content: Content) -> float | None:
+        """How much can be watched now: all of a ready video; while processing, the chunks
+        published so far (it grows); null when nothing can be."""
+        return content_playable_seconds(content)
 
     @extend_schema_field(serializers.BooleanField())
     def get_retryable(self, content: Content) -> bool:

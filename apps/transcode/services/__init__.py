@@ -6,6 +6,8 @@ lost work, and ``outputs`` deletes what jobs left in storage. This package re-ex
 public names, so callers import them from ``apps.transcode.services``.
 """
 
+from apps.transcode.services.chunking import chunk_run as transcode_chunk_run
+from apps.transcode.services.chunking import chunks_percent, transcode_chunk_give_up
 from apps.transcode.services.outputs import transcode_outputs_prune
 from apps.transcode.services.reaper import (
     WORKER_SILENT,
@@ -39,9 +41,12 @@ __all__ = [
     "WORKER_STOPPED",
     "WorkerLost",
     "on_source_ready",
+    "chunks_percent",
     "restart_reason",
     "this_worker",
     "time_limits",
+    "transcode_chunk_give_up",
+    "transcode_chunk_run",
     "transcode_give_up",
     "transcode_outputs_prune",
     "transcode_reap",

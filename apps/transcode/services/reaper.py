@@ -1,4 +1,5 @@
-"""The reaper: jobs whose worker died, jobs whose message was lost, contents without a job.
+"""The reaper: jobs (and chunks) whose worker died, jobs whose message was lost, contents without
+a job.
 
 A job whose worker died (known dead, or silent past TRANSCODE_STALE_AFTER_SECONDS) is ended and
 replaced by its next attempt, until TRANSCODE_MAX_ATTEMPTS attempts in a row have died.
@@ -17,6 +18,7 @@ from apps.content.services import content_status_set
 from apps.content.status import ErrorKind
 from apps.transcode import tasks
 from apps.transcode.models import JobState, TranscodeJob
+from apps.transcode.services.chunking import chunks_reap
 from apps.transcode.services.outputs import delete_outputs
 from apps.transcode.services.requesting import new_job, time_limits, transcode_request
 from streamgate.celery import enqueue_on_commit_with
@@ -83,7 +85,10 @@ def transcode_reap() -> dict[str, int]:
     now = timezone.now()
     counts = {"restarted": 0, "resent": 0, "requested": 0}
     stale = now - timedelta(seconds=settings.TRANSCODE_STALE_AFTER_SECONDS)
-    for job in TranscodeJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=stale):
+    # A chunked job lives while its chunks beat; a silent chunk goes back to the queue alone.
+    counts.update(chunks_reap(stale_before=stale))
+    silent = TranscodeJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=stale)
+    for job in silent.filter(chunk_plan={}):
         # Missed heartbeats: the worker died, hung or lost the database for too long.
         if worker_lost(job=job, stale_before=stale, error=WORKER_SILENT).ended:
             counts["restarted"] += 1

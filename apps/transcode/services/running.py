@@ -6,32 +6,29 @@ the content at it. Partial outputs are deleted after commit.
 """
 
 import logging
-import os
 import shutil
-import socket
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from apps.content.models import Content, ContentStatus, Rendition
-from apps.content.services import content_status_set
 from apps.content.status import ErrorKind
 from apps.content.storage import StorageUnavailable
-from apps.transcode import ffmpeg, tasks
+from apps.transcode import ffmpeg
 from apps.transcode.ladder import UnusableSource
 from apps.transcode.models import FINISHED_STATES, JobState, TranscodeJob
 from apps.transcode.outage import wait_out
 from apps.transcode.packaging import PackagingError
 from apps.transcode.probe import NotMedia
-from apps.transcode.runner import Cancelled, JobRun, Outcome, execute
+from apps.transcode.runner import Cancelled, Chunked, JobRun, execute
+from apps.transcode.services.chunking import chunked_start, chunks_work
+from apps.transcode.services.finishing import fail_job, publish_job
 from apps.transcode.services.outputs import delete_outputs
 from apps.transcode.services.reaper import worker_lost
 from apps.transcode.services.requesting import time_limits
-from streamgate.celery import TRANSIENT, enqueue_on_commit
-from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
+from apps.transcode.services.workers import is_dead_here, this_worker, worker_gone
+from streamgate.celery import TRANSIENT
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +58,6 @@ def unavailable_dependency(error: BaseException) -> str:
     return "Redis (cache and broker)"
 
 
-def this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _claim(job_id: str, worker: str, *, task_id: str, task_retries: int) -> TranscodeJob | None:
     now = timezone.now()
     running = {
@@ -88,32 +81,20 @@ def _claim(job_id: str, worker: str, *, task_id: str, task_retries: int) -> Tran
     job = TranscodeJob.objects.select_related("content").filter(pk=job_id).first()
     if claimed:
         return job
-    if job is not None and job.state == JobState.RUNNING and _worker_gone(job):
+    if job is not None and job.state == JobState.RUNNING and worker_gone(job) and job.chunk_plan:
+        # A chunked job's worker died: its chunks are tasks of their own and go on; this task
+        # takes the job over and works on the chunks left (chunks_work).
+        taken = TranscodeJob.objects.filter(
+            pk=job_id, state=JobState.RUNNING, worker=job.worker
+        ).update(worker=worker, task_id=task_id, task_retries=task_retries, heartbeat_at=now)
+        return TranscodeJob.objects.select_related("content").get(pk=job_id) if taken else None
+    if job is not None and job.state == JobState.RUNNING and worker_gone(job):
         # Celery redelivered the task of a worker that died mid-encode: this attempt is over,
         # the next one starts here and now.
         successor = worker_lost(job=job).successor
         if successor is not None:
             return _claim(str(successor.id), worker, task_id=task_id, task_retries=task_retries)
     return None
-
-
-def _worker_gone(job: TranscodeJob) -> bool:
-    """The job's worker process is known dead (same host), or has missed its heartbeats."""
-    host, _, pid = job.worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-        return True
-    stale = timezone.now() - timedelta(seconds=settings.TRANSCODE_STALE_AFTER_SECONDS)
-    return job.heartbeat_at is None or job.heartbeat_at < stale
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def transcode_run(
@@ -131,6 +112,11 @@ def transcode_run(
     if job is None:
         logger.info("transcode job not ours to run", extra={"job_id": job_id})
         return TranscodeJob.objects.filter(pk=job_id).first()
+    if job.chunk_plan:
+        # A chunked job taken back (its worker died, or the database was away): its chunks and
+        # what they published stay; this task goes on with the ones left.
+        chunks_work(job_id=job_id, worker=worker, task_id=task_id)
+        return TranscodeJob.objects.filter(pk=job_id).first()
     if job.interruption:
         # Started again: what the interrupted run uploaded goes, so nothing half-made remains.
         logger.info(
@@ -139,19 +125,33 @@ def transcode_run(
         delete_outputs(job.output_prefix)
     workdir = Path(settings.TRANSCODE_WORK_DIR) / str(job.id)
     shutil.rmtree(workdir, ignore_errors=True)
+    chunked = False
     try:
         outcome = execute(
             JobRun(job=job, worker=worker),
             workdir,
             source_seconds=time_limits(job.content.duration)["time_limit"] + 600,
         )
-        wait_out(lambda: _publish(job, outcome), job_id=job_id, what="publish")
+        if isinstance(outcome, Chunked):
+            wait_out(lambda: chunked_start(job, outcome), job_id=job_id, what="chunks")
+            chunked = True
+        else:
+            wait_out(
+                lambda: publish_job(
+                    job,
+                    renditions=outcome.packaged.renditions,
+                    duration=outcome.duration,
+                    realtime_factor=outcome.realtime_factor,
+                ),
+                job_id=job_id,
+                what="publish",
+            )
     except (NotMedia, UnusableSource) as error:
-        _fail(job, str(error), kind=ErrorKind.SOURCE)
+        fail_job(job, str(error), kind=ErrorKind.SOURCE)
     except ffmpeg.EncodeFailed as error:
-        _fail(job, str(error), exit_code=error.result.exit_code, stderr=error.result.stderr_tail)
+        fail_job(job, str(error), exit_code=error.result.exit_code, stderr=error.result.stderr_tail)
     except PackagingError as error:
-        _fail(
+        fail_job(
             job, "Encoding produced incomplete output; it will not be published.", stderr=str(error)
         )
     except Cancelled:
@@ -166,10 +166,13 @@ def transcode_run(
         _requeue(job, worker, reason=restart_reason(error))
         raise
     except BaseException as error:  # a time limit, a bug: record it, then let it propagate
-        _fail(job, _unexpected_message(error))
+        fail_job(job, _unexpected_message(error))
         raise
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not chunked:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if chunked:  # the chunks' failures are theirs: a chunk goes back to the queue, not the job
+        chunks_work(job_id=job_id, worker=worker, task_id=task_id)
     return TranscodeJob.objects.filter(pk=job_id).first()
 
 
@@ -199,91 +202,17 @@ def _sweep_work_dirs() -> None:
     names = {entry.name for entry in root.iterdir() if entry.is_dir()}
     if not names:
         return
+    # A chunked job's folder holds its chunks' folders, each removed by its own run: kept
+    # while the job runs, whoever its dispatching worker was.
     running = {
         str(job_id)
-        for job_id, job_worker in TranscodeJob.objects.filter(
+        for job_id, job_worker, plan in TranscodeJob.objects.filter(
             pk__in=[name for name in names if len(name) == 36], state=JobState.RUNNING
-        ).values_list("id", "worker")
-        if not _is_dead_here(job_worker)
+        ).values_list("id", "worker", "chunk_plan")
+        if plan or not is_dead_here(job_worker)
     }
     for name in names - running:
         shutil.rmtree(root / name, ignore_errors=True)
-
-
-def _is_dead_here(worker: str) -> bool:
-    host, _, pid = worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
-
-
-def _publish(job: TranscodeJob, outcome: Outcome) -> None:
-    """Point the content at this job's outputs, in one transaction."""
-    with transaction.atomic():
-        current = TranscodeJob.objects.select_for_update().filter(pk=job.pk).first()
-        content = Content.objects.select_for_update().filter(pk=job.content_id).first()
-        if current is not None and content is not None and content.published_job_id == job.pk:
-            return  # an earlier try committed, and the database went away before it could say
-        if current is None or content is None or current.state != JobState.RUNNING:
-            raise Cancelled(str(job.pk))
-        Rendition.objects.filter(content=content).delete()
-        Rendition.objects.bulk_create(
-            Rendition(
-                content=content,
-                name=rendition.name,
-                width=rendition.width,
-                height=rendition.height,
-                bitrate=rendition.peak_bitrate,
-                average_bitrate=rendition.average_bitrate,
-                codecs=rendition.codecs,
-                playlist=job.output_prefix + rendition.playlist,
-            )
-            for rendition in outcome.packaged.renditions
-        )
-        Content.objects.filter(pk=content.pk).update(
-            published_job=job, poster=job.output_prefix + ffmpeg.POSTER, duration=outcome.duration
-        )
-        TranscodeJob.objects.filter(pk=job.pk).update(
-            state=JobState.SUCCEEDED,
-            finished_at=timezone.now(),
-            realtime_factor=outcome.realtime_factor,
-            stage_seconds=job.stage_seconds,
-            stage="",
-        )
-        content_status_set(content=content, status=ContentStatus.READY, progress=100)
-        enqueue_on_commit(tasks.transcode_outputs_prune, str(content.id), str(job.id))
-    if outcome.realtime_factor:
-        TRANSCODE_REALTIME.observe(outcome.realtime_factor)
-        TRANSCODE_SECONDS.observe(outcome.duration / outcome.realtime_factor)
-    logger.info(
-        "transcode published",
-        extra={"job_id": str(job.id), "realtime_factor": outcome.realtime_factor},
-    )
-
-
-def _fail(
-    job: TranscodeJob,
-    message: str,
-    *,
-    exit_code: int | None = None,
-    stderr: str = "",
-    kind: str = ErrorKind.PROCESSING,
-) -> None:
-    """The job failed: the content shows why; partial outputs go."""
-    with transaction.atomic():
-        fields = {"state": JobState.FAILED, "error": message, "finished_at": timezone.now()}
-        if exit_code is not None:
-            fields["exit_code"] = exit_code
-        if stderr:
-            fields["stderr_tail"] = ffmpeg.redact_urls(stderr)[-8000:]
-        if not TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(**fields):
-            return
-        content = Content.objects.filter(pk=job.content_id).first()
-        if content is not None and content.status != ContentStatus.READY:
-            content_status_set(
-                content=content, status=ContentStatus.FAILED, error=message, error_kind=kind
-            )
-        prefix = job.output_prefix
-        transaction.on_commit(lambda: delete_outputs(prefix))
-    logger.warning("transcode failed", extra={"job_id": str(job.id), "error": message})
 
 
 def transcode_give_up(*, job_id: str, message: str) -> None:
@@ -291,4 +220,4 @@ def transcode_give_up(*, job_id: str, message: str) -> None:
     job = TranscodeJob.objects.filter(pk=job_id).first()
     if job is not None and job.state not in FINISHED_STATES:
         TranscodeJob.objects.filter(pk=job.pk).update(state=JobState.RUNNING)
-        _fail(job, message)
+        fail_job(job, message)
