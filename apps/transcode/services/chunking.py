@@ -327,7 +327,12 @@ def chunk_run(*, chunk_id: int, worker: str | None = None, task_id: str = "") ->
     chunk = _claim(chunk_id, worker, task_id)
     if chunk is None:
         logger.info("transcode chunk not ours to run", extra={"chunk_id": chunk_id})
-        return TranscodeChunk.objects.filter(pk=chunk_id).first()
+        existing = TranscodeChunk.objects.filter(pk=chunk_id).first()
+        if existing is not None and existing.state == ChunkState.SUCCEEDED:
+            # A retry of a run that recorded its chunk but could not list it (storage away):
+            # listing is idempotent, so try again.
+            chunks_advance(job_id=existing.job_id)
+        return existing
     job = chunk.job
     workdir = Path(settings.TRANSCODE_WORK_DIR) / str(job.pk) / f"{chunk.kind}-{chunk.index}"
     shutil.rmtree(workdir, ignore_errors=True)
