@@ -41,6 +41,7 @@ from apps.transcode.packaging import (
     Segment,
     write_master,
     write_media_playlist,
+    write_storyboard_cues,
 )
 
 SEGMENT_NAME = "chunk-stream{track}-{number:05d}.m4s"
@@ -322,7 +323,8 @@ def write_manifests(
         available_since=available_since,
         now=now,
     )
-    _write_storyboard(folder, records=records, storyboard=storyboard, seconds=seconds)
+    groups = [(*record["thumbnails"], record["sprites"]) for record in records]
+    write_storyboard_cues(folder, groups, duration=seconds, storyboard=storyboard)
     files = [*playlists, STORYBOARD_VTT, MANIFEST, MASTER]
     return Written(files=files, renditions=renditions, seconds=seconds)
 
@@ -483,33 +485,3 @@ def _ratio(width: int, height: int) -> str:
 
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _write_storyboard(
-    folder: Path, *, records: list[dict], storyboard: Storyboard, seconds: float
-) -> None:
-    """The storyboard track: each chunk's thumbnails in its own sheets."""
-    lines = ["WEBVTT", ""]
-    for record in records:
-        first, count = record["thumbnails"]
-        for local in range(count):
-            start = (first + local) * storyboard.interval
-            if start >= seconds:
-                break
-            end = min(seconds, start + storyboard.interval)
-            sheet, cell = divmod(local, storyboard.per_sheet)
-            row, column = divmod(cell, storyboard.columns)
-            x, y = column * storyboard.width, row * storyboard.height
-            lines += [
-                f"{_clock(start)} --> {_clock(end)}",
-                f"{record['sprites'][sheet]}#xywh={x},{y},{storyboard.width},{storyboard.height}",
-                "",
-            ]
-    (folder / STORYBOARD_VTT).write_text("\n".join(lines))
-
-
-def _clock(seconds: float) -> str:
-    milliseconds = round(seconds * 1000)
-    hours, rest = divmod(milliseconds, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"

@@ -208,23 +208,39 @@ def write_storyboard_vtt(folder: Path, *, duration: float, storyboard: Storyboar
     sheets = sorted(path.name for path in (folder / "storyboard").glob("sprite-*.jpg"))
     if not sheets:
         raise PackagingError("the storyboard branch wrote no sprite sheet")
+    names = [f"storyboard/{name}" for name in sheets]
     count = min(
         sprite_count(duration=duration, storyboard=storyboard), len(sheets) * storyboard.per_sheet
     )
+    write_storyboard_cues(folder, [(0, count, names)], duration=duration, storyboard=storyboard)
+    return names
+
+
+def write_storyboard_cues(
+    folder: Path,
+    groups: list[tuple[int, int, list[str]]],
+    *,
+    duration: float,
+    storyboard: Storyboard,
+) -> None:
+    """The storyboard track: for each group (first thumbnail's index in the video, how many,
+    the sheets holding them from their first cell), a cue per thumbnail up to ``duration``."""
     lines = ["WEBVTT", ""]
-    for index in range(count):
-        start = index * storyboard.interval
-        end = min(duration, start + storyboard.interval)
-        sheet, cell = divmod(index, storyboard.per_sheet)
-        row, column = divmod(cell, storyboard.columns)
-        x, y = column * storyboard.width, row * storyboard.height
-        lines += [
-            f"{_timestamp(start)} --> {_timestamp(end)}",
-            f"storyboard/{sheets[sheet]}#xywh={x},{y},{storyboard.width},{storyboard.height}",
-            "",
-        ]
+    for first, count, sheets in groups:
+        for local in range(count):
+            start = (first + local) * storyboard.interval
+            if start >= duration:
+                break
+            end = min(duration, start + storyboard.interval)
+            sheet, cell = divmod(local, storyboard.per_sheet)
+            row, column = divmod(cell, storyboard.columns)
+            x, y = column * storyboard.width, row * storyboard.height
+            lines += [
+                f"{_timestamp(start)} --> {_timestamp(end)}",
+                f"{sheets[sheet]}#xywh={x},{y},{storyboard.width},{storyboard.height}",
+                "",
+            ]
     (folder / STORYBOARD_VTT).write_text("\n".join(lines))
-    return [f"storyboard/{name}" for name in sheets]
 
 
 def _timestamp(seconds: float) -> str:

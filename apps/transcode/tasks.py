@@ -17,18 +17,13 @@ def transcode_job(self, job_id: str) -> str | None:
     Safe to receive twice: only a queued job can be claimed (or taken back by a retry of this
     task), and a job whose worker died is ended and replaced by its next attempt.
     """
-    try:
-        job = services.transcode_run(
+    job = _retrying_transient(
+        self,
+        lambda: services.transcode_run(
             job_id=job_id, task_id=self.request.id or "", task_retries=self.request.retries
-        )
-    except TRANSIENT as error:
-        if self.request.retries >= self.max_retries:
-            away = services.unavailable_dependency(error)
-            services.transcode_give_up(
-                job_id=job_id, message=f"{away} was unavailable for too long; retry later."
-            )
-            raise
-        raise self.retry(exc=error, countdown=min(600, 15 * 2**self.request.retries)) from error
+        ),
+        give_up=lambda message: services.transcode_give_up(job_id=job_id, message=message),
+    )
     return job.state if job else None
 
 
@@ -36,17 +31,27 @@ def transcode_job(self, job_id: str) -> str | None:
 def transcode_chunk(self, chunk_id: int) -> str | None:
     """Run one chunk of a chunked job (any worker). Safe to receive twice, and after the job
     task ran the chunk itself: only a queued chunk, or one whose worker died, is claimed."""
-    try:
-        chunk = services.transcode_chunk_run(chunk_id=chunk_id, task_id=self.request.id or "")
-    except TRANSIENT as error:
-        if self.request.retries >= self.max_retries:
-            away = services.unavailable_dependency(error)
-            services.transcode_chunk_give_up(
-                chunk_id=chunk_id, message=f"{away} was unavailable for too long; retry later."
-            )
-            raise
-        raise self.retry(exc=error, countdown=min(600, 15 * 2**self.request.retries)) from error
+    chunk = _retrying_transient(
+        self,
+        lambda: services.transcode_chunk_run(chunk_id=chunk_id, task_id=self.request.id or ""),
+        give_up=lambda message: services.transcode_chunk_give_up(
+            chunk_id=chunk_id, message=message
+        ),
+    )
     return chunk.state if chunk else None
+
+
+def _retrying_transient(task, run, *, give_up):
+    """``run()``; when storage, the database or Redis is away, the task is retried later
+    (15 s, doubling up to 10 min), and after its last retry ``give_up(message)`` fails it."""
+    try:
+        return run()
+    except TRANSIENT as error:
+        if task.request.retries >= task.max_retries:
+            away = services.unavailable_dependency(error)
+            give_up(f"{away} was unavailable for too long; retry later.")
+            raise
+        raise task.retry(exc=error, countdown=min(600, 15 * 2**task.request.retries)) from error
 
 
 @shared_task(name="apps.transcode.tasks.transcode_outputs_prune", **RETRY_TRANSIENT)
