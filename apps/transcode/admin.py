@@ -6,7 +6,8 @@ from streamgate.exceptions import DomainError
 
 
 class TranscodeChunkInline(admin.TabularInline):
-    """A chunked job's chunks: state, worker, attempts and timings, read-only."""
+    """A chunked job's chunks: state, worker, attempts and timings (the last heartbeat says
+    whether a running chunk's worker still answers), read-only."""
 
     model = TranscodeChunk
     extra = 0
@@ -22,6 +23,7 @@ class TranscodeChunkInline(admin.TabularInline):
         "worker",
         "interruption",
         "started_at",
+        "heartbeat_at",
         "finished_at",
         "encode_seconds",
     ]
@@ -81,7 +83,9 @@ class TranscodeChunkAdmin(admin.ModelAdmin):
         "attempts",
         "worker",
         "encode_seconds",
+        "enqueued_at",
         "started_at",
+        "heartbeat_at",
         "finished_at",
     ]
     list_filter = ["state", "kind"]

@@ -159,8 +159,10 @@ def celery_worker(
     queues: str,
     include: str | None = None,
     pool: str = "solo",
+    concurrency: int = 1,
 ) -> Iterator[subprocess.Popen]:
-    """A Celery worker consuming ``queues`` (comma-separated); yields once it is ready."""
+    """A Celery worker consuming ``queues`` (comma-separated) with ``concurrency`` pool
+    processes (prefork) or threads; yields once it is ready."""
     args = [
         str(BIN / "celery"),
         "--app",
@@ -169,7 +171,7 @@ def celery_worker(
         "--queues",
         queues,
         "--concurrency",
-        "1",
+        str(concurrency),
         "--pool",
         pool,
         "--loglevel",

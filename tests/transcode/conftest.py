@@ -6,19 +6,23 @@ from pathlib import Path
 import av
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 
 from apps.content.models import Content
-from apps.transcode.models import TranscodeJob
+from apps.transcode.models import JobState, TranscodeChunk, TranscodeJob
+from apps.transcode.runner import Chunked, JobRun, execute
 from apps.transcode.services import transcode_request, transcode_run
+from apps.transcode.services.chunking import chunked_start
 from apps.uploads.finalize import upload_finalize
 from apps.uploads.models import UploadState
 from apps.uploads.services.creating import upload_create
 from apps.uploads.services.receiving import upload_append
 from tests.factories import ContentFactory
-from tests.support.media import ffmpeg_binary
+from tests.support.media import ffmpeg_binary, make_video
 
 # The configured ladder down to 360p (its rungs, not a copy that drifts from them).
 TEST_LADDER = [rung for rung in django_settings.TRANSCODE_LADDER if rung["height"] >= 360]
+CHUNK = 8  # seconds: two 4-second segments (the ``chunked`` fixture's chunk length)
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +111,71 @@ def count_frames(source: str) -> tuple[int, int]:
         if line and not line.startswith("#")
     ]
     return rows.count("0"), rows.count("1")
+
+
+@pytest.fixture(scope="module")
+def chunked_clip(tmp_path_factory):
+    """21 s: chunks of 8, 8 and 5 seconds (a remainder of a segment or more stays its own)."""
+    folder = tmp_path_factory.mktemp("chunked")
+    return make_video(folder / "long.mp4", seconds=21, size="854x480", rate=30)
+
+
+@pytest.fixture
+def chunked(settings):
+    """Sources over 10 s are encoded in chunks of CHUNK seconds."""
+    settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS = 10
+    settings.TRANSCODE_CHUNK_SECONDS = CHUNK
+
+
+def planned(content: Content, tmp_path: Path) -> tuple[TranscodeJob, dict]:
+    """A job planned and chunked by its task on another host (claimed, probed, its chunks
+    queued), whose chunks the test then runs one by one, as other workers would: (the job,
+    its chunks by (kind, index))."""
+    job = transcode_request(content=content, enqueue=False)
+    now = timezone.now()
+    TranscodeJob.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING, worker="elsewhere:1", started_at=now, heartbeat_at=now
+    )
+    job.refresh_from_db()
+    outcome = execute(JobRun(job=job, worker="elsewhere:1"), tmp_path / "job", source_seconds=600)
+    assert isinstance(outcome, Chunked)
+    chunked_start(job, outcome)
+    return job, {(c.kind, c.index): c for c in TranscodeChunk.objects.filter(job=job)}
+
+
+@pytest.fixture
+def own_s3(settings):
+    """A moto server of this test's own, so the test can stop and restart it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.support.processes import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.resource(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="outage")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "outage",
+                "endpoint_url": endpoint,
+                "access_key": "t",
+                "secret_key": "t",
+                "region_name": "us-east-1",
+                "addressing_style": "path",
+            },
+        },
+    }
+    state = {"server": server, "port": port}
+    yield state
+    state["server"].stop()

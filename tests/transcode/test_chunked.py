@@ -6,38 +6,25 @@ chunk; a chunk's failure fails the job with the reason."""
 from fractions import Fraction
 
 import pytest
-from django.utils import timezone
 
 from apps.content.models import ContentStatus
 from apps.content.selectors import content_playable_seconds
 from apps.transcode.chunks import plan_chunks
 from apps.transcode.cmaf import decode_times
-from apps.transcode.models import ChunkKind, ChunkState, JobState, TranscodeChunk, TranscodeJob
+from apps.transcode.models import ChunkKind, ChunkState, JobState, TranscodeChunk
 from apps.transcode.mpd import read_tracks
 from apps.transcode.packaging import read_media_playlist
-from apps.transcode.runner import Chunked, JobRun, execute
-from apps.transcode.services import transcode_request
-from apps.transcode.services.chunking import chunk_run, chunked_start, chunks_advance
+from apps.transcode.services.chunking import chunk_run, chunks_advance
 from tests.factories import ContentFactory
-from tests.support.media import make_video
-from tests.transcode.conftest import count_frames, encode, output_dir, store_source
+from tests.transcode.conftest import (
+    count_frames,
+    encode,
+    output_dir,
+    planned,
+    store_source,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHUNK = 8  # seconds: two 4-second segments
-
-
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory):
-    """21 s: chunks of 8, 8 and 5 seconds (a remainder of a segment or more stays its own)."""
-    folder = tmp_path_factory.mktemp("chunked")
-    return make_video(folder / "long.mp4", seconds=21, size="854x480", rate=30)
-
-
-@pytest.fixture
-def chunked(settings):
-    settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS = 10
-    settings.TRANSCODE_CHUNK_SECONDS = CHUNK
 
 
 def test_plan_cuts_on_segment_boundaries_and_never_leaves_a_sliver():
@@ -70,8 +57,8 @@ def _timeline(folder, track: str) -> list[tuple[int, int]]:
 
 
 @pytest.mark.usefixtures("chunked")
-def test_a_chunked_encode_equals_one_run(long_clip, media_root, settings):
-    content, job = encode(long_clip)
+def test_a_chunked_encode_equals_one_run(chunked_clip, media_root, settings):
+    content, job = encode(chunked_clip)
     assert job.state == JobState.SUCCEEDED, content.error
     chunks = list(TranscodeChunk.objects.filter(job=job).order_by("kind", "index"))
     assert [(c.kind, c.index) for c in chunks] == [
@@ -86,7 +73,7 @@ def test_a_chunked_encode_equals_one_run(long_clip, media_root, settings):
     chunked_dir = output_dir(media_root, content)
 
     settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS = 0  # the same source in one run
-    whole_content, whole_job = encode(long_clip)
+    whole_content, whole_job = encode(chunked_clip)
     assert whole_job.state == JobState.SUCCEEDED
     assert not TranscodeChunk.objects.filter(job=whole_job).exists()
     whole_dir = output_dir(media_root, whole_content)
@@ -140,25 +127,10 @@ def test_a_chunked_encode_equals_one_run(long_clip, media_root, settings):
     assert (chunked_dir / "poster.jpg").stat().st_size > 0
 
 
-def _planned(content, tmp_path):
-    """A job planned and chunked by its task on another host (claimed, probed, its chunks
-    queued), whose chunks the test then runs one by one, as other workers would."""
-    job = transcode_request(content=content, enqueue=False)
-    now = timezone.now()
-    TranscodeJob.objects.filter(pk=job.pk).update(
-        state=JobState.RUNNING, worker="elsewhere:1", started_at=now, heartbeat_at=now
-    )
-    job.refresh_from_db()
-    outcome = execute(JobRun(job=job, worker="elsewhere:1"), tmp_path / "job", source_seconds=600)
-    assert isinstance(outcome, Chunked)
-    chunked_start(job, outcome)
-    return job, {(c.kind, c.index): c for c in TranscodeChunk.objects.filter(job=job)}
-
-
 @pytest.mark.usefixtures("chunked")
-def test_the_first_chunk_makes_it_watchable_while_processing(long_clip, media_root, tmp_path):
-    content = store_source(ContentFactory(), long_clip)
-    job, chunks = _planned(content, tmp_path)
+def test_the_first_chunk_makes_it_watchable_while_processing(chunked_clip, media_root, tmp_path):
+    content = store_source(ContentFactory(), chunked_clip)
+    job, chunks = planned(content, tmp_path)
     assert len(chunks) == 4
     content.refresh_from_db()
     assert content.status == ContentStatus.PROCESSING
@@ -199,10 +171,10 @@ def test_the_first_chunk_makes_it_watchable_while_processing(long_clip, media_ro
 
 @pytest.mark.usefixtures("chunked")
 def test_a_chunk_that_cannot_be_encoded_fails_the_job_and_what_was_watchable_goes(
-    long_clip, media_root, tmp_path
+    chunked_clip, media_root, tmp_path
 ):
-    content = store_source(ContentFactory(), long_clip)
-    job, chunks = _planned(content, tmp_path)
+    content = store_source(ContentFactory(), chunked_clip)
+    job, chunks = planned(content, tmp_path)
     chunk_run(chunk_id=chunks[("audio", 0)].pk)
     chunk_run(chunk_id=chunks[("video", 0)].pk)
     content.refresh_from_db()

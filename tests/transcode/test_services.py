@@ -289,44 +289,6 @@ def test_signed_source_urls_are_not_recorded(clip, s3_storage):
     assert "Signature" not in job.stderr_tail
 
 
-@pytest.fixture
-def own_s3(settings):
-    """A moto server of this test's own, so the test can stop and restart it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from tests.support.processes import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.resource(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="outage")
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": "outage",
-                "endpoint_url": endpoint,
-                "access_key": "t",
-                "secret_key": "t",
-                "region_name": "us-east-1",
-                "addressing_style": "path",
-            },
-        },
-    }
-    state = {"server": server, "port": port}
-    yield state
-    state["server"].stop()
-
-
 def test_a_storage_outage_requeues_the_job_instead_of_failing_the_video(clip, own_s3):
     from moto.server import ThreadedMotoServer
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.content.models import Content
@@ -74,6 +75,7 @@ logger = logging.getLogger(__name__)
 CHUNK_STOPPED = "The worker encoding this chunk stopped; the chunk was started again."
 CHUNK_SILENT = "The worker encoding this chunk stopped answering; it was queued again."
 CHUNK_INTERRUPTED = "Interrupted ({reason}); the chunk was queued again."
+INCOMPLETE = "Encoding produced incomplete output; it will not be published."
 # A queued chunk whose task was sent this long ago and never ran: its message was lost.
 RESEND_AFTER = timedelta(minutes=30)
 
@@ -214,7 +216,8 @@ def chunks_work(*, job_id: str, worker: str, task_id: str = "") -> None:
 
 class ChunkRun:
     """A running chunk: its heartbeat (which also keeps the job alive) and its progress, which
-    goes to the content as the job's (all video chunks, weighted by their length)."""
+    goes to the content as the job's (all video chunks, weighted by their length; it never goes
+    back, and reaches the encode's end when the last video chunk is done)."""
 
     def __init__(self, chunk: TranscodeChunk, worker: str) -> None:
         self.chunk, self.job, self.worker = chunk, chunk.job, worker
@@ -246,7 +249,11 @@ class ChunkRun:
         if self.chunk.kind != ChunkKind.VIDEO:
             return
         try:
-            TranscodeChunk.objects.filter(pk=self.chunk.pk).update(progress=int(percent))
+            # Forward only: a chunk taken over after its worker died counts what that run
+            # reached until this one gets further, so the job's progress never goes back.
+            TranscodeChunk.objects.filter(pk=self.chunk.pk).update(
+                progress=Greatest(F("progress"), Value(int(percent)))
+            )
             self.reporter.progress(chunks_percent(self.job.pk), force=True)
         except DATABASE_AWAY:
             reset_connection()  # progress is advisory: the encode goes on
@@ -270,7 +277,6 @@ def _claim(chunk_id: int, worker: str, task_id: str) -> TranscodeChunk | None:
         "task_id": task_id,
         "started_at": now,
         "heartbeat_at": now,
-        "progress": 0,
         "attempts": F("attempts") + 1,
     }
     claimed = TranscodeChunk.objects.filter(
@@ -301,7 +307,8 @@ def _claim(chunk_id: int, worker: str, task_id: str) -> TranscodeChunk | None:
 
 
 def _too_many_deaths(chunk: TranscodeChunk) -> bool:
-    """A chunk whose runs died TRANSCODE_MAX_ATTEMPTS times fails its job."""
+    """A chunk whose runs died TRANSCODE_MAX_ATTEMPTS times fails its job (``attempts`` counts
+    the runs that an outage did not interrupt: _requeue takes those back)."""
     if chunk.attempts < settings.TRANSCODE_MAX_ATTEMPTS:
         return False
     job = TranscodeJob.objects.get(pk=chunk.job_id)
@@ -320,9 +327,12 @@ def _part(chunk: TranscodeChunk) -> str:
     return f"from {start // 60}:{start % 60:02d}"
 
 
-def chunk_run(*, chunk_id: int, worker: str | None = None, task_id: str = "") -> TranscodeChunk:
+def chunk_run(
+    *, chunk_id: int, worker: str | None = None, task_id: str = ""
+) -> TranscodeChunk | None:
     """Run one chunk to its end: recorded and advanced, or its job failed; a transient failure
-    puts the chunk back in the queue and propagates (the task retries)."""
+    puts the chunk back in the queue and propagates (the task retries). None when the chunk is
+    gone (its content was deleted, before or while it ran)."""
     worker = worker or this_worker()
     chunk = _claim(chunk_id, worker, task_id)
     if chunk is None:
@@ -344,9 +354,7 @@ def chunk_run(*, chunk_id: int, worker: str | None = None, task_id: str = "") ->
     except ffmpeg.EncodeFailed as error:
         fail_job(job, str(error), exit_code=error.result.exit_code, stderr=error.result.stderr_tail)
     except (PackagingError, ManifestError, BoxError) as error:
-        fail_job(
-            job, "Encoding produced incomplete output; it will not be published.", stderr=str(error)
-        )
+        fail_job(job, INCOMPLETE, stderr=str(error))
     except Cancelled:
         logger.info("transcode chunk cancelled", extra={"job_id": str(job.pk)})
     except TRANSIENT as error:
@@ -362,7 +370,7 @@ def chunk_run(*, chunk_id: int, worker: str | None = None, task_id: str = "") ->
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return TranscodeChunk.objects.get(pk=chunk_id)
+    return TranscodeChunk.objects.filter(pk=chunk_id).first()  # None: its content was deleted
 
 
 def _encode_chunk(run: ChunkRun, workdir: Path) -> None:
@@ -419,6 +427,7 @@ def _encode_chunk(run: ChunkRun, workdir: Path) -> None:
     )
     if not finished:
         raise Cancelled(str(job.pk))
+    run.progress(100.0, force=True)  # FFmpeg's last report may have fallen to the throttle
     logger.info(
         "transcode chunk done",
         extra={"job_id": str(job.pk), "chunk": chunk.index, "kind": chunk.kind},
@@ -426,9 +435,16 @@ def _encode_chunk(run: ChunkRun, workdir: Path) -> None:
 
 
 def _requeue(chunk: TranscodeChunk, worker: str, *, reason: str) -> None:
+    """Back to the queue after an outage (storage, database, broker): the run is not counted,
+    as a job keeps its attempt number when its task is retried, so that only deaths of the
+    chunk's workers count towards TRANSCODE_MAX_ATTEMPTS."""
     try:
         TranscodeChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, worker=worker).update(
-            state=ChunkState.QUEUED, worker="", enqueued_at=timezone.now(), interruption=reason
+            state=ChunkState.QUEUED,
+            worker="",
+            enqueued_at=timezone.now(),
+            interruption=reason,
+            attempts=F("attempts") - 1,
         )
     except DATABASE_AWAY:
         # The reaper finds it silent and queues it again.
@@ -572,6 +588,7 @@ def chunks_reap(*, stale_before) -> dict[str, int]:
             state=ChunkState.RUNNING,
             worker=chunk.worker,
             heartbeat_at__lt=stale_before,
+            job__state=JobState.RUNNING,  # not a job that another of its chunks just failed
         ).update(
             state=ChunkState.QUEUED,
             worker="",
@@ -590,12 +607,15 @@ def chunks_reap(*, stale_before) -> dict[str, int]:
         ):
             _send(chunk)
             counts["chunks_resent"] += 1
-    for job_id in (
-        TranscodeJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=stale_before)
-        .exclude(chunk_plan={})
-        .values_list("pk", flat=True)
-    ):
-        chunks_advance(job_id=job_id)
+    for job in TranscodeJob.objects.filter(
+        state=JobState.RUNNING, heartbeat_at__lt=stale_before
+    ).exclude(chunk_plan={}):
+        try:
+            chunks_advance(job_id=job.pk)
+        except (PackagingError, ManifestError, BoxError) as error:
+            # As chunk_run would have said, had its worker lived to list the chunk; and the
+            # reaper goes on with the other jobs rather than failing on this one every minute.
+            fail_job(job, INCOMPLETE, stderr=str(error))
     return counts
 
 
