@@ -159,9 +159,12 @@ def celery_worker(
     queues: str,
     include: str | None = None,
     pool: str = "solo",
+    prefix: list[str] | None = None,
 ) -> Iterator[subprocess.Popen]:
-    """A Celery worker consuming ``queues`` (comma-separated); yields once it is ready."""
+    """A Celery worker consuming ``queues`` (comma-separated); yields once it is ready.
+    ``prefix`` runs it through another program (``["taskset", "-c", "0"]``: pinned to a core)."""
     args = [
+        *(prefix or []),
         str(BIN / "celery"),
         "--app",
         "streamgate",
