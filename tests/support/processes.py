@@ -160,10 +160,13 @@ def celery_worker(
     include: str | None = None,
     pool: str = "solo",
     concurrency: int = 1,
+    prefix: list[str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """A Celery worker consuming ``queues`` (comma-separated) with ``concurrency`` pool
-    processes (prefork) or threads; yields once it is ready."""
+    processes (prefork) or threads; yields once it is ready. ``prefix`` runs it through
+    another program (``["taskset", "-c", "0"]``: pinned to a core)."""
     args = [
+        *(prefix or []),
         str(BIN / "celery"),
         "--app",
         "streamgate",

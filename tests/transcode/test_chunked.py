@@ -3,9 +3,12 @@ encoded in chunks gives what one run gives (rungs, segments, durations, frames),
 times continuous across every join and no concat pass; the content is watchable after its first
 chunk; a chunk's failure fails the job with the reason."""
 
+import threading
+import time
 from fractions import Fraction
 
 import pytest
+from django.db import connection, transaction
 
 from apps.content.models import ContentStatus
 from apps.content.selectors import content_playable_seconds
@@ -14,7 +17,7 @@ from apps.transcode.cmaf import decode_times
 from apps.transcode.models import ChunkKind, ChunkState, JobState, TranscodeChunk
 from apps.transcode.mpd import read_tracks
 from apps.transcode.packaging import read_media_playlist
-from apps.transcode.services.chunking import chunk_run, chunks_advance
+from apps.transcode.services.chunking import _claim, chunk_run, chunks_advance
 from tests.factories import ContentFactory
 from tests.transcode.conftest import (
     count_frames,
@@ -194,3 +197,51 @@ def test_a_chunk_that_cannot_be_encoded_fails_the_job_and_what_was_watchable_goe
     assert not content.renditions.exists()
     chunk_run(chunk_id=chunks[("video", 1)].pk)  # its task arrives late: nothing to do
     assert TranscodeChunk.objects.get(pk=chunks[("video", 1)].pk).state == ChunkState.QUEUED
+
+
+@pytest.mark.usefixtures("chunked")
+def test_two_workers_claiming_one_chunk_at_the_same_moment_do_not_both_run_it(
+    chunked_clip, media_root, tmp_path
+):
+    """The job's own task and the chunk's task claim the same queued chunk at once: one wins.
+    (A claim filtering on the job's state through a join was compiled to ``id IN (SELECT … JOIN
+    …)``, which PostgreSQL does not evaluate again after waiting for the other claim: both won,
+    and on one host the second run deleted the first's work folder under its FFmpeg.)"""
+    content = store_source(ContentFactory(), chunked_clip)
+    _, chunks = planned(content, tmp_path)
+    audio = chunks[("audio", 0)]
+    claimed, release = threading.Event(), threading.Event()
+    outcomes = {}
+
+    def claim(name: str, *, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                outcomes[name] = _claim(audio.pk, f"{name}-host:1", "")
+                if hold:  # the first claim is made, not yet committed
+                    claimed.set()
+                    release.wait(30)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=claim, args=("first",), kwargs={"hold": True})
+    second = threading.Thread(target=claim, args=("second",), kwargs={"hold": False})
+    first.start()
+    assert claimed.wait(30)
+    second.start()
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:  # until the second claim waits for the first's lock
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert outcomes["first"] is not None
+    assert outcomes["second"] is None
+    chunk = TranscodeChunk.objects.get(pk=audio.pk)
+    assert (chunk.state, chunk.worker, chunk.attempts) == (ChunkState.RUNNING, "first-host:1", 1)

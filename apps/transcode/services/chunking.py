@@ -280,7 +280,12 @@ def _claim(chunk_id: int, worker: str, task_id: str) -> TranscodeChunk | None:
         "attempts": F("attempts") + 1,
     }
     claimed = TranscodeChunk.objects.filter(
-        pk=chunk_id, state=ChunkState.QUEUED, job__state=JobState.RUNNING
+        pk=chunk_id,
+        state=ChunkState.QUEUED,
+        # Not ``job__state``: an UPDATE filtered through a join becomes "id IN (SELECT … JOIN
+        # …)", which PostgreSQL does not evaluate again after waiting for a concurrent claim,
+        # so both claims won. The chunk's own columns are checked again; the job's, by id.
+        job_id__in=TranscodeJob.objects.filter(state=JobState.RUNNING).values("pk"),
     ).update(**running)
     if not claimed:
         chunk = TranscodeChunk.objects.select_related("job").filter(pk=chunk_id).first()
