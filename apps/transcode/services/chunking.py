@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from datetime import timedelta
 from fractions import Fraction
 from itertools import takewhile
@@ -195,14 +196,14 @@ def _send(chunk: TranscodeChunk) -> None:
     )
 
 
-def chunks_work(*, job_id: str, worker: str, task_id: str = "") -> None:
+def chunks_work(*, job_id: str | uuid.UUID, worker: str, task_id: str = "") -> None:
     """Run the job's chunks that no one runs, one after another, until none is left (the
     audio first, then the video in order: the first chunks make the video watchable)."""
     while True:
         claimable = [
             chunk
             for chunk in TranscodeChunk.objects.filter(
-                job_id=job_id, job__state=JobState.RUNNING
+                job_id=uuid.UUID(str(job_id)), job__state=JobState.RUNNING
             ).exclude(state=ChunkState.SUCCEEDED)
             if chunk.state == ChunkState.QUEUED or worker_gone(chunk)
         ]
@@ -400,15 +401,18 @@ def _encode_chunk(run: ChunkRun, workdir: Path) -> None:
     if chunk.kind == ChunkKind.AUDIO:
         record, files = collect_audio(workdir, track_id=str(len(job.ladder)))
     else:
+        span = plan.span
+        if span is None:  # plan_of gives every video chunk its range
+            raise PackagingError(f"video chunk {chunk.index} has no range")
         last = not TranscodeChunk.objects.filter(
             job=job, kind=ChunkKind.VIDEO, index__gt=chunk.index
         ).exists()
         record, files = collect_chunk(
             workdir,
-            chunk=plan.span,
+            chunk=span,
             last=last,
             first_number=first_segment(
-                plan.span,
+                span,
                 chunk_seconds=saved["chunk_seconds"],
                 segment_seconds=saved["segment_seconds"],
             ),
