@@ -33,6 +33,7 @@ from apps.content.selectors import (
     content_can_manage,
     content_get_manageable,
     content_list,
+    content_playable_seconds,
     content_visible_to,
     poster_url,
     sort_choices,
@@ -126,9 +127,15 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
     if content is None:
         raise Http404("No such content.")
     embed = request.GET.get("embed") == "1"
+    # A long video still processing plays from its first published chunks (apps/transcode/
+    # chunks.py): the page then plays what is there and says how much that is.
+    playable_seconds = content_playable_seconds(content)
     config = {
         "id": str(content.id),
         "status": content.status,
+        "playable": playable_seconds is not None,
+        "playableSeconds": playable_seconds,
+        "duration": content.duration,
         "canManage": content_can_manage(user=request.user, content=content),
         "embed": embed,
         "signIn": f"/signin/?next=/watch/{content.id}/",
@@ -144,6 +151,7 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "nav": "catalog",
             "content": content,
             "watch_config": config,
+            "playable_seconds": playable_seconds,
             "embed": embed,
             "gate_words": _gate_in_words(content.gate),
         },
@@ -245,6 +253,7 @@ def edit(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "gate_chain_names": [chain_name(caip2) for caip2 in gate_chains],
             "edit_config": {
                 "id": str(content.id),
+                "duration": content.duration,
                 "gate": content.gate,
                 "chains": chains,
                 "gateChains": gate_chains,

@@ -81,5 +81,12 @@ const SG = (() => {
     for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);
     return node;
   }
-  return { api, csrf, message, notice, follow, safeNext, el };
+  // "2:00", "1:02:03": a length in seconds, rounded as the server's |clock filter writes it.
+  function clock(seconds) {
+    const whole = Math.max(0, Math.round(Number(seconds) || 0));
+    const [hours, minutes, rest] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60), whole % 60];
+    const pad = (n) => String(n).padStart(2, "0");
+    return hours ? `${hours}:${pad(minutes)}:${pad(rest)}` : `${minutes}:${pad(rest)}`;
+  }
+  return { api, csrf, message, notice, follow, safeNext, el, clock };
 })();

@@ -206,6 +206,13 @@
   const status = $("status");
   if (!["ready", "failed", "draft"].includes(status.textContent.trim())) {
     SG.follow(config.id, (message) => {
+      if (message.type === "playable" && $("watch")) {
+        // A long video still processing: watchable from its first parts, more as they arrive.
+        $("watch").hidden = false;
+        const of = config.duration ? ` of ${SG.clock(config.duration)}` : "";
+        $("playable").textContent = `Still processing: ${SG.clock(message.seconds)}${of} can be watched already.`;
+        return;
+      }
       if (message.type !== "status") return;
       status.textContent = message.status;
       status.className = "badge " + message.status;

@@ -1,6 +1,7 @@
 // The studio list: each content still on its way follows its progress live (one forward-only
-// bar, plain words, a time estimate); its poster appears when it is ready; Delete asks in a
-// dialog, then removes the row without a reload.
+// bar, plain words, a time estimate); its poster appears when it is ready, or when the first
+// parts of a long video are watchable (Watch then shows, with how much is ready); Delete asks
+// in a dialog, then removes the row without a reload.
 "use strict";
 (() => {
   const messages = document.getElementById("messages");
@@ -21,6 +22,16 @@
     const placeholder = row.querySelector(".no-poster");
     if (placeholder) placeholder.remove();
   }
+  // A long video still processing: watchable up to ``seconds`` (a websocket ``playable``).
+  function showPlayable(row, seconds) {
+    const first = !row.dataset.playable;
+    row.dataset.playable = "1";
+    row.querySelector(".watch").hidden = false;
+    const duration = parseFloat(row.dataset.duration);
+    const of = duration ? ` of ${SG.clock(duration)}` : "";
+    row.querySelector("[data-role=playable]").textContent = `${SG.clock(seconds)}${of} ready to watch`;
+    if (first) showPoster(row); // published with the first part
+  }
   function follow(row) {
     const badge = row.querySelector("[data-role=badge]");
     const bar = row.querySelector("[data-role=progress]");
@@ -33,7 +44,11 @@
       SGProgress.paint(bar, state.overall);
       eta.textContent = state.eta;
       if (message.type !== "status") return;
-      row.querySelector(".watch").hidden = state.status !== "ready";
+      // Watchable when ready, or while processing once its first parts are (a new attempt, a
+      // failure or a replaced file takes those away).
+      if (state.status !== "processing") row.dataset.playable = "";
+      row.querySelector(".watch").hidden = !(state.status === "ready" || row.dataset.playable);
+      if (!row.dataset.playable) row.querySelector("[data-role=playable]").textContent = "";
       const shown = row.querySelector("[data-role=error]");
       if (shown) shown.remove();
       if (state.status === "failed") {
@@ -47,6 +62,7 @@
     }, { overall: Number(row.dataset.overall) || 0, status: row.dataset.status });
     return SG.follow(row.dataset.contentId, (message) => {
       if (message.type === "poster" && message.thumbnail_url) setPoster(row, message.thumbnail_url);
+      else if (message.type === "playable" && row.dataset.status === "processing") showPlayable(row, message.seconds);
       else tracker.feed(message);
     });
   }

@@ -2,13 +2,21 @@
 // the poster, templates/partials/gate_panel.html), then play with hls.js (or native HLS), a
 // quality menu that says which rung Auto chose, and storyboard previews with their time on the
 // seek bar (the WebVTT sprite track). The buttons and keys are player_controls.js's.
+// A long video still processing plays from its first encoded chunks: its playlists grow (EVENT)
+// until the last chunk ends them, and the line under the player says how much is ready.
 "use strict";
 (() => {
   const config = JSON.parse(document.getElementById("watch-config").textContent);
   const $ = (id) => document.getElementById(id);
   const video = $("video");
   const state = $("state");
+  const note = $("processing-note");
   let hls = null;
+  let granted = false; // play() has run: a stream is attached
+  // Whether a grant can be asked for now: a ready video, or one still processing whose first
+  // chunks are published (config.playable, the API's ``playable``).
+  const processing = () => config.status === "processing";
+  const playableNow = () => config.status === "ready" || (processing() && config.playable);
 
   // A rung's everyday name from its short side (portrait 1080x1920 is 1080p), snapped to the
   // usual names: square-pixel ladders have sizes such as 864x486 (480p) or 416x234 (240p).
@@ -45,12 +53,48 @@
   const escape = (text) => String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const clock = window.StreamGatePlayer ? window.StreamGatePlayer.clock : (seconds) => `${Math.floor(seconds || 0)} s`;
 
+  // "Still processing: 2:00 of 10:00 ready — it plays as the rest arrives.", or, when the viewer
+  // has caught up with the encoder, that playback goes on when the next part arrives; empty for
+  // a ready video.
+  let waitingAtEdge = false;
+  function showProgress() {
+    if (!processing() || !config.playable) {
+      note.textContent = "";
+      return;
+    }
+    const ready = SG.clock(config.playableSeconds);
+    const of = config.duration ? ` of ${SG.clock(config.duration)}` : "";
+    note.textContent = waitingAtEdge
+      ? `Still processing: you have reached the end of what is ready (${ready}${of}); playback goes on as soon as the next part arrives.`
+      : `Still processing: ${ready}${of} ready — it plays as the rest arrives.`;
+  }
+  video.addEventListener("waiting", () => {
+    const edge = processing() && video.currentTime >= (config.playableSeconds || 0) - 1.5;
+    if (edge !== waitingAtEdge) { waitingAtEdge = edge; showProgress(); }
+  });
+  video.addEventListener("playing", () => {
+    if (waitingAtEdge) { waitingAtEdge = false; showProgress(); }
+  });
+  // More of a video still processing is ready (a websocket ``playable`` message, or the API):
+  // the first part starts the player; later ones only move the line (hls.js reloads the growing
+  // playlist by itself) and the seek previews.
+  function morePlayable(seconds) {
+    if (!processing() || typeof seconds !== "number") return;
+    if (config.playable && seconds <= (config.playableSeconds || 0)) return;
+    const first = !config.playable;
+    config.playable = true;
+    config.playableSeconds = seconds;
+    showProgress();
+    if (first && !granted) grant();
+    else if (storyboardLoaded) storyboard();
+  }
+
   const target = config.embed ? ' target="_top"' : "";  // sign in outside an <iframe>
   let storyboardBase = null;
   let storyboardLoaded = false;
 
   async function grant() {
-    if (config.status !== "ready") return;
+    if (!playableNow()) return;
     // The first answer was asked for by watch_grant.js while hls.js loaded; later ones (check
     // again, an expired link) are asked for here.
     const first = window.StreamGateFirstGrant;
@@ -103,6 +147,7 @@
   }
 
   function play(urls) {
+    granted = true;
     state.hidden = true;
     state.classList.remove("gated");
     video.hidden = false;
@@ -112,7 +157,9 @@
     const menu = $("quality");
     menu.length = 1; // "Auto"
     if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({ capLevelToPlayerSize: true });
+      // startPosition 0: a video still processing has an EVENT playlist, which hls.js would join
+      // at its live edge; a viewer starts at the beginning and plays on as the playlist grows.
+      hls = new Hls({ capLevelToPlayerSize: true, startPosition: 0 });
       hls.loadSource(urls.hls_url);
       hls.attachMedia(video);
       hls.on(Hls.Events.MANIFEST_PARSED, (event, data) => {
@@ -142,6 +189,8 @@
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = urls.hls_url; // Safari: native HLS, its own quality selection
       $("quality").hidden = true;
+      // Native HLS, too, joins a growing (EVENT) playlist near its end: back to the beginning.
+      if (processing()) video.addEventListener("loadedmetadata", () => { if (video.currentTime > 0) video.currentTime = 0; }, { once: true });
     } else {
       showState("<p>This browser cannot play HLS video.</p>");
       return;
@@ -173,6 +222,7 @@
   // Hovering the seek bar always shows the time there; the picture once the cues are loaded.
   let cues = [];
   async function storyboard() {
+    const found = [];
     let text;
     try {
       const response = await fetch(storyboardBase + "storyboard.vtt", { credentials: "omit" });
@@ -182,8 +232,9 @@
     const seconds = (stamp) => stamp.split(":").reduce((total, part) => total * 60 + parseFloat(part), 0);
     for (const block of text.split(/\n\n+/)) {
       const match = block.match(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/);
-      if (match) cues.push({ start: seconds(match[1]), end: seconds(match[2]), image: match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
+      if (match) found.push({ start: seconds(match[1]), end: seconds(match[2]), image: match[3], x: +match[4], y: +match[5], w: +match[6], h: +match[7] });
     }
+    cues = found; // read again as a video still processing grows: the whole list each time
   }
   const seekBar = $("seek");
   const preview = $("preview");
@@ -210,19 +261,44 @@
   });
   seekBar.addEventListener("mouseleave", () => { preview.style.display = "none"; });
 
-  if (config.status === "ready") {
-    grant();
-  } else if (config.canManage && config.status !== "failed") {
-    // The owner waits here: play as soon as processing ends, without a reload.
+  // What is ready now, from the API: a part published between this page's rendering and its
+  // websocket joining the content's group sent its message to nobody.
+  async function refresh() {
+    const answer = await SG.api("GET", `/api/v1/contents/${config.id}/`);
+    if (answer.status === 200 && answer.data && answer.data.playable) morePlayable(answer.data.playable_seconds);
+  }
+
+  if (playableNow()) grant();
+  if (config.canManage && config.status !== "ready" && config.status !== "failed") {
+    // The owner waits or watches here: play as soon as the first part or the whole video is
+    // ready, without a reload; the line under the player follows what is ready.
     const follower = SG.follow(config.id, (message) => {
+      if (message.type === "playable") {
+        morePlayable(message.seconds);
+        return;
+      }
       if (message.type !== "status") return;
       if (message.status === "ready") {
         follower.close();
         config.status = "ready";
-        grant();
+        waitingAtEdge = false;
+        showProgress();
+        // Already playing: hls.js finds the playlists ended at its next reload and plays on.
+        if (granted) { if (storyboardLoaded) storyboard(); }
+        else grant();
       } else if (message.status === "failed") {
         follower.close();
+        config.status = "failed";
+        // What was watchable is gone with the failed job: stop the player.
+        if (hls) hls.destroy();
+        hls = null;
+        video.removeAttribute("src");
+        video.load();
+        showProgress();
         showState(`<p>Processing failed: ${escape(message.error || "unknown error")}</p>`);
+      } else if (message.status === "processing") {
+        config.status = "processing";
+        refresh(); // sent first on each (re)connection
       }
     });
   }

@@ -4,6 +4,7 @@
 "use strict";
 (() => {
   const config = JSON.parse(document.getElementById("watch-config").textContent);
-  if (config.status !== "ready") return;
+  // Ready, or still processing with its first parts published (watch.js, the same rule).
+  if (config.status !== "ready" && !config.playable) return;
   window.StreamGateFirstGrant = SG.api("POST", `/api/v1/contents/${config.id}/playback/`);
 })();

@@ -54,6 +54,59 @@ def test_watch_shows_state_and_hides_others_drafts():
     assert "Processing failed: No video stream." in page
 
 
+def _watch_config(page: str) -> dict:
+    import json
+
+    config = page.split('<script id="watch-config" type="application/json">')[1]
+    return json.loads(config.split("</script>")[0])
+
+
+def test_a_video_processing_whose_first_chunks_are_published_is_watchable_by_its_owner():
+    from apps.transcode.models import JobState, TranscodeJob
+
+    content = ContentFactory(status=ContentStatus.PROCESSING, progress=40, duration=600.2)
+    job = TranscodeJob.objects.create(content=content, attempt=1, state=JobState.RUNNING)
+    content.published_job = job
+    content.playable_seconds = 119.96
+    content.save(update_fields=["published_job", "playable_seconds"])
+    owner = signed_in(content.owner)
+
+    page = owner.get(f"/watch/{content.id}/").content.decode()
+    assert "Still processing: 2:00 of 10:00 ready — it plays as the rest arrives." in page
+    assert "still processing (processing" not in page  # the player, not the waiting message
+    config = _watch_config(page)
+    assert config["status"] == "processing"
+    assert config["playable"] is True
+    assert config["playableSeconds"] == 119.96
+    assert config["duration"] == 600.2
+    studio = owner.get("/studio/").content.decode()
+    row = studio.split(f'data-content-id="{content.id}"')[1].split("</tr>")[0]
+    assert 'data-playable="1"' in row
+    assert "2:00 of 10:00 ready to watch" in row
+    assert f'href="/watch/{content.id}/" >' in row  # Watch shown (not hidden)
+    edit = owner.get(f"/studio/{content.id}/").content.decode()
+    assert "Still processing: 2:00 of 10:00 can be watched already." in edit
+    assert f'href="/watch/{content.id}/" id="watch" >' in edit
+    assert Client().get(f"/watch/{content.id}/").status_code == 404  # the public waits
+
+    # Not yet playable (no chunk published): the waiting message, Watch hidden, no line.
+    content.published_job = None
+    content.playable_seconds = None
+    content.save(update_fields=["published_job", "playable_seconds"])
+    page = owner.get(f"/watch/{content.id}/").content.decode()
+    assert "still processing (processing, 40%)" in page
+    assert "Still processing: " not in page
+    assert _watch_config(page)["playable"] is False
+    row = owner.get("/studio/").content.decode().split(f'data-content-id="{content.id}"')[1]
+    row = row.split("</tr>")[0]
+    assert 'data-playable=""' in row
+    assert "ready to watch" not in row
+    assert f'href="/watch/{content.id}/" hidden>' in row
+    edit = owner.get(f"/studio/{content.id}/").content.decode()
+    assert f'href="/watch/{content.id}/" id="watch" hidden>' in edit
+    assert "can be watched already" not in edit
+
+
 def test_the_embedded_player_may_be_framed_and_the_site_may_not():
     content = ContentFactory(status=ContentStatus.READY)
     page = Client().get(f"/watch/{content.id}/")

@@ -7,7 +7,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from apps.content.models import Content
 from apps.content.progress import phase_label
-from apps.content.selectors import content_retryable, poster_url
+from apps.content.selectors import content_playable_seconds, content_retryable, poster_url
 
 register = template.Library()
 
@@ -40,3 +40,16 @@ def status_label(content: Content) -> str:
 def retryable(content: Content) -> bool:
     """Whether encoding the failed content again can help (not for a file that cannot be used)."""
     return content_retryable(content)
+
+
+@register.filter
+def playable_seconds(content: Content) -> float | None:
+    """Seconds of the content that can be watched now (all of a ready one, the published
+    chunks of a long one still processing), or None when none can."""
+    return content_playable_seconds(content)
+
+
+@register.filter
+def early_playable(content: Content) -> bool:
+    """Whether the content is still processing but can already be watched from the start."""
+    return content.status == "processing" and content_playable_seconds(content) is not None
