@@ -1,0 +1,252 @@
+"""Early playback in a real browser: a long video encoded in chunks plays on its watch page while
+it is still processing, from its first second (not at the live edge of its EVENT playlist), on
+into chunks published after playback began, to ``ended`` once the last chunk ends its
+playlists; the line under the player and the studio list follow it over the websocket.
+
+The site is uvicorn (websockets included) on this test's own database, Redis and media folder;
+the chunks are encoded here, one by one, as transcode workers would (tests/transcode/
+test_chunked.py drives them the same way)."""
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from urllib.parse import quote
+
+import pytest
+from django.db import connection, connections
+
+from apps.transcode.services.chunking import chunk_run
+from tests.factories import ContentFactory, CreatorFactory
+from tests.support.media import make_video
+from tests.support.processes import free_port, web_server
+from tests.transcode.conftest import TEST_LADDER, store_source
+from tests.transcode.test_chunked import _planned
+from tests.web.conftest import screenshot, wait_until
+from tests.web.test_viewer import off_the_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHUNK = 8  # seconds: two 4-second segments
+SECONDS = 32  # four video chunks
+PASSWORD = "pass-word-1"
+# Each played event's time, the line under the player as it changes (watch.js), and a hold on
+# hls.js's end: recorded by the page itself, so that nothing between two polls is missed.
+RECORDER = """() => {
+  const video = document.getElementById("video");
+  const note = document.getElementById("processing-note");
+  window.sgSeen = { events: [], notes: [note.textContent] };
+  for (const name of ["playing", "waiting", "seeking", "ended", "error"]) {
+    video.addEventListener(name, () => window.sgSeen.events.push([name, video.currentTime]));
+  }
+  new MutationObserver(() => window.sgSeen.notes.push(note.textContent))
+    .observe(note, { childList: true, characterData: true, subtree: true });
+}"""
+WHERE = """() => {
+  const video = document.getElementById("video");
+  return {
+    time: video.currentTime,
+    duration: video.duration,
+    ended: video.ended,
+    error: video.error && video.error.message,
+    played: video.played.length ? video.played.start(0) : null,
+    note: document.getElementById("processing-note").textContent,
+  };
+}"""
+
+
+@pytest.fixture
+def chunked(settings, tmp_path):
+    """Quick encodes (ultrafast, 480p and 360p) cut into chunks of 8 s past 10 s of source."""
+    settings.TRANSCODE_PRESET = "ultrafast"
+    settings.TRANSCODE_LADDER = TEST_LADDER[-2:]
+    settings.TRANSCODE_STORYBOARD = {"interval": 1, "width": 160, "columns": 5, "rows": 5}
+    settings.TRANSCODE_WORK_DIR = tmp_path / "work"
+    settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS = 10
+    settings.TRANSCODE_CHUNK_SECONDS = CHUNK
+
+
+@pytest.fixture
+def site(transactional_db, settings, tmp_path, media_root):
+    """uvicorn serving this test's database, Redis (the channel layer: what the chunks
+    broadcast here reaches its websockets) and media folder; stopped before the database is
+    emptied."""
+    import os
+
+    db = connection.settings_dict
+    user = quote(db["USER"] or "root") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    where = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    database_url = f"postgres://{user}@{where}/{db['NAME']}"
+    assert media_root == tmp_path / "media"  # the server's MEDIA_ROOT: STREAMGATE_VAR_DIR/media
+    port = free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("S3_", "SENTRY_", "DJANGO_ALLOW_ASYNC"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="streamgate.settings.test",
+        DATABASE_URL=database_url,
+        REDIS_URL=settings.REDIS_URL,
+        STREAMGATE_VAR_DIR=str(tmp_path),
+        STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        DJANGO_DEBUG="0",
+        LOG_LEVEL="WARNING",
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with web_server(env, logs / "web.log", port) as base:
+        yield base
+
+
+def in_background(function, *args) -> Future:
+    """``function`` run in a thread of its own while this one drives the browser; its database
+    connection is closed when it is done."""
+
+    def run():
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(run)
+    pool.shutdown(wait=False)
+    return future
+
+
+def run_chunks(*chunk_ids: int) -> list[float]:
+    """Encode and publish these chunks in order; how long each took."""
+    took = []
+    for chunk_id in chunk_ids:
+        started = time.monotonic()
+        chunk_run(chunk_id=chunk_id)
+        took.append(round(time.monotonic() - started, 2))
+    return took
+
+
+def websocket_frames(page) -> list[str]:
+    """The frames the page's websockets receive, recorded from now on."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame)))
+    return frames
+
+
+def says(selector: str, text: str) -> str:
+    """A page expression: the element's text includes ``text``."""
+    return f"document.querySelector({selector!r}).textContent.includes({text!r})"
+
+
+def sign_in(page, base: str, username: str, next_path: str) -> None:
+    page.goto(f"{base}/signin/?next={next_path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{base}{next_path}")
+
+
+def test_a_video_still_processing_plays_from_the_start_into_chunks_published_meanwhile(
+    site, page, chunked, tmp_path
+):
+    clip = make_video(tmp_path / "long.mp4", seconds=SECONDS, size="854x480", rate=25)
+
+    def prepare():
+        owner = CreatorFactory(username="maker")
+        owner.set_password(PASSWORD)
+        owner.save()
+        content = store_source(ContentFactory(owner=owner, title="Long take"), clip)
+        job, chunks = _planned(content, tmp_path)
+        return content, {f"{kind}-{index}": chunk.pk for (kind, index), chunk in chunks.items()}
+
+    content, chunks = off_the_loop(prepare)
+    assert sorted(chunks) == ["audio-0", "video-0", "video-1", "video-2", "video-3"]
+    watch = f"/watch/{content.id}/"
+
+    # Nothing watchable yet: the page says so, as for any video processing, and waits.
+    early = page.context.new_page()
+    early_errors: list[str] = []
+    early.on("pageerror", lambda error: early_errors.append(str(error)))
+    early_frames = websocket_frames(early)
+    sign_in(early, site, "maker", watch)
+    state = early.get_by_test_id("state")
+    assert "still processing" in state.text_content()
+    assert early.get_by_test_id("processing-note").text_content() == ""
+    studio = page.context.new_page()
+    studio_frames = websocket_frames(studio)
+    studio.goto(f"{site}/studio/")
+    row = studio.locator(f"tr[data-content-id='{content.id}']")
+    assert row.locator(".watch").is_hidden()
+    wait_until(early, "document.readyState === 'complete'")
+    deadline = time.monotonic() + 10
+    while not (early_frames and studio_frames):  # both follow the content now
+        assert time.monotonic() < deadline, "no websocket message"
+        early.wait_for_timeout(100)
+
+    # The audio and the first chunk: the waiting page starts its player by itself, the studio
+    # offers Watch; the second chunk moves both lines.
+    first = off_the_loop(run_chunks, chunks["audio-0"], chunks["video-0"])
+    early.locator("#video").wait_for(state="visible")
+    note = early.get_by_test_id("processing-note")
+    wait_until(early, says("#processing-note", "0:08 of 0:32"))
+    assert note.text_content() == (
+        "Still processing: 0:08 of 0:32 ready — it plays as the rest arrives."
+    )
+    assert early.get_by_test_id("state").is_hidden()
+    row.locator(".watch").wait_for(state="visible")
+    first += off_the_loop(run_chunks, chunks["video-1"])
+    wait_until(early, says("#processing-note", "0:16 of 0:32"))
+    assert row.locator("[data-role=playable]").text_content() in (
+        "0:08 of 0:32 ready to watch",
+        "0:16 of 0:32 ready to watch",
+    )
+    wait_until(studio, says("[data-role=playable]", "0:16 of 0:32 ready to watch"))
+    early.close()
+    assert not early_errors, early_errors
+
+    # A viewer opens the page now: 16 s are ready, hls.js's live edge would be at 4 s.
+    page.goto(f"{site}{watch}")
+    page.locator("#video").wait_for(state="visible")
+    assert page.get_by_test_id("processing-note").text_content() == (
+        "Still processing: 0:16 of 0:32 ready — it plays as the rest arrives."
+    )
+    page.evaluate(RECORDER)
+    page.get_by_role("button", name="Play").click()
+    wait_until(page, "document.getElementById('video').currentTime > 0.5", 30)
+    screenshot(page, "watch-processing-playable")
+
+    # The other chunks are encoded while the viewer watches.
+    rest = in_background(run_chunks, chunks["video-2"], chunks["video-3"])
+    seen = []
+    deadline = time.monotonic() + SECONDS + 60
+    while True:
+        where = page.evaluate(WHERE)
+        seen.append(where)
+        if where["ended"] or where["error"] or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(250)
+    later = rest.result(timeout=60)
+    record = page.evaluate("() => window.sgSeen")
+    summary = f"chunks took {first + later} s; events {record['events']}; notes {record['notes']}"
+    assert where["ended"], f"{summary}; last {where}"
+    assert where["error"] is None, summary
+    assert where["time"] >= SECONDS - 0.3, summary
+    # Played from the start, not from the live edge (16 s ready - 3 segments of 4 s = 4 s, where
+    # hls.js would seek to first), and never waited for data once it had begun: no stall.
+    assert [name for name, _ in record["events"]] == ["playing", "ended"], summary
+    assert record["events"][0][1] < 0.5, summary
+    assert where["played"] is not None, summary
+    assert where["played"] < 0.5, summary
+    # Through each chunk's start, those published after playback began included.
+    times = [sample["time"] for sample in seen]
+    for boundary in (8, 16, 24):
+        assert any(boundary - 2 < t < boundary + 2 for t in times), (boundary, summary)
+    # The line under the player followed the chunks, then went with the end of processing.
+    notes = [text for text in record["notes"] if text]
+    assert notes[0] == "Still processing: 0:16 of 0:32 ready — it plays as the rest arrives."
+    assert "Still processing: 0:24 of 0:32 ready — it plays as the rest arrives." in notes
+    assert record["notes"][-1] == ""
+    assert page.get_by_test_id("state").is_hidden()
+    assert page.locator("#controls").is_visible()
+    # The studio, too: Watch stays, the line goes, the badge says Ready.
+    wait_until(studio, says("[data-role=badge]", "Ready"))
+    assert row.locator(".watch").is_visible()
+    assert row.locator("[data-role=playable]").text_content() == ""
+    studio.close()
