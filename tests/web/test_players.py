@@ -6,9 +6,11 @@ its HLS) and Chromium's native HLS; all from npm (package.json), served to the p
 node_modules, never from a CDN. Clips, made by FFmpeg and encoded by `manage.py ingest` in the
 embedded stack (uvicorn, SQLite, the disk) with a two-rung ladder: a length that is a multiple
 of the 4 s segment, an odd length, a portrait phone video (landscape frames with a rotation
-flag), an HEVC 10-bit source, a variable frame rate source, and one without audio. Each clip
-has English captions, added after its encode (the manifests then carry a subtitle rendition
-and a text adaptation set).
+flag), an HEVC 10-bit source, a variable frame rate source, one without audio, and one long
+enough to be encoded in chunks (apps/transcode/chunks.py: three video chunks and the audio, each
+encoded on its own, their segments listed in one timeline; every player must play across each
+join). Each clip has English captions, added after its encode (the manifests then carry a
+subtitle rendition and a text adaptation set).
 
 Each case loads the stream with a playback grant from the API, starts playing, asks the player
 for the other rendition and waits for the picture to become it, then plays at 4x to `ended`.
@@ -89,6 +91,16 @@ def _no_audio(path: Path) -> Path:
     return make_video(path, seconds=6, size="640x360", audio=False)
 
 
+# Sources longer than this are encoded in chunks of CHUNK_SECONDS (one 4 s segment each): only
+# the clip below is, in the ingest's process, as a production setting would have it.
+CHUNK_THRESHOLD_SECONDS = 10
+CHUNK_SECONDS = 4
+
+
+def _chunked(path: Path) -> Path:  # chunks of 4, 4 and 5.3 s (a remainder under 4 s joins)
+    return make_video(path, seconds=13.3, size="640x360")
+
+
 CLIPS = {
     "multiple-of-segment": (_multiple, 8),
     "odd-length": (_odd, 7.3),
@@ -96,6 +108,7 @@ CLIPS = {
     "hevc-10bit": (_hevc_10bit, 6),
     "vfr": (_variable_rate, 6),
     "no-audio": (_no_audio, 6),
+    "chunked": (_chunked, 13.3),
 }
 
 # Each clip gets captions after its encode (as a creator adds them): players must list them and
@@ -108,7 +121,8 @@ import io, json, os, re
 from django.core.management import call_command
 from apps.content.models import Content
 from apps.content.services import caption_create
-urls = {}
+from apps.transcode.models import TranscodeChunk
+urls, chunks = {}, {}
 for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
     out = io.StringIO()
     call_command("ingest", path, title=name, owner="maker", stdout=out)
@@ -116,7 +130,13 @@ for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
     content_id = re.search(r"/([0-9a-f-]{36})/master[.]m3u8", urls[name]).group(1)
     content = Content.objects.get(pk=content_id)
     caption_create(content=content, data=os.environ["PLAYER_CAPTIONS"].encode(), language="en")
-print("INGESTED " + json.dumps(urls))
+    chunks[name] = sorted(
+        f"{kind}-{index}"
+        for kind, index in TranscodeChunk.objects.filter(
+            job=content.published_job
+        ).values_list("kind", "index")
+    )
+print("INGESTED " + json.dumps({"urls": urls, "chunks": chunks}))
 """
 
 
@@ -124,6 +144,7 @@ print("INGESTED " + json.dumps(urls))
 class Stack:
     base: str
     contents: dict[str, str]  # clip -> content id
+    chunks: dict[str, list[str]]  # clip -> its encode's chunks ("video-0", ...), [] for one run
 
     def grant(self, clip: str) -> dict:
         """A viewer's playback grant, from the API (the contents are open to anyone)."""
@@ -144,6 +165,8 @@ def stack(tmp_path_factory):
         DJANGO_SETTINGS_MODULE="tests.support.player_settings",
         DJANGO_DEBUG="0",
         TRANSCODE_PRESET="ultrafast",
+        TRANSCODE_CHUNK_THRESHOLD_SECONDS=str(CHUNK_THRESHOLD_SECONDS),
+        TRANSCODE_CHUNK_SECONDS=str(CHUNK_SECONDS),
         LOG_LEVEL="WARNING",
         STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
     )
@@ -156,12 +179,12 @@ def stack(tmp_path_factory):
     printed = json.loads(output.split("INGESTED ", 1)[1])
     contents = {
         name: re.search(r"/stream/[^/]+/([0-9a-f-]{36})/master\.m3u8", text).group(1)
-        for name, text in printed.items()
+        for name, text in printed["urls"].items()
     }
     logs = folder / "logs"
     logs.mkdir()
     with web_server(env, logs / "web.log", port) as base:
-        yield Stack(base=base, contents=contents)
+        yield Stack(base=base, contents=contents, chunks=printed["chunks"])
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -271,6 +294,13 @@ def _describe(report: dict) -> str:
     return json.dumps({key: report.get(key) for key in keys}, indent=1)[:3000]
 
 
+def test_only_the_long_clip_is_encoded_in_chunks(stack):
+    """The chunked clip's manifests join chunks encoded apart (three of video, and the audio
+    whole); every other clip is one run's."""
+    chunked = {clip: chunks for clip, chunks in stack.chunks.items() if chunks}
+    assert chunked == {"chunked": ["audio-0", "video-0", "video-1", "video-2"]}
+
+
 @pytest.mark.parametrize("clip", CLIPS)
 @pytest.mark.parametrize("player", PLAYERS)
 def test_plays_to_the_end(matrix, player, clip):
@@ -288,6 +318,23 @@ def test_lists_the_captions(matrix, player, clip):
     is left out: Chromium builds its text tracks later, when it starts the subtitle playlist)."""
     report = _report(matrix, player, clip)
     assert report["textTracks"] == [CAPTION_TRACK], _describe(report)
+
+
+@pytest.mark.parametrize("player", PLAYERS)
+def test_plays_across_the_chunk_joins_without_a_jump_or_a_stall(matrix, player):
+    """The chunked clip's joins (where one video chunk's segments follow another's) are seamless
+    to every player: once it plays on at 4x, none seeks (players jump over a hole in the
+    timeline that way) nor waits for data at a join."""
+    report = _report(matrix, player, "chunked")
+    events = [event.rsplit("@", 1) for event in report["timeline"]]
+    names = [name for name, _ in events]
+    assert "finishing" in names, _describe(report)
+    after = events[names.index("finishing") :]
+    joins = [CHUNK_SECONDS * n for n in (1, 2)]  # 4 s and 8 s of 13.3
+    assert not [at for name, at in after if name == "seeking"], _describe(report)
+    stalls = [float(at) for name, at in after if name == "waiting"]
+    at_joins = [at for at in stalls if any(abs(at - join) < 0.5 for join in joins)]
+    assert not at_joins, _describe(report)
 
 
 # Chromium's native HLS has no API to list or ask for a rendition, so switching and the size of

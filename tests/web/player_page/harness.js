@@ -24,7 +24,7 @@ const report = {
   switched: null, // {width, height} of the picture once the asked rendition shows
   switchError: null,
   stalledAt: null,
-  timeline: [], // media element events with the time they happened at
+  timeline: [], // media element events with the time they happened at, and "finishing@t"
 };
 window.report = report;
 
@@ -256,6 +256,7 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
     await until(() => video.currentTime > 0.2, 15000, "playback to start");
     await switchRendition(video, adapter);
     report.stage = "finishing";
+    report.timeline.push(`finishing@${video.currentTime.toFixed(3)}`);
     video.playbackRate = 4;
     if (video.paused) {
       await video.play();
