@@ -454,6 +454,17 @@ def _write_mpd(
             {"schemeIdUri": AUDIO_CHANNELS_SCHEME, "value": str(audio_channels)},
         )
         _template(rep, audio)
+    if not final:
+        # A dynamic MPD's players need the server's clock: without UTCTiming dash.js asks a
+        # time server on the internet (time.akamai.com), then the MPD's Date header, which a
+        # page of another origin cannot read, and gives up ("Failed to synchronize client and
+        # server time"). The time of writing is enough: every listed segment is available
+        # from availabilityStartTime on, long before it.
+        ET.SubElement(
+            root,
+            f"{{{NS}}}UTCTiming",
+            {"schemeIdUri": "urn:mpeg:dash:utc:direct:2014", "value": _timestamp(now)},
+        )
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 

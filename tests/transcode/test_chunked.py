@@ -115,6 +115,7 @@ def test_a_chunked_encode_equals_one_run(chunked_clip, media_root, settings):
     assert media.rstrip().endswith("#EXT-X-ENDLIST")
     assert "DISCONTINUITY" not in media
     assert 'type="static"' in (chunked_dir / "manifest.mpd").read_text()
+    assert "UTCTiming" not in (chunked_dir / "manifest.mpd").read_text()  # static: no clock
     # The audio, encoded whole: as many segments, as long (its own run may cut a segment one
     # AAC frame away from where the ladder's muxer cuts it), and continuous.
     audio = str(rungs)
@@ -154,7 +155,10 @@ def test_the_first_chunk_makes_it_watchable_while_processing(chunked_clip, media
     assert media.count("#EXTINF") == 2
     audio = (folder / f"media_{content.renditions.count()}.m3u8").read_text()
     assert audio.count("#EXTINF") == 2  # up to the video's end, not the whole track
-    assert 'type="dynamic"' in (folder / "manifest.mpd").read_text()
+    mpd = (folder / "manifest.mpd").read_text()
+    assert 'type="dynamic"' in mpd
+    # The server's clock for dash.js, which otherwise asks time.akamai.com, then gives up.
+    assert '<UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="' in mpd
 
     chunk_run(chunk_id=chunks[("video", 2)].pk)  # out of order: listed once 1 is done
     content.refresh_from_db()
