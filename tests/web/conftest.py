@@ -4,8 +4,12 @@ Chromium comes from the project's own files (tests/browser.sh, run by `make test
 missing and cannot be installed, these tests skip and say why. Screenshots of the pages land in
 test-results/screenshots/ (README shows copies from docs/screenshots/)."""
 
+import functools
 import os
+import shutil
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,13 @@ from tests.support.processes import ROOT
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
+# A third-party player page (tests/web/player_page/) and the players it loads, from npm.
+PLAYER_PAGE = Path(__file__).parent / "player_page"
+PLAYER_FILES = {
+    "hls.min.js": ROOT / "node_modules/hls.js/dist/hls.min.js",
+    "dash.all.min.js": ROOT / "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+    "shaka-player.compiled.js": ROOT / "node_modules/shaka-player/dist/shaka-player.compiled.js",
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +89,29 @@ def screenshot(page, name: str) -> Path:
     page.wait_for_timeout(400)  # let the progress bars' CSS transitions finish
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def player_site(tmp_path_factory):
+    """The third-party page: a plain static server on another origin (localhost, own port)
+    with tests/web/player_page/ and the players of PLAYER_FILES."""
+    folder = tmp_path_factory.mktemp("player-site")
+    for name in ("index.html", "harness.js"):
+        shutil.copy(PLAYER_PAGE / name, folder / name)
+    for name, source in PLAYER_FILES.items():
+        if not source.exists():
+            pytest.fail(f"{source} is missing: run `npm ci` (package.json pins the players)")
+        shutil.copy(source, folder / name)
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

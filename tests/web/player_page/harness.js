@@ -1,6 +1,8 @@
 // One scenario per page, driven by tests/web/test_players.py: load a stream in one player, start
 // playing, ask for the other rendition, check the picture changes to it, then play at 4x to
-// `ended`. Everything observed lands in window.report, which the test polls.
+// `ended` (harnessRun). Or, for tests/web/test_chunked_playback.py, a stream still being encoded
+// (EVENT playlists, a dynamic MPD) started at 0 and played at 1x while it grows, to `ended`
+// (harnessLive). Everything observed lands in window.report, which the test polls.
 "use strict";
 
 const LIBRARIES = {
@@ -24,6 +26,7 @@ const report = {
   switched: null, // {width, height} of the picture once the asked rendition shows
   switchError: null,
   stalledAt: null,
+  waits: [], // [currentTime, seconds buffered ahead of it] at each `waiting`
   timeline: [], // media element events with the time they happened at, and "finishing@t"
 };
 window.report = report;
@@ -70,9 +73,11 @@ function until(predicate, ms, what) {
 }
 
 // --- one adapter per player: load(url), renditions(), active(), select(rendition) ------------
+// ``startTime``: where to start (each player's own way to say it); undefined: its default, which
+// for a live stream (a playlist without ENDLIST, a dynamic MPD) is near the live edge.
 
-function hlsjsAdapter(video) {
-  const hls = new Hls();
+function hlsjsAdapter(video, startTime) {
+  const hls = new Hls(startTime === undefined ? {} : { startPosition: startTime });
   hls.on(Hls.Events.ERROR, (event, data) => {
     const text = `hls.js ${data.type}/${data.details}${data.response ? ` (HTTP ${data.response.code})` : ""}`;
     (data.fatal ? report.errors : report.warnings).push(text);
@@ -94,7 +99,7 @@ function hlsjsAdapter(video) {
   };
 }
 
-function dashjsAdapter(video) {
+function dashjsAdapter(video, startTime) {
   const player = dashjs.MediaPlayer().create();
   player.updateSettings({ debug: { logLevel: 1 }, streaming: { abr: { autoSwitchBitrate: { video: false } } } });
   const events = dashjs.MediaPlayer.events;
@@ -114,7 +119,8 @@ function dashjsAdapter(video) {
   return {
     load(url) {
       const ready = new Promise((resolve) => player.on(events.STREAM_INITIALIZED, resolve));
-      player.initialize(video, url, false);
+      // A number without "posix:": seconds from MPD@availabilityStartTime for a dynamic MPD.
+      player.initialize(video, url, false, startTime);
       return ready;
     },
     renditions: () =>
@@ -126,7 +132,7 @@ function dashjsAdapter(video) {
   };
 }
 
-function shakaAdapter(video) {
+function shakaAdapter(video, startTime) {
   shaka.polyfill.installAll();
   const player = new shaka.Player();
   player.configure({ abr: { enabled: false } });
@@ -139,7 +145,7 @@ function shakaAdapter(video) {
   return {
     async load(url) {
       await player.attach(video);
-      await player.load(url);
+      await player.load(url, startTime);
     },
     renditions: () => videoTracks().map((t) => ({ id: String(t.id), width: t.width, height: t.height })),
     active: () => String(videoTracks().find((t) => t.active).id),
@@ -151,7 +157,7 @@ function shakaAdapter(video) {
   };
 }
 
-function nativeAdapter(video) {
+function nativeAdapter(video, startTime) {
   // Chromium's own HLS: no API to list or pick renditions.
   return {
     load(url) {
@@ -160,7 +166,7 @@ function nativeAdapter(video) {
       }
       const loaded = new Promise((resolve) => video.addEventListener("loadedmetadata", resolve, { once: true }));
       video.src = url;
-      return loaded;
+      return startTime === undefined ? loaded : loaded.then(() => { video.currentTime = startTime; });
     },
     renditions: () => [],
     active: () => null,
@@ -226,7 +232,8 @@ async function switchRendition(video, adapter) {
   }
 }
 
-window.harnessRun = async function (player, url, endTimeoutMs) {
+// The video element, observed: its errors, end, stalls and events land in the report.
+function observed() {
   const video = document.getElementById("video");
   // As a page that shows captions or draws frames must: media fetched in CORS mode, which also
   // makes Chromium's native HLS (otherwise a no-cors load) depend on our CORS answers.
@@ -238,10 +245,24 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
   video.addEventListener("ended", () => markEnded(video));
   video.addEventListener("waiting", () => {
     report.stalledAt = where(video);
+    // A wait with data buffered ahead is the decoder catching up (a busy machine); with none,
+    // the player ran out of media.
+    let ahead = 0;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime + 0.1 && video.currentTime <= video.buffered.end(i)) {
+        ahead = video.buffered.end(i) - video.currentTime;
+      }
+    }
+    report.waits.push([video.currentTime, ahead]);
   });
   for (const name of ["playing", "pause", "seeking", "seeked", "waiting", "ended", "ratechange"]) {
     video.addEventListener(name, () => report.timeline.push(`${name}@${video.currentTime.toFixed(3)}`));
   }
+  return video;
+}
+
+window.harnessRun = async function (player, url, endTimeoutMs) {
+  const video = observed();
   try {
     if (LIBRARIES[player]) {
       await loadScript(LIBRARIES[player]);
@@ -261,6 +282,36 @@ window.harnessRun = async function (player, url, endTimeoutMs) {
     if (video.paused) {
       await video.play();
     }
+    await until(() => report.ended, endTimeoutMs, "the ended event");
+  } catch (error) {
+    if (!report.errors.includes(String(error.message))) {
+      report.errors.push(`${report.stage}: ${error.message || error}`);
+    }
+  } finally {
+    report.where = report.endedAt || where(video);
+    report.done = true;
+  }
+};
+
+// A stream still being encoded: started at ``startTime`` and played at 1x; report.started says
+// when playback began (the test then publishes the other chunks); it ends once the manifests
+// are final. report.maxTime: how far it played.
+window.harnessLive = async function (player, url, startTime, endTimeoutMs) {
+  const video = observed();
+  report.maxTime = 0;
+  video.addEventListener("timeupdate", () => { report.maxTime = Math.max(report.maxTime, video.currentTime); });
+  try {
+    if (LIBRARIES[player]) {
+      await loadScript(LIBRARIES[player]);
+    }
+    const adapter = ADAPTERS[player](video, startTime);
+    await Promise.race([adapter.load(url), until(() => false, 20000, "the manifest to load")]);
+    report.stage = "playing";
+    video.muted = true;
+    await video.play();
+    await until(() => video.currentTime > 0.2, 15000, "playback to start");
+    report.started = true;
+    report.stage = "finishing";
     await until(() => report.ended, endTimeoutMs, "the ended event");
   } catch (error) {
     if (!report.errors.includes(String(error.message))) {
