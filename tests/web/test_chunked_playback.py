@@ -191,7 +191,7 @@ def test_a_video_still_processing_plays_from_the_start_into_chunks_published_mea
         early.wait_for_timeout(100)
 
     # The audio and the first chunk: the waiting page starts its player by itself, the studio
-    # offers Watch; the second chunk moves both lines.
+    # offers Watch.
     first = off_the_loop(run_chunks, chunks["audio-0"], chunks["video-0"])
     early.locator("#video").wait_for(state="visible")
     note = early.get_by_test_id("processing-note")
@@ -201,8 +201,18 @@ def test_a_video_still_processing_plays_from_the_start_into_chunks_published_mea
     )
     assert early.get_by_test_id("state").is_hidden()
     row.locator(".watch").wait_for(state="visible")
+    # This viewer catches up with the encoder: the line says so while the video waits, and
+    # playback goes on when the second chunk arrives (which moves both lines).
+    early.get_by_role("button", name="Play").click()
+    early.evaluate("() => { document.getElementById('video').currentTime = 6; }")
+    wait_until(early, says("#processing-note", "you have reached the end of what is ready"))
+    assert note.text_content() == (
+        "Still processing: you have reached the end of what is ready (0:08 of 0:32); playback"
+        " goes on as soon as the next part arrives."
+    )
     first += off_the_loop(run_chunks, chunks["video-1"])
-    wait_until(early, says("#processing-note", "0:16 of 0:32"))
+    wait_until(early, says("#processing-note", "0:16 of 0:32 ready — it plays as the rest"))
+    wait_until(early, "document.getElementById('video').currentTime > 9")
     assert row.locator("[data-role=playable]").text_content() in (
         "0:08 of 0:32 ready to watch",
         "0:16 of 0:32 ready to watch",
