@@ -277,6 +277,38 @@ def test_a_video_still_processing_plays_from_the_start_into_chunks_published_mea
     studio.close()
 
 
+def test_a_video_that_fails_while_watched_early_stops_and_says_why(
+    site, page, chunked, tmp_path, media_root
+):
+    clip = make_video(tmp_path / "doomed.mp4", seconds=24, size="640x360", rate=25)
+
+    def prepare():
+        owner = CreatorFactory(username="maker")
+        owner.set_password(PASSWORD)
+        owner.save()
+        content = store_source(ContentFactory(owner=owner, title="Doomed take"), clip)
+        job, chunks = _planned(content, tmp_path)
+        run_chunks(chunks["audio", 0].pk, chunks["video", 0].pk)
+        return content, chunks["video", 2].pk
+
+    content, later = off_the_loop(prepare)
+    sign_in(page, site, "maker", f"/watch/{content.id}/")
+    page.locator("#video").wait_for(state="visible")
+    page.get_by_role("button", name="Play").click()
+    wait_until(page, "document.getElementById('video').currentTime > 0.5")
+    # The source is damaged after the first chunk: the next chunk's FFmpeg fails, the job fails
+    # and what was watchable goes (apps/transcode/services/chunking.py).
+    source = media_root / content.source_path
+    source.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    off_the_loop(run_chunks, later)
+    state = page.get_by_test_id("state")
+    state.wait_for(state="visible")
+    assert state.text_content().startswith("Processing failed: FFmpeg could not encode this video")
+    assert page.locator("#video").is_hidden()
+    assert page.get_by_test_id("processing-note").text_content() == ""
+    assert page.evaluate("() => document.getElementById('video').paused")
+
+
 # Players of other sites, each told to start at 0: hls.js (startPosition), dash.js (a start time
 # from MPD@availabilityStartTime), Shaka (load's startTime). Left to themselves, dash.js and Shaka
 # DASH start a dynamic MPD near its live edge, hls.js and Shaka HLS an EVENT playlist 3 target
