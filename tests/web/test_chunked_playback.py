@@ -4,8 +4,8 @@ into chunks published after playback began, to ``ended`` once the last chunk end
 playlists; the line under the player and the studio list follow it over the websocket.
 
 The site is uvicorn (websockets included) on this test's own database, Redis and media folder;
-the chunks are encoded here, one by one, as transcode workers would (tests/transcode/
-test_chunked.py drives them the same way)."""
+the chunks are encoded here, one by one, as transcode workers would (``planned``, from
+tests/transcode/conftest.py, plans the job as its task does)."""
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,8 +18,7 @@ from apps.transcode.services.chunking import chunk_run
 from tests.factories import ContentFactory, CreatorFactory
 from tests.support.media import make_video
 from tests.support.processes import free_port, web_server
-from tests.transcode.conftest import TEST_LADDER, store_source
-from tests.transcode.test_chunked import _planned
+from tests.transcode.conftest import TEST_LADDER, planned, store_source
 from tests.web.conftest import screenshot, wait_until
 from tests.web.test_viewer import off_the_loop
 
@@ -163,7 +162,7 @@ def test_a_video_still_processing_plays_from_the_start_into_chunks_published_mea
         owner.set_password(PASSWORD)
         owner.save()
         content = store_source(ContentFactory(owner=owner, title="Long take"), clip)
-        job, chunks = _planned(content, tmp_path)
+        job, chunks = planned(content, tmp_path)
         return content, {f"{kind}-{index}": chunk.pk for (kind, index), chunk in chunks.items()}
 
     content, chunks = off_the_loop(prepare)
@@ -287,7 +286,7 @@ def test_a_video_that_fails_while_watched_early_stops_and_says_why(
         owner.set_password(PASSWORD)
         owner.save()
         content = store_source(ContentFactory(owner=owner, title="Doomed take"), clip)
-        job, chunks = _planned(content, tmp_path)
+        job, chunks = planned(content, tmp_path)
         run_chunks(chunks["audio", 0].pk, chunks["video", 0].pk)
         return content, chunks["video", 2].pk
 
@@ -332,7 +331,7 @@ def test_other_players_start_a_video_still_processing_at_0_and_play_into_later_c
 
     def prepare():
         content = store_source(ContentFactory(title="Live take"), clip)
-        job, chunks = _planned(content, tmp_path)
+        job, chunks = planned(content, tmp_path)
         run_chunks(*(chunks[kind, index].pk for kind, index in (("audio", 0), ("video", 0))))
         run_chunks(chunks["video", 1].pk)
         content.refresh_from_db()
