@@ -11,8 +11,11 @@ from rest_framework.test import APIClient
 from apps.access.services import api_token_create
 from streamgate.version_triggers import PUSH_TRIGGER
 from tests.factories import CreatorFactory, StaffFactory, UserFactory
+from tests.support import ast_lock
 
 pytest_plugins = ["tests.support.evm"]
+
+ast_lock.install()  # before any test starts a thread
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -51,10 +51,64 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+@pytest.fixture(scope="session")
+def live_server(live_server):
+    """pytest-django's live server, watched (tests/support/live_server.py)."""
+    from tests.support.live_server import LiveServerWatch
+
+    live_server.watch = LiveServerWatch.install(live_server.thread.httpd)
+    return live_server
+
+
+@pytest.fixture(autouse=True)
+def _live_server_answers_within_its_test(request):
+    """A test on the live server ends only once the server has answered everything its pages
+    sent (the page fixture has left them by then; this fixture's teardown runs after theirs
+    and before pytest-django flushes the database); and it fails if the server answered a 500,
+    an exception escaped Django's handler, or a request arrived while no test was running."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    watch = request.getfixturevalue("live_server").watch
+    earlier = watch.test_started(request.node.nodeid)
+    assert not earlier, f"The live server went wrong before this test: {earlier}"
+    yield
+    problems = watch.test_finished()
+    assert not problems, f"The live server went wrong: {problems}"
+
+
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(30_000)
+def new_context(browser):
+    """Opens browser contexts for a test, each left (``leave``) at the test's end."""
+    contexts = []
+
+    def make(**options):
+        context = browser.new_context(**{"viewport": {"width": 1280, "height": 860}, **options})
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        leave(context)
+
+
+def leave(context) -> None:
+    """Leave a context's pages as a person leaves a site, then close it: each page goes to
+    about:blank, so its pagehide handlers run while the browser can still send what they send
+    (the player's last beacon), rather than whenever closing the context gets to them. Waiting
+    for those requests is the live server's side (_live_server_answers_within_its_test):
+    Playwright reports no request that a page sends on its way out. Leaving twice is harmless."""
+    try:
+        for page in context.pages:
+            page.goto("about:blank")
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(new_context):
+    context = new_context()
     errors: list[str] = []
     violations: list[str] = []
     # Every page must pass the Content-Security-Policy: report each violation back here.
@@ -68,7 +122,7 @@ def page(browser):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
     yield page
-    context.close()
+    leave(context)  # the errors of its pagehide handlers count too
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not violations, f"Content-Security-Policy violations: {violations}"
 

@@ -72,7 +72,7 @@ def sign_in(page, base: str) -> None:
 
 
 def test_the_account_page_links_wallets_manages_tokens_and_signs_out_everywhere(
-    live_server, settings, page, browser
+    live_server, settings, page, new_context
 ):
     from apps.access.models import ApiToken
     from tests.factories import WalletFactory
@@ -193,7 +193,7 @@ def test_the_account_page_links_wallets_manages_tokens_and_signs_out_everywhere(
 
     # A second device (another browser context) signs in with wallet A too.
     selected["key"] = "a"
-    other_device = browser.new_context(viewport={"width": 1366, "height": 860})
+    other_device = new_context(viewport={"width": 1366, "height": 860})
     other_device.set_default_timeout(15_000)
     wallet_install(other_device, selected)
     laptop = other_device.new_page()
@@ -215,7 +215,6 @@ def test_the_account_page_links_wallets_manages_tokens_and_signs_out_everywhere(
     laptop.goto(f"{base}/account/")
     laptop.wait_for_url(f"{base}/signin/?next=/account/")
     assert not off_the_loop(lambda: ApiToken.objects.filter(revoked_at=None).exists())
-    other_device.close()
 
 
 def test_the_api_s_answer_is_shown_when_the_session_ended_elsewhere(live_server, settings, page):

@@ -365,7 +365,15 @@ def sign_in_with_wallet(page, base: str, next_path: str) -> None:
 
 
 def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
-    live_server, settings, page, browser, tester_chain, deployed, media_root, fast_ladder, tmp_path
+    live_server,
+    settings,
+    page,
+    new_context,
+    tester_chain,
+    deployed,
+    media_root,
+    fast_ladder,
+    tmp_path,
 ):
     from apps.chain.indexer import index_chain
 
@@ -449,9 +457,7 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
     screenshot(page, "market-watch-playing")
 
     # The creator's sales: the purchase, net of the fee, withdrawn through the wallet.
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(30_000)
-    studio = context.new_page()
+    studio = new_context().new_page()
     Wallet(studio, CREATOR_KEY, web3, start_chain=chain_id, known_chains=[chain_id])
     studio.goto(f"{live_server.url}/signin/?next=/studio/sales/")
     studio.get_by_label("Username").fill("maker")
@@ -477,7 +483,6 @@ def test_a_viewer_sees_the_prices_buys_and_watches_without_a_reload(
     gained = web3.eth.get_balance(payout) - before  # the net proceeds, less the gas paid
     assert 95 * 10**14 - 10**15 < gained < 95 * 10**14
     assert balance.get_by_role("button", name="Withdraw").is_disabled()
-    context.close()
 
 
 def test_a_creator_signs_offers_in_the_wallet_and_sees_them_go_live(
@@ -556,15 +561,13 @@ USDC = 10**6  # one USD Coin in its smallest unit (6 decimals)
 PLN = 10**18  # one TestTokenPlain (18 decimals)
 
 
-def another_viewer(browser, key: str, web3, chain_id: int):
+def another_viewer(new_context, key: str, web3, chain_id: int):
     """A second viewer's page in its own browser context, with its own wallet; its JavaScript
     errors are collected as the page fixture does."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
+    page = new_context().new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
-    return context, page, Wallet(page, key, web3, start_chain=chain_id, known_chains=[chain_id])
+    return page, Wallet(page, key, web3, start_chain=chain_id, known_chains=[chain_id])
 
 
 def bought_and_playing(page, name: str) -> None:
@@ -583,7 +586,15 @@ def bought_and_playing(page, name: str) -> None:
 
 
 def test_erc20_purchases_take_a_permit_or_approve_then_buy(
-    live_server, settings, page, browser, tester_chain, deployed, media_root, fast_ladder, tmp_path
+    live_server,
+    settings,
+    page,
+    new_context,
+    tester_chain,
+    deployed,
+    media_root,
+    fast_ladder,
+    tmp_path,
 ):
     from tests.support.evm import deploy_artifact, send
 
@@ -641,7 +652,7 @@ def test_erc20_purchases_take_a_permit_or_approve_then_buy(
     fits_a_phone(page, "market-watch-permit-bought")
 
     # The plain token has no permit: an approval first, then the purchase; nothing signed.
-    context, other, plain_wallet = another_viewer(browser, OTHER_VIEWER_KEY, web3, chain_id)
+    other, plain_wallet = another_viewer(new_context, OTHER_VIEWER_KEY, web3, chain_id)
     sign_in_with_wallet(other, live_server.url, f"/watch/{content.id}/")
     rent = other.get_by_role("button", name="Rent 48 h for 3 PLN")
     rent.wait_for()
@@ -662,7 +673,6 @@ def test_erc20_purchases_take_a_permit_or_approve_then_buy(
     assert plain.functions.balanceOf(registry.address).call() == 3 * PLN
     fits_a_phone(other, "market-watch-approve-bought")
     assert other.errors == []
-    context.close()
 
 
 # --- the payout address: signed in the wallet, relayed, then withdrawals go there --------------
