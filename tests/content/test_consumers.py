@@ -83,12 +83,14 @@ async def test_anonymous_is_closed_with_4401():
     content = await database_sync_to_async(ContentFactory)()
     communicator = await connect(content.id)
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+    await communicator.wait(timeout=5)  # the application ends within the test
 
 
 async def test_bad_token_is_anonymous():
     content = await database_sync_to_async(ContentFactory)()
     communicator = await connect(content.id, token="sg_wrong")
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+    await communicator.wait(timeout=5)  # the application ends within the test
 
 
 async def test_other_user_is_closed_with_4404_even_for_ready_content():
@@ -96,6 +98,7 @@ async def test_other_user_is_closed_with_4404_even_for_ready_content():
     stranger = await database_sync_to_async(UserFactory)()
     communicator = await connect(content.id, user=stranger)
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
+    await communicator.wait(timeout=5)  # the application ends within the test
 
 
 async def test_bearer_client_without_origin_connects():

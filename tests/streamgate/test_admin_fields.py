@@ -16,6 +16,7 @@ EDITABLE = {
     "content.Rendition": set(),
     "uploads.Upload": set(),
     "transcode.TranscodeJob": set(),
+    "transcode.TranscodeChunk": set(),
     "access.ApiToken": {"name"},
     "access.WalletAccount": set(),
     "access.SignInNonce": set(),
