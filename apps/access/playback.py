@@ -35,12 +35,19 @@ from apps.access.gates import (
 from apps.access.ownership.answers import Answer
 from apps.access.ownership.cache import answers_cached
 from apps.access.ownership.fetch import answer_fetch
-from apps.access.playback_tokens import PlaybackGrant, subject_of, token_sign
+from apps.access.playback_tokens import (
+    KeyGrant,
+    PlaybackGrant,
+    key_token_sign,
+    subject_of,
+    token_sign,
+)
 from apps.access.selectors import gate_chains, viewer_wallets
 from apps.chain.offers import offer_condition_kind, offer_output, offers_live
 from apps.chain.selectors import registry_addresses
 from apps.content.models import Content
 from apps.content.selectors import content_playable_seconds
+from apps.transcode.models import DeliveryEncryption
 from streamgate.exceptions import Conflict
 from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
 
@@ -265,6 +272,7 @@ class Playback:
     dash_path: str
     expires_at: datetime
     token: str
+    key_token: str
 
 
 DERIVED_KEY_ID = "k0"
@@ -285,6 +293,10 @@ def playback_key_id() -> str:
     if kid not in keys:
         raise ImproperlyConfigured("PLAYBACK_KEY_ID must name one of PLAYBACK_KEYS.")
     return kid
+
+
+def content_encrypted(content: Content) -> bool:
+    return DeliveryEncryption.objects.filter(job_id=content.published_job_id).exists()
 
 
 def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) -> Playback:
@@ -319,10 +331,23 @@ def playback_grant(*, user: AbstractBaseUser | AnonymousUser, content: Content) 
         expires=int(now + lifetime),
     )
     token = token_sign(grant, kid=kid, key=keys[kid])
+    # Encrypted media: the key token rides in the manifests' query, and the master playlist and
+    # the MPD each viewer gets carry it into the key and license URLs (apps/access/content_keys.py).
+    key_token = key_token_sign(
+        KeyGrant(
+            content_id=grant.content_id,
+            viewer=user.pk if content.gate is not None else None,
+            expires=grant.expires,
+        ),
+        kid=kid,
+        key=keys[kid],
+    )
     base = f"/stream/{token}/{content.id}/"
+    query = f"?k={key_token}" if content_encrypted(content) else ""
     return Playback(
-        hls_path=base + "master.m3u8",
-        dash_path=base + "manifest.mpd",
+        hls_path=f"{base}master.m3u8{query}",
+        dash_path=f"{base}manifest.mpd{query}",
         expires_at=datetime.fromtimestamp(grant.expires, tz=UTC),
         token=token,
+        key_token=key_token,
     )

@@ -93,3 +93,48 @@ def subject_of(user_id: int | None, *, key: bytes) -> str:
         return "-"
     digest = hmac.new(key, f"subject|{user_id}".encode(), hashlib.sha256).hexdigest()
     return "u" + digest[:15]
+
+
+# Key tokens: the playback grant of encrypted media, in the key URL of the master playlist and the
+# MPD's license URL: ``<kid>.<expiry>.<viewer>.<mac>``. The viewer (a user id in base 36, or ``-``
+# for anyone) is needed in clear: a key request checks the gate again, so revoking access stops
+# the next key fetch. The MAC covers the content id and has its own domain ("sgk1"): neither a
+# stream token nor another content's key token passes.
+_KEY_TOKEN = re.compile(
+    r"^([a-z0-9]{1,8})\.([0-9a-z]{1,12})\.([0-9a-z]{1,14}|-)\.([A-Za-z0-9_-]{22})$"
+)
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    content_id: str
+    viewer: int | None  # user id; None: anyone may watch (the content had no gate)
+    expires: int
+
+
+def key_token_sign(grant: KeyGrant, *, kid: str, key: bytes) -> str:
+    expiry = base36(grant.expires)
+    viewer = "-" if grant.viewer is None else base36(grant.viewer)
+    mac = signature(key, "sgk1", kid, expiry, viewer, grant.content_id)
+    return f"{kid}.{expiry}.{viewer}.{mac}"
+
+
+def key_token_verify(
+    token: str, *, content_id: str, keys: dict[str, bytes], now: float
+) -> KeyGrant:
+    """The grant a key token carries for ``content_id`` (uuid hex); raises TokenRejected."""
+    match = _KEY_TOKEN.match(token)
+    if match is None:
+        raise TokenRejected("malformed token")
+    kid, expiry, viewer, mac = match.groups()
+    key = keys.get(kid)
+    if key is None:
+        raise TokenRejected(f"unknown key id {kid!r}")
+    if not hmac.compare_digest(signature(key, "sgk1", kid, expiry, viewer, content_id), mac):
+        raise TokenRejected("bad signature (tampered, or for another content)")
+    expires = int(expiry, 36)
+    if expires <= now:
+        raise TokenRejected("expired")
+    return KeyGrant(
+        content_id=content_id, viewer=None if viewer == "-" else int(viewer, 36), expires=expires
+    )

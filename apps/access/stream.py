@@ -29,9 +29,11 @@ from django.http import (
 from apps.access.http_range import RangeNotSatisfiable, byte_range
 from apps.access.playback import playback_keys
 from apps.access.playback_tokens import TokenRejected, token_verify
-from apps.access.stream_captions import captioned_response, is_caption_aware
+from apps.access.stream_captions import MPD, captioned_response, is_caption_aware
+from apps.access.stream_encrypted import encrypted_manifest
 from apps.content.storage import StorageUnavailable, is_s3
-from apps.transcode.packaging import cache_control_of, content_type_of
+from apps.transcode.models import DeliveryEncryption
+from apps.transcode.packaging import MASTER, cache_control_of, content_type_of
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,12 @@ def stream_file(request: HttpRequest, token: str, content_id: uuid.UUID, name: s
         )
         return _forbidden("bad_token")
     prefix = f"renditions/{content_id}/{uuid.UUID(hex=grant.job_id)}/"
+    if name in (MASTER, MPD) and "k" in request.GET:  # a grant of encrypted media
+        row = DeliveryEncryption.objects.filter(job_id=uuid.UUID(hex=grant.job_id)).first()
+        if row is not None:
+            return encrypted_manifest(
+                request, content_id=content_id, job_prefix=prefix, name=name, row=row
+            )
     if is_caption_aware(name):
         try:
             answer = captioned_response(

@@ -53,16 +53,7 @@ def captioned_response(
         tracks = [_track(caption) for caption in caption_list(content_id)]
         if not tracks:
             return None
-        stored = _stored(job_prefix + name)
-        if name == MASTER:
-            body = master_with_subtitles(stored.decode("utf-8", "replace"), tracks).encode("utf-8")
-        else:
-            try:
-                body = mpd_with_subtitles(stored, tracks)
-            except ManifestUnreadable as error:  # not expected of our packager: say so, play on
-                logger.error("MPD not captioned", extra={"path": job_prefix, "error": str(error)})
-                body = stored
-        return _answer(request, name, body)
+        return _answer(request, name, _captioned(job_prefix, name, tracks))
     found = SUBTITLE_NAME.match(name)
     caption = found and caption_get(content_id=content_id, caption_id=found["id"])
     if not caption:
@@ -81,6 +72,25 @@ def captioned_response(
         vtt = _stored(caption.path).decode("utf-8")
         body = vtt_with_timestamp_map(vtt, start=timeline.start).encode("utf-8")
     return _answer(request, name, body)
+
+
+def manifest_with_captions(*, content_id: uuid.UUID, job_prefix: str, name: str) -> bytes:
+    """The stored master playlist or MPD with the content's captions of this moment."""
+    tracks = [_track(caption) for caption in caption_list(content_id)]
+    if not tracks:
+        return _stored(job_prefix + name)
+    return _captioned(job_prefix, name, tracks)
+
+
+def _captioned(job_prefix: str, name: str, tracks: list[SubtitleTrack]) -> bytes:
+    stored = _stored(job_prefix + name)
+    if name == MASTER:
+        return master_with_subtitles(stored.decode("utf-8", "replace"), tracks).encode("utf-8")
+    try:
+        return mpd_with_subtitles(stored, tracks)
+    except ManifestUnreadable as error:  # not expected of our packager: say so, play on
+        logger.error("MPD not captioned", extra={"path": job_prefix, "error": str(error)})
+        return stored
 
 
 def _track(caption) -> SubtitleTrack:

@@ -15,7 +15,10 @@ The whole policy is the handful of headers below.
 from django.http import HttpRequest, HttpResponse
 
 STREAM_PREFIX = "/stream/"
-ALLOW_METHODS = "GET, HEAD, OPTIONS"
+# The key URLs of encrypted media (apps/access/content_keys.py): the same policy, and POST for
+# ClearKey license requests.
+KEY_PREFIX = "/keys/"
+ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
 # Range is what players send; "*" admits any other header of a non-credentialed request.
 ALLOW_HEADERS = "Range, *"
 EXPOSE_HEADERS = "Content-Length, Content-Range, Accept-Ranges, Retry-After"
@@ -33,7 +36,7 @@ class StreamCorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(STREAM_PREFIX):
+        if not request.path.startswith((STREAM_PREFIX, KEY_PREFIX)):
             return self.get_response(request)
         if _is_preflight(request):
             response = HttpResponse(status=204)

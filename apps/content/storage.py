@@ -25,6 +25,11 @@ def renditions_prefix(content_id: str) -> str:
     return f"renditions/{content_id}/"
 
 
+def public_prefix(content_id: str) -> str:
+    """Encrypted media anyone may fetch and cache (nginx, a CDN, the bucket): no token, no app."""
+    return f"public/{content_id}/"
+
+
 def captions_prefix(content_id: str) -> str:
     """Captions live beside the renditions, not in a job's folder: they outlive re-encodes."""
     return f"captions/{content_id}/"

@@ -7,6 +7,7 @@ from celery import shared_task
 from apps.content.outbox import outbox_relay as relay
 from apps.content.storage import (
     captions_prefix,
+    public_prefix,
     renditions_prefix,
     source_prefix,
     storage_delete_prefix,
@@ -18,12 +19,13 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="apps.content.tasks.content_files_delete", **RETRY_TRANSIENT)
 def content_files_delete(content_id: str) -> int:
-    """Remove a deleted content's source, renditions and captions from storage. Safe to run
-    twice."""
+    """Remove a deleted content's source, renditions, captions and public media from storage.
+    Safe to run twice."""
     prefixes = (
         source_prefix(content_id),
         renditions_prefix(content_id),
         captions_prefix(content_id),
+        public_prefix(content_id),
     )
     removed = sum(storage_delete_prefix(prefix) for prefix in prefixes)
     logger.info("content files deleted", extra={"content_id": content_id, "files": removed})

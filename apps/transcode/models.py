@@ -133,3 +133,25 @@ class TranscodeChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} {self.kind} {self.index} ({self.state})"
+
+
+class DeliveryEncryption(models.Model):
+    """A published job's media, encrypted: public files under ``public_prefix`` (HLS AES-128
+    under ``hls/``, DASH Common Encryption under ``dash/``), and the keys that open them,
+    wrapped by the master key ``master_key_id`` (apps/transcode/keys.py). Only the key URL is
+    gated (apps/access/content_keys.py)."""
+
+    job = models.OneToOneField(
+        TranscodeJob, primary_key=True, on_delete=models.CASCADE, related_name="encryption"
+    )
+    public_prefix = models.CharField(max_length=300)
+    hls_kid = models.UUIDField()
+    hls_key = models.BinaryField()
+    cenc_kid = models.UUIDField()
+    cenc_key = models.BinaryField()
+    master_key_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ({self.master_key_id})"

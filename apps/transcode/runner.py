@@ -38,6 +38,7 @@ from apps.transcode.outage import DATABASE_AWAY, reset_connection, wait_out
 from apps.transcode.packaging import Package, package
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
 from apps.transcode.publishing import publish_outputs
+from apps.transcode.services.encrypting import Encrypted, clear_media, package_encrypt
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class Outcome:
     packaged: Package
     duration: float
     realtime_factor: float | None
+    encrypted: Encrypted | None = None
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,17 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chu
     run.progress(100.0, force=True)
 
     run.enter(JobStage.PUBLISH)
+    files = packaged.files
+    encrypted = None
+    if settings.MEDIA_ENCRYPTION:
+        # Encrypted copies go public; the clear media are never uploaded (apps/transcode/
+        # encryption.py), only the manifests, poster and storyboard the token path still serves.
+        encrypted = package_encrypt(workdir, job)
+        clear = set(clear_media(workdir))
+        files = [name for name in files if name not in clear]
     publish_outputs(
         workdir,
-        packaged.files,
+        files,
         prefix=job.output_prefix,
         on_file=lambda done, total: (run.alive(), run.progress(100 * done / total)),
     )
@@ -260,6 +270,7 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chu
         packaged=packaged,
         duration=info.duration,
         realtime_factor=round(plan.duration / result.seconds, 3) if result.seconds else None,
+        encrypted=encrypted,
     )
 
 

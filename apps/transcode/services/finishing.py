@@ -13,6 +13,7 @@ from apps.transcode import ffmpeg, tasks
 from apps.transcode.models import JobState, TranscodeJob
 from apps.transcode.packaging import PackagedRendition
 from apps.transcode.runner import Cancelled
+from apps.transcode.services.encrypting import Encrypted, encryption_save
 from apps.transcode.services.outputs import delete_outputs
 from streamgate.celery import enqueue_on_commit
 from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
@@ -43,8 +44,10 @@ def publish_job(
     renditions: list[PackagedRendition],
     duration: float,
     realtime_factor: float | None,
+    encrypted: Encrypted | None = None,
 ) -> None:
-    """Point the content at this job's outputs, in one transaction."""
+    """Point the content at this job's outputs (and its keys, when encrypted), in one
+    transaction."""
     with transaction.atomic():
         current = TranscodeJob.objects.select_for_update().filter(pk=job.pk).first()
         content = Content.objects.select_for_update().filter(pk=job.content_id).first()
@@ -58,6 +61,8 @@ def publish_job(
         if current is None or content is None or current.state != JobState.RUNNING:
             raise Cancelled(str(job.pk))
         renditions_replace(content, job, renditions)
+        if encrypted is not None:
+            encryption_save(job, encrypted)
         Content.objects.filter(pk=content.pk).update(
             published_job=job,
             poster=job.output_prefix + ffmpeg.POSTER,
@@ -110,6 +115,5 @@ def fail_job(
             content_status_set(
                 content=content, status=ContentStatus.FAILED, error=message, error_kind=kind
             )
-        prefix = job.output_prefix
-        transaction.on_commit(lambda: delete_outputs(prefix))
+        transaction.on_commit(lambda: delete_outputs(job))
     logger.warning("transcode failed", extra={"job_id": str(job.id), "error": message})

@@ -59,8 +59,7 @@ def worker_lost(
         ended = ending.update(state=JobState.FAILED, error=error, finished_at=timezone.now())
         if not ended:
             return WorkerLost(ended=False)
-        prefix = job.output_prefix
-        transaction.on_commit(lambda: delete_outputs(prefix))
+        transaction.on_commit(lambda: delete_outputs(job))
         content = Content.objects.select_for_update().filter(pk=job.content_id).first()
         if content is None:
             return WorkerLost(ended=True)

@@ -122,7 +122,7 @@ def transcode_run(
         logger.info(
             "transcode restarted", extra={"job_id": job_id, "interruption": job.interruption}
         )
-        delete_outputs(job.output_prefix)
+        delete_outputs(job)
     workdir = Path(settings.TRANSCODE_WORK_DIR) / str(job.id)
     shutil.rmtree(workdir, ignore_errors=True)
     chunked = False
@@ -142,6 +142,7 @@ def transcode_run(
                     renditions=outcome.packaged.renditions,
                     duration=outcome.duration,
                     realtime_factor=outcome.realtime_factor,
+                    encrypted=outcome.encrypted,
                 ),
                 job_id=job_id,
                 what="publish",
@@ -156,7 +157,7 @@ def transcode_run(
         )
     except Cancelled:
         logger.info("transcode cancelled", extra={"job_id": job_id})
-        delete_outputs(job.output_prefix)
+        delete_outputs(job)
     except TRANSIENT as error:
         logger.warning(
             "transcode interrupted; the job goes back to the queue",
