@@ -22,9 +22,9 @@ from apps.transcode.packaging import content_type_of
 
 PREFIX = "/public/"
 IMMUTABLE = b"public, max-age=31536000, immutable"
-# <content uuid>/<job mark>/<hls|dash>/<file>: nothing else is ever stored under public/.
+# <content uuid>/<job mark>/<hls|ts|dash>/<file>: nothing else is ever stored under public/.
 SAFE_PATH = re.compile(
-    r"^[0-9a-f-]{36}/[0-9a-f]{32}/(?:hls|dash)/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
+    r"^[0-9a-f-]{36}/[0-9a-f]{32}/(?:hls|ts|dash)/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
 )
 CORS = [
     (b"access-control-allow-origin", b"*"),

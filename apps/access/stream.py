@@ -30,7 +30,11 @@ from apps.access.http_range import RangeNotSatisfiable, byte_range
 from apps.access.playback import playback_keys
 from apps.access.playback_tokens import TokenRejected, token_verify
 from apps.access.stream_captions import MPD, captioned_response, is_caption_aware
-from apps.access.stream_encrypted import encrypted_manifest
+from apps.access.stream_encrypted import (
+    encrypted_manifest,
+    encrypted_playlist,
+    is_encrypted_playlist,
+)
 from apps.content.storage import StorageUnavailable, is_s3
 from apps.transcode.models import DeliveryEncryption
 from apps.transcode.packaging import MASTER, cache_control_of, content_type_of
@@ -67,8 +71,11 @@ def stream_file(request: HttpRequest, token: str, content_id: uuid.UUID, name: s
         )
         return _forbidden("bad_token")
     prefix = f"renditions/{content_id}/{uuid.UUID(hex=grant.job_id)}/"
-    if name in (MASTER, MPD) and "k" in request.GET:  # a grant of encrypted media
+    encrypted_list = is_encrypted_playlist(name)
+    if encrypted_list or (name in (MASTER, MPD) and "k" in request.GET):  # encrypted media
         row = DeliveryEncryption.objects.filter(job_id=uuid.UUID(hex=grant.job_id)).first()
+        if row is not None and encrypted_list:
+            return encrypted_playlist(request, job_prefix=prefix, name=name, row=row)
         if row is not None:
             return encrypted_manifest(
                 request, content_id=content_id, job_prefix=prefix, name=name, row=row

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from apps.content.selectors import caption_get, caption_list
 from apps.content.storage import StorageUnavailable, is_s3
+from apps.transcode.ffmpeg import TS_OFFSET
 from apps.transcode.packaging import MASTER, cache_control_of, content_type_of
 from apps.transcode.subtitles import (
     ManifestUnreadable,
@@ -31,8 +32,10 @@ from apps.transcode.subtitles import (
 logger = logging.getLogger(__name__)
 
 MPD = "manifest.mpd"
+# "ts-": the captions of the MPEG-TS copies native players get for encrypted media, whose
+# timestamps are shifted by ffmpeg.TS_OFFSET (apps/transcode/encryption.py).
 SUBTITLE_NAME = re.compile(
-    r"^subs/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"^subs/(?P<ts>ts-)?(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
     r"\.(?P<kind>m3u8|vtt)$"
 )
 
@@ -66,11 +69,15 @@ def captioned_response(
         )
         raise Http404("No such captions.") from None
     track = _track(caption)
+    shift = TS_OFFSET if found["ts"] else 0
     if found["kind"] == "m3u8":
-        body = subtitle_playlist(track, duration=timeline.duration).encode("utf-8")
+        body = subtitle_playlist(track, duration=timeline.duration)
+        if found["ts"]:
+            body = body.replace(f"\n{track.id}.vtt\n", f"\nts-{track.id}.vtt\n")
+        body = body.encode("utf-8")
     else:
         vtt = _stored(caption.path).decode("utf-8")
-        body = vtt_with_timestamp_map(vtt, start=timeline.start).encode("utf-8")
+        body = vtt_with_timestamp_map(vtt, start=timeline.start + shift).encode("utf-8")
     return _answer(request, name, body)
 
 

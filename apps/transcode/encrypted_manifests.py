@@ -34,9 +34,10 @@ def _quoted(text: str) -> str:
     return text
 
 
-def master_encrypted(master: str, *, media_base: str, key_url: str) -> str:
+def master_encrypted(master: str, *, media_base: str, key_url: str, ts: bool = False) -> str:
     """``master`` with the key URL defined and its media playlists under ``media_base``
-    (which ends with "/"); caption renditions (``subs/``) keep their relative URIs."""
+    (which ends with "/"); caption renditions (``subs/``) keep their relative URIs, those of
+    the MPEG-TS set (``ts``) name their shifted timing (``subs/ts-``)."""
     out = []
     defined = False
     for raw in master.splitlines():
@@ -48,6 +49,8 @@ def master_encrypted(master: str, *, media_base: str, key_url: str) -> str:
             continue
         if line.startswith("#EXT-X-MEDIA:") and "TYPE=AUDIO" in line:
             line = _URI_ATTRIBUTE.sub(lambda m: f'URI="{media_base}{m[1]}"', line)
+        elif line.startswith("#EXT-X-MEDIA:") and "TYPE=SUBTITLES" in line and ts:
+            line = line.replace('URI="subs/', 'URI="subs/ts-')
         elif line and not line.startswith("#"):
             line = media_base + line
         out.append(line)

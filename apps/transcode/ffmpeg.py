@@ -498,3 +498,31 @@ def grab_frame(
 
 class FrameFailed(Exception):
     """No frame could be taken from the source at that time."""
+
+
+# MPEG-TS copies of CMAF segments (apps/transcode/encryption.py, for players that decrypt
+# AES-128 only over TS): timestamps kept, shifted by TS_OFFSET so that no decode time is
+# negative (B-frames start before 0; Chromium's HLS refuses "buffers not in DTS sequence").
+TS_OFFSET = 10
+
+
+def remux_to_ts(init: Path, segment: Path, output: Path, *, binary: str) -> None:
+    """Write ``segment`` (with its track's ``init``) as an MPEG-TS segment, no re-encode;
+    RemuxFailed with FFmpeg's reason."""
+    args = [
+        binary, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "mp4", "-i", "pipe:0",
+        "-map", "0", "-c", "copy", "-copyts", "-muxdelay", "0", "-muxpreload", "0",
+        "-output_ts_offset", str(TS_OFFSET), "-f", "mpegts", str(output),
+    ]  # fmt: skip
+    data = init.read_bytes() + segment.read_bytes()
+    try:
+        done = subprocess.run(args, input=data, capture_output=True, timeout=60, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired as error:
+        raise RemuxFailed(f"FFmpeg took too long to remux {segment.name}.") from error
+    if done.returncode != 0 or not output.is_file() or output.stat().st_size == 0:
+        tail = done.stderr.decode(errors="replace")[-300:].strip()
+        raise RemuxFailed(f"FFmpeg could not remux {segment.name} to MPEG-TS: {tail}")
+
+
+class RemuxFailed(Exception):
+    """A segment could not be copied into MPEG-TS."""

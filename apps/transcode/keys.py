@@ -87,7 +87,7 @@ def key_wrap(content_key: ContentKey, *, job_id: uuid.UUID | str) -> tuple[str, 
 
 
 def key_unwrap(
-    wrapped: bytes, *, master_id: str, job_id: uuid.UUID | str, kid: uuid.UUID
+    wrapped: bytes | memoryview, *, master_id: str, job_id: uuid.UUID | str, kid: uuid.UUID
 ) -> ContentKey:
     master = master_keys().get(master_id)
     if master is None:

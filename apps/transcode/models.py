@@ -150,6 +150,12 @@ class DeliveryEncryption(models.Model):
     cenc_kid = models.UUIDField()
     cenc_key = models.BinaryField()
     master_key_id = models.CharField(max_length=32)
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="Segments encrypted per playlist and track so far."
+    )
+    complete = models.BooleanField(
+        default=False, help_text="Every segment encrypted and the public playlists written."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     rewrapped_at = models.DateTimeField(null=True, blank=True)
 

@@ -36,6 +36,7 @@ CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",
     ".m4s": "video/iso.segment",
+    ".ts": "video/mp2t",
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt",

@@ -397,6 +397,12 @@ STREAM_MEDIA_ORIGINS = env.list(
         [urlsplit(S3_ENDPOINT_URL)._replace(path="", query="", fragment="").geturl()]
         if S3_ENDPOINT_URL
         else (["https://*.amazonaws.com"] if S3_BUCKET else [])
+    )
+    # A CDN or bucket serving the public encrypted files.
+    + (
+        [urlsplit(PUBLIC_MEDIA_URL)._replace(path="", query="", fragment="").geturl()]
+        if PUBLIC_MEDIA_URL.startswith(("https://", "http://"))
+        else []
     ),
 )
 # Who may frame the embeddable player (CSP frame-ancestors); "*" is any site.

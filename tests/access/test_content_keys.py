@@ -125,9 +125,10 @@ def test_a_key_of_another_job_is_unknown(media_root, client_for):
 
 def test_a_clear_content_has_no_key(media_root, client_for):
     item = published(media_root, gate=GATE)
-    response = client_for(holder()).post(playback_url(item.content))
+    viewer = holder()
+    response = client_for(viewer).post(playback_url(item.content))
     assert "?k=" not in response.json()["hls_url"]  # clear media: no key token to carry
-    token = signed(item.content, holder().pk, expires=int(time.time()) + 60)
+    token = signed(item.content, viewer.pk, expires=int(time.time()) + 60)
     response = Client().get(key_url(item.content, content_key_new(), token))
     assert (response.status_code, response.json()["reason"]) == (404, "not_encrypted")
 

@@ -14,6 +14,7 @@ from apps.transcode.encryption import (
     aes128_encrypt,
     media_playlists,
     playlist_encrypted,
+    segment_iv,
 )
 from apps.transcode.keys import KeyUnavailable, content_key_new, key_unwrap, key_wrap
 from apps.transcode.models import DeliveryEncryption
@@ -46,16 +47,33 @@ def test_aes128_is_cbc_with_pkcs7_padding_both_ways():
 
 
 def test_an_encrypted_playlist_imports_the_key_url_and_gives_each_segment_its_iv():
-    ivs = {"chunk-0-00001.m4s": b"\x01" * 16, "chunk-0-00002.m4s": b"\xab" * 16}
-    lines = playlist_encrypted(PLAYLIST, ivs).splitlines()
-    assert lines[1] == "#EXT-X-VERSION:8"
-    define = lines.index('#EXT-X-DEFINE:IMPORT="sgkey"')
+    key = os.urandom(16)
+    lines = playlist_encrypted(PLAYLIST, key, folder="hls/").splitlines()
+    assert lines[1:3] == ["#EXT-X-VERSION:8", '#EXT-X-DEFINE:IMPORT="sgkey"']
     init = lines.index('#EXT-X-MAP:URI="init-0.m4s"')
-    assert define < init  # the init segment stays clear: no key line before its MAP
-    key = '#EXT-X-KEY:METHOD=AES-128,URI="{$sgkey}",IV=0x'
-    assert lines[init + 1 : init + 4] == [key + "01" * 16, "#EXTINF:4.000000,", "chunk-0-00001.m4s"]
-    assert lines[init + 4 : init + 7] == [key + "AB" * 16, "#EXTINF:2.500000,", "chunk-0-00002.m4s"]
+    assert not any(line.startswith("#EXT-X-KEY") for line in lines[:init])  # a clear init
+    key_line = '#EXT-X-KEY:METHOD=AES-128,URI="{$sgkey}",IV=0x'
+    first, second = (segment_iv(key, f"hls/chunk-0-0000{n}.m4s").hex().upper() for n in (1, 2))
+    assert first != second
+    assert lines[init + 1 : init + 4] == [
+        key_line + first,
+        "#EXTINF:4.000000,",
+        "chunk-0-00001.m4s",
+    ]
+    assert lines[init + 4 : init + 7] == [
+        key_line + second,
+        "#EXTINF:2.500000,",
+        "chunk-0-00002.m4s",
+    ]
     assert lines[-1] == "#EXT-X-ENDLIST"
+
+
+def test_the_ts_playlist_has_no_init_segment_and_lists_ts_copies_under_a_base():
+    key = os.urandom(16)
+    text = playlist_encrypted(PLAYLIST, key, folder="ts/", base="https://cdn.example/x/ts/")
+    assert "#EXT-X-MAP" not in text
+    iv = segment_iv(key, "ts/chunk-0-00002.ts").hex().upper()
+    assert f"IV=0x{iv}\n#EXTINF:2.500000,\nhttps://cdn.example/x/ts/chunk-0-00002.ts\n" in text
 
 
 def test_media_playlists_are_the_variants_and_the_audio_rendition():

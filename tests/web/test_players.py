@@ -9,7 +9,9 @@ of the 4 s segment, an odd length, a portrait phone video (landscape frames with
 flag), an HEVC 10-bit source, a variable frame rate source, one without audio, and one long
 enough to be encoded in chunks (apps/transcode/chunks.py: three video chunks and the audio, each
 encoded on its own, their segments listed in one timeline; every player must play across each
-join). Each clip has English captions, added after its encode (the manifests then carry a
+join), and that long one again with encrypted delivery (MEDIA_ENCRYPTION: each player fetches
+public encrypted segments and its key from the gated key URL; native HLS gets the MPEG-TS set).
+Each clip has English captions, added after its encode (the manifests then carry a
 subtitle rendition and a text adaptation set).
 
 Each case loads the stream with a playback grant from the API, starts playing, asks the player
@@ -100,13 +102,11 @@ CLIPS = {
     "vfr": (_variable_rate, 6),
     "no-audio": (_no_audio, 6),
     "chunked": (_chunked, 13.3),
-    "encrypted": (_multiple, 8),  # MEDIA_ENCRYPTION on: public AES-128 / CENC segments, gated keys
+    # MEDIA_ENCRYPTION on, and long enough for chunks: public AES-128 fMP4 (script players),
+    # AES-128 MPEG-TS (native HLS) and CENC (DASH) segments, keys behind the gate.
+    "encrypted": (_chunked, 13.3),
 }
 ENCRYPTED = "encrypted"
-NATIVE_ENCRYPTED = (
-    "measured: Chromium's own HLS player fetches the AES-128 key but fails every fMP4 variant "
-    "(DEMUXER_ERROR_COULD_NOT_PARSE); it decrypts MPEG-TS only (apps/transcode/encryption.py)"
-)
 
 # Each clip gets captions after its encode (as a creator adds them): players must list them and
 # still play to the end with a subtitle rendition or text adaptation set in the manifests.
@@ -237,7 +237,7 @@ def matrix(browser, stack, player_site):
         Case(player, clip, grants[clip][f"{kind}_url"])
         for player, kind in PLAYERS.items()
         for clip in CLIPS
-        if player != "native" or (native and clip != ENCRYPTED)
+        if player != "native" or native
     ]
     running: list[Case] = []
     reports = {}
@@ -255,8 +255,6 @@ def matrix(browser, stack, player_site):
 
 
 def _report(matrix, player: str, clip: str) -> dict:
-    if player == "native" and clip == ENCRYPTED:
-        pytest.skip(NATIVE_ENCRYPTED)
     if player == "native" and not matrix["native-support"][0]:
         pytest.skip(
             f"Chromium {matrix['native-support'][1]} has no native HLS: "
@@ -270,11 +268,12 @@ def _describe(report: dict) -> str:
     return json.dumps({key: report.get(key) for key in keys}, indent=1)[:3000]
 
 
-def test_only_the_long_clip_is_encoded_in_chunks(stack):
-    """The chunked clip's manifests join chunks encoded apart (three of video, and the audio
+def test_only_the_long_clips_are_encoded_in_chunks(stack):
+    """The long clips' manifests join chunks encoded apart (three of video, and the audio
     whole); every other clip is one run's."""
     chunked = {clip: chunks for clip, chunks in stack.chunks.items() if chunks}
-    assert chunked == {"chunked": ["audio-0", "video-0", "video-1", "video-2"]}
+    every = ["audio-0", "video-0", "video-1", "video-2"]
+    assert chunked == {"chunked": every, ENCRYPTED: every}
 
 
 @pytest.mark.parametrize("clip", CLIPS)

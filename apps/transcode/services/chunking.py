@@ -66,6 +66,7 @@ from apps.transcode.outage import DATABASE_AWAY, reset_connection, wait_out
 from apps.transcode.packaging import PackagingError, cache_control_of, content_type_of
 from apps.transcode.publishing import publish_outputs
 from apps.transcode.runner import Cancelled, Chunked, JobRun, encode_with_watchdog
+from apps.transcode.services.encrypting import chunked_encryption_start, chunks_encrypt
 from apps.transcode.services.finishing import fail_job, publish_job, renditions_replace
 from apps.transcode.services.requesting import time_limits
 from apps.transcode.services.workers import this_worker, worker_gone
@@ -177,6 +178,8 @@ def chunked_start(job: TranscodeJob, chunked: Chunked) -> None:
                 )
             )
         TranscodeChunk.objects.bulk_create(rows)
+        if settings.MEDIA_ENCRYPTION:  # each publication encrypts what it lists
+            chunked_encryption_start(job)
         job.chunk_plan = plan_as_json(plan)
         job.stage = JobStage.ENCODE
         TranscodeJob.objects.filter(pk=job.pk).update(
@@ -514,6 +517,8 @@ def _advance(
             available_since=started - timedelta(seconds=saved["duration"]),
             now=now,
         )
+        # Encrypted copies of what the manifests list go public before the manifests name them.
+        chunks_encrypt(job, folder, final=final)
         publish_outputs(folder, written.files, prefix=job.output_prefix, on_file=lambda *_: None)
     if final:
         work = sum(chunk.encode_seconds or 0 for chunk in done)

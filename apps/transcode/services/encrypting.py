@@ -12,7 +12,7 @@ import hmac
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -26,7 +26,8 @@ from apps.content.storage import (
     storage_delete_quietly,
     storage_put_file,
 )
-from apps.transcode.encryption import encrypt_package, media_playlists
+from apps.transcode import ffmpeg
+from apps.transcode.encryption import encrypt_media, media_playlists
 from apps.transcode.ffmpeg import MANIFEST as MPD
 from apps.transcode.keys import ContentKey, content_key_new, key_unwrap, key_wrap, master_key_id
 from apps.transcode.models import DeliveryEncryption, TranscodeJob
@@ -46,6 +47,8 @@ class Encrypted:
     prefix: str
     hls: ContentKey
     dash: ContentKey
+    counts: dict = field(default_factory=dict)
+    complete: bool = True
 
 
 def job_public_prefix(job: TranscodeJob) -> str:
@@ -57,20 +60,24 @@ def job_public_prefix(job: TranscodeJob) -> str:
     return f"{public_prefix(str(job.content_id))}{mark}/"
 
 
-def package_encrypt(folder: Path, job: TranscodeJob) -> Encrypted:
-    """Encrypt the packaged ``folder`` and upload the result under the job's public prefix."""
-    hls, dash = content_key_new(), content_key_new()
+def _encrypt_upload(
+    folder: Path, prefix: str, *, hls: ContentKey, dash: ContentKey, done: dict, final: bool
+) -> dict:
+    """Encrypt what the package in ``folder`` lists beyond ``done`` and upload it under
+    ``prefix``; returns the new counts."""
     out = folder / OUT_FOLDER
     shutil.rmtree(out, ignore_errors=True)
-    files = encrypt_package(
+    files, counts = encrypt_media(
         folder,
         out,
         hls=hls,
         dash=dash,
         master=(folder / MASTER).read_text(),
         manifest=MPD,
+        done=done,
+        final=final,
+        binary=ffmpeg.ffmpeg_binary(settings.TRANSCODE_FFMPEG),
     )
-    prefix = job_public_prefix(job)
     for name in files:
         storage_put_file(
             str(out / name),
@@ -79,7 +86,15 @@ def package_encrypt(folder: Path, job: TranscodeJob) -> Encrypted:
             cache_control=PUBLIC_CACHE,
         )
     shutil.rmtree(out, ignore_errors=True)
-    return Encrypted(prefix=prefix, hls=hls, dash=dash)
+    return counts
+
+
+def package_encrypt(folder: Path, job: TranscodeJob) -> Encrypted:
+    """Encrypt the packaged ``folder`` and upload the result under the job's public prefix."""
+    hls, dash = content_key_new(), content_key_new()
+    prefix = job_public_prefix(job)
+    counts = _encrypt_upload(folder, prefix, hls=hls, dash=dash, done={}, final=True)
+    return Encrypted(prefix=prefix, hls=hls, dash=dash, counts=counts)
 
 
 def encryption_save(job: TranscodeJob, encrypted: Encrypted) -> DeliveryEncryption:
@@ -95,15 +110,50 @@ def encryption_save(job: TranscodeJob, encrypted: Encrypted) -> DeliveryEncrypti
         cenc_kid=encrypted.dash.kid,
         cenc_key=dash_wrapped,
         master_key_id=master_id,
+        counts=encrypted.counts,
+        complete=encrypted.complete,
     )
 
 
+def chunked_encryption_start(job: TranscodeJob) -> DeliveryEncryption:
+    """A chunked job's keys, before its first chunk: each publication encrypts what it lists."""
+    encrypted = Encrypted(
+        prefix=job_public_prefix(job),
+        hls=content_key_new(),
+        dash=content_key_new(),
+        complete=False,
+    )
+    return encryption_save(job, encrypted)
+
+
+def chunks_encrypt(job: TranscodeJob, folder: Path, *, final: bool) -> None:
+    """Encrypt what a chunked job's manifests (just written into ``folder``) list that no
+    earlier publication encrypted: the new segments are read from the job's folder. With
+    ``final``, the public playlists are written and the clear media leave the job's folder
+    once the transaction commits. Called under the job's row lock (chunks_advance)."""
+    row = DeliveryEncryption.objects.select_for_update().filter(job=job).first()
+    if row is None:
+        return  # not an encrypted job
+    hls, dash = content_keys(row)
+    media = clear_media(folder)
+    for name in media:
+        if not (folder / name).exists():
+            _fetch(job.output_prefix + name, folder / name)
+    row.counts = _encrypt_upload(
+        folder, row.public_prefix, hls=hls, dash=dash, done=row.counts, final=final
+    )
+    row.complete = final
+    row.save(update_fields=["counts", "complete"])
+    if final:
+        prefix = job.output_prefix
+        transaction.on_commit(lambda: [storage_delete_quietly(prefix + name) for name in media])
+
+
 def clear_media(folder: Path) -> list[str]:
-    """The clear media files of a package (segments, init segments, media playlists): what the
-    token path must no longer serve once the job is encrypted."""
+    """The clear media of a package (segments, init segments): what the token path must no
+    longer serve once the job is encrypted. The media playlists stay: growing encrypted ones
+    are made from them (apps/access/stream_encrypted.py)."""
     names: set[str] = set()
-    for playlist in media_playlists((folder / MASTER).read_text()):
-        names.add(playlist)
     for track in read_tracks(folder / MPD):
         names.add(track.init)
         names.update(segment.uri for segment in track.segments)
