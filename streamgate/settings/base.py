@@ -365,12 +365,12 @@ PLAYBACK_KEYS = read_secret_json(env, "PLAYBACK_KEYS", default={})
 PLAYBACK_KEY_ID = env.str("PLAYBACK_KEY_ID", default="")
 # Media encryption (apps/transcode/keys.py): {"m2": "<base64 of 32 bytes>", "m1": "<old>"} wraps
 # every content key; new wraps use MEDIA_MASTER_KEY_ID, `manage.py media_keys_rewrap` moves the
-# old ones over. Empty: one key derived from SECRET_KEY. MEDIA_ENCRYPTION=1 encrypts every new
-# encode (public segments, gated keys); off by default until every player and chunked encodes
-# are covered (README "Encrypted delivery"): clear media behind the token path, as before.
+# old ones over. Empty: one key derived from SECRET_KEY. Every new encode is encrypted (public
+# segments, gated keys: README "Encrypted delivery"); MEDIA_ENCRYPTION=0 publishes clear media
+# behind the token path instead, as before encryption existed.
 MEDIA_MASTER_KEYS = read_secret_json(env, "MEDIA_MASTER_KEYS", default={})
 MEDIA_MASTER_KEY_ID = env.str("MEDIA_MASTER_KEY_ID", default="")
-MEDIA_ENCRYPTION = env.bool("MEDIA_ENCRYPTION", default=False)
+MEDIA_ENCRYPTION = env.bool("MEDIA_ENCRYPTION", default=True)
 # Where players fetch the public, encrypted files (storage prefix "public/"): this site's /public/
 # (nginx in deploy/nginx, or the app itself), or a CDN or bucket URL ending in "/".
 PUBLIC_MEDIA_URL = env.str("PUBLIC_MEDIA_URL", default="/public/")

@@ -541,6 +541,7 @@ def main() -> None:
             env = embedded_env(
                 work / "var",
                 DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
+                MEDIA_ENCRYPTION="0",  # the clear CMAF is what the joins are measured on
                 REDIS_URL=f"{redis}/15",  # this process sends no task
                 DJANGO_DEBUG="0",
                 TRANSCODE_PRESET=args.preset,

@@ -88,6 +88,7 @@ def served_stack_env(prefix: str, redis_url: str, **extra: str) -> tuple[str, Pa
         folder,
         DATABASE_URL=f"postgres://root@127.0.0.1:5432/{database}",
         REDIS_URL=redis_url,
+        MEDIA_ENCRYPTION="0",  # segments through the token path, as measured before
         DJANGO_DEBUG="0",
         LOG_LEVEL="WARNING",
         STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",

@@ -115,6 +115,7 @@ def segments(args) -> None:
             var,
             DJANGO_SETTINGS_MODULE="tests.support.bench_settings",
             DJANGO_DEBUG="0",
+            MEDIA_ENCRYPTION="0",  # the token path's segments (encrypted ones: delivery.py)
             STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
             LOG_LEVEL="WARNING",
         )

@@ -170,6 +170,7 @@ def main() -> int:
             stack_env = embedded_env(
                 folder / "var",
                 DATABASE_URL=f"postgres://root@127.0.0.1:{proxies.ports['postgres']}/{database}",
+                MEDIA_ENCRYPTION="0",  # segments through the token path, as measured before
                 REDIS_URL=f"redis://127.0.0.1:{proxies.ports['redis']}/0",
                 DJANGO_DEBUG="0",
                 LOG_LEVEL="INFO",

@@ -51,6 +51,7 @@ def setup_django(var: Path, preset: str) -> None:
         STREAMGATE_VAR_DIR=str(var),
         DJANGO_DEBUG="0",
         TRANSCODE_PRESET=preset,
+        MEDIA_ENCRYPTION="0",  # the encode against FFmpeg by hand (encryption: delivery.py)
     )
     import django
 

@@ -166,6 +166,7 @@ def main() -> None:
         env = embedded_env(
             var,
             DJANGO_DEBUG="0",
+            MEDIA_ENCRYPTION="0",  # as measured before; keys add one request per start
             STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
             LOG_LEVEL="WARNING",
         )

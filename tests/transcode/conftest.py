@@ -27,7 +27,10 @@ CHUNK = 8  # seconds: two 4-second segments (the ``chunked`` fixture's chunk len
 
 @pytest.fixture(autouse=True)
 def _fast_transcodes(settings, tmp_path):
-    """Real encodes, made quick: the fastest preset and a fine-grained storyboard."""
+    """Real encodes, made quick: the fastest preset and a fine-grained storyboard. In the
+    clear: these tests read the packaged CMAF itself; encrypting it has its own tests
+    (test_encryption.py, test_encryption_chunked.py), which turn MEDIA_ENCRYPTION on."""
+    settings.MEDIA_ENCRYPTION = False
     settings.TRANSCODE_PRESET = "ultrafast"
     settings.TRANSCODE_LADDER = TEST_LADDER
     settings.TRANSCODE_STORYBOARD = {"interval": 1, "width": 160, "columns": 5, "rows": 5}
