@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -17,6 +16,7 @@ from django.conf import settings
 from tests.factories import ContentFactory
 from tests.support.nginx import (
     DEPLOY,
+    Nginx,
     config_test,
     nginx_binary,
     nginx_server,
@@ -49,7 +49,7 @@ LIVE = {
 }
 
 
-def PUBLIC_READ_POLICY(bucket: str) -> dict:  # noqa: N802 - the policy streamgate-s3.conf asks for
+def public_read_policy(bucket: str) -> dict:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -69,9 +69,10 @@ SECRET = b"not public: outside the public/ folder"
 class Site:
     """One nginx (disk or S3 flavour) in front of the module's uvicorn."""
 
-    def __init__(self, base: str, port: int, web_log: Path, var: Path, mode: str):
-        self.port, self.web_log, self.var, self.mode = port, web_log, var, mode
-        self.base = base
+    def __init__(self, server: Nginx, stack: dict, mode: str, s3=None, bucket: str = ""):
+        self.base, self.port = server.base_url, server.port
+        self.web_log, self.var = stack["web_log"], stack["var"]
+        self.mode, self.s3, self.bucket = mode, s3, bucket  # s3, bucket: the S3 site's
 
     def request(
         self,
@@ -95,7 +96,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_setup, django_db_blocker):
+def stack(tmp_path_factory, django_db_setup):
     """uvicorn (local settings on the test database, nginx trusted as the proxy, nginx sending
     stream files) and, on disk, the public files, a static file and files nginx must not serve."""
     root = tmp_path_factory.mktemp("nginx")
@@ -146,7 +147,7 @@ def disk_site(stack):
         media_root=str(stack["var"] / "media"),
     )
     with nginx_server(server):
-        yield Site(server.base_url, server.port, stack["web_log"], stack["var"], "disk")
+        yield Site(server, stack, "disk")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def s3_site(stack, moto_server):
         region_name="us-east-1",
     )
     s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(PUBLIC_READ_POLICY(bucket)))
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read_policy(bucket)))
     for name, (data, _type) in {**FILES, **LIVE}.items():
         s3.put_object(
             Bucket=bucket,
@@ -184,9 +185,7 @@ def s3_site(stack, moto_server):
         cache_max_size="100m",
     )
     with nginx_server(server):
-        site = Site(server.base_url, server.port, stack["web_log"], stack["var"], "s3")
-        site.s3, site.bucket = s3, bucket
-        yield site
+        yield Site(server, stack, "s3", s3=s3, bucket=bucket)
 
 
 @pytest.fixture(params=["disk", "s3"])
