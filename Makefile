@@ -64,6 +64,7 @@ run: $(VENV)/.base-installed static/dist/.built
 test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
 	tests/services.sh
 	tests/browser.sh
+	tests/nginx.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m mypy
 	DJANGO_SETTINGS_MODULE=streamgate.settings.test DATABASE_URL=sqlite://:memory: \
@@ -72,6 +73,7 @@ test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.buil
 
 ## bench: every benchmark under tests/benchmarks/, printing ratios against their baselines
 bench: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
+	@tests/nginx.sh --bench
 	@for script in tests/benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 ## check: Django's deployment checks on the production settings (warnings fail)

@@ -1,7 +1,10 @@
 """compose.yaml cannot run here (no Docker engine), so its wiring is checked as data."""
 
+import re
+
 import yaml
 
+from tests.support.nginx import placeholders
 from tests.support.processes import ROOT
 
 QUEUES = {"uploads", "transcode", "chain", "default"}
@@ -13,7 +16,9 @@ def load() -> dict:
 
 def test_compose_has_the_whole_stack():
     services = load()["services"]
-    expected = {"postgres", "redis", "minio", "minio-init", "migrate", "web", "beat", "flower"}
+    expected = {
+        "postgres", "redis", "minio", "minio-init", "migrate", "web", "beat", "flower", "nginx",
+    }  # fmt: skip
     assert expected <= set(services)
     consumed = set()
     for name, service in services.items():
@@ -51,3 +56,48 @@ def test_no_default_secrets_and_ports_only_on_loopback():
     for name, service in load()["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_nginx_renders_the_shipped_s3_site_with_every_variable_it_uses():
+    """The nginx image renders /etc/nginx/templates/NAME.template into conf.d/NAME: every file
+    the site includes is mounted, and every placeholder in them has a value."""
+    services = load()["services"]
+    nginx = services["nginx"]
+    env = nginx["environment"]
+    mounted = {}
+    for volume in nginx["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target.startswith("/etc/nginx/templates/"):
+            assert target.endswith(".template")
+            mounted[target.removeprefix("/etc/nginx/templates/").removesuffix(".template")] = (
+                ROOT / source
+            )
+    assert mounted["streamgate.conf"] == ROOT / "deploy/nginx/streamgate-s3.conf"
+    assert env["STREAMGATE_NGINX_DIR"] == "/etc/nginx/conf.d"
+    for name, source in mounted.items():
+        text = source.read_text()
+        assert placeholders(text) <= set(env), f"{name} uses a variable nginx's env lacks"
+        for included in re.findall(r"include \$\{STREAMGATE_NGINX_DIR\}/(\S+);", text):
+            assert included in mounted, f"{name} includes {included}, which is not mounted"
+        # The image substitutes only the names its filter lets through.
+        assert all(re.search(env["NGINX_ENVSUBST_FILTER"], used) for used in placeholders(text))
+
+
+def test_nginx_is_the_only_door_to_web_and_sees_what_the_app_stores():
+    services = load()["services"]
+    nginx, web = services["nginx"], services["web"]
+    env = nginx["environment"]
+    assert "ports" not in web
+    assert nginx["ports"] == ["127.0.0.1:8000:8000"]
+    assert env["STREAMGATE_LISTEN"] == "8000"
+    port = web["command"][web["command"].index("--port") + 1]
+    assert env["STREAMGATE_UPSTREAM"] == f"web:{port}"
+    assert env["STREAMGATE_S3_ENDPOINT"] == web["environment"]["S3_ENDPOINT_URL"]
+    assert env["STREAMGATE_S3_BUCKET"] == web["environment"]["S3_BUCKET"]
+    # /static/: the volume collectstatic fills at the app's STATIC_ROOT (/app/var/static).
+    assert "static:/app/var/static" in services["collectstatic"]["volumes"]
+    assert f"static:{env['STREAMGATE_STATIC_ROOT']}:ro" in nginx["volumes"]
+    # The bucket lets anyone read public/ (and only that): nginx fetches without signing.
+    init = " ".join(services["minio-init"]["command"])
+    assert "mc anonymous set download local/streamgate/public" in init
+    assert web["environment"]["TRUSTED_PROXIES"].startswith("${TRUSTED_PROXIES:-172.16.0.0/12")

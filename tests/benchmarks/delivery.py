@@ -1,0 +1,330 @@
+"""Delivery: public segments from nginx (the shipped config) vs plain nginx vs the token path.
+
+    python tests/benchmarks/delivery.py [--seconds 4] [--rounds 5] [--connections 16]
+
+Encodes a 20 s 720p clip at 2.8 Mb/s (the ladder's 720p cap; noise keeps x264 from squeezing
+it) into CMAF: an init segment and 4 s fMP4 segments. The same bytes are then served three ways
+in one run, each case getting the same requests (the init and every segment in turn, on
+``connections`` keep-alive connections) from the same load generator, alternating cases for
+``rounds`` rounds (medians printed; ratios are medians of each round's ratio):
+
+(a) plain nginx: a bare ``server { root ...; sendfile on; }`` over the media folder, the peer;
+(b) ``/public/`` through deploy/nginx/streamgate.conf, rendered as tests/support/nginx.py does
+    and run by the same nginx process as (a) (deploy/nginx/nginx.conf, one more port);
+(c) today's token path ``/stream/<token>/<content>/<name>`` on uvicorn (two workers, as the
+    compose web service runs it; embedded settings), for a published content whose job folder
+    holds the same files.
+
+Then the same with the init segment alone (about 1 KB): there the cost of a request, not of
+its bytes, is measured.
+
+The load generator is wrk (Debian's; tests/nginx.sh --bench installs it): it is C with one
+event loop per thread, so at these rates it measures the server, where an asyncio client in
+Python would saturate its own core first (and cap (a) and (b) at the same number, hiding any
+difference between them). Prints requests/s, MB/s and latency per case, then b/a (goal >= 0.95:
+the shipped config costs nothing against bare nginx) and b/c (goal >= 3). The machine has two
+cores for the servers and wrk alike, so each row also gives the CPU time per request of the
+server (all processes of its session, from /proc) and of wrk: those hold when throughput is
+squeezed by whatever else runs. On loopback the kernel's TCP work for both ends falls partly
+on the sender, in every case alike.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.media import ffmpeg  # noqa: E402
+from tests.support.nginx import nginx_binary, nginx_server, prepare  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    embedded_env,
+    free_port,
+    manage,
+    start_web,
+    stop,
+)
+
+CASES = {
+    "a": "(a) plain nginx, plain folder",
+    "b": "(b) nginx /public/ (shipped config)",
+    "c": "(c) uvicorn /stream/<token>/",
+}
+
+# One line per run from wrk's own summary (Lua `done`): requests, bytes, microseconds, errors,
+# latency p50 and p99 in microseconds.
+WRK_SCRIPT = """
+paths = {%(paths)s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.bytes,
+    summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+PUBLISH = """
+from django.contrib.auth import get_user_model
+from apps.content.models import Content, ContentStatus
+from apps.transcode.models import JobState, TranscodeJob
+owner = get_user_model().objects.create_user("deliverer")
+content = Content.objects.create(owner=owner, title="Delivery", status=ContentStatus.READY,
+                                 duration=20)
+job = TranscodeJob.objects.create(content=content, attempt=1, state=JobState.SUCCEEDED,
+                                  output_prefix="x/")
+job.output_prefix = f"renditions/{content.id}/{job.id}/"
+job.save(update_fields=["output_prefix"])
+content.published_job = job
+content.save(update_fields=["published_job"])
+print("PUBLISHED", content.id, job.output_prefix)
+"""
+
+
+def encode(folder: Path) -> list[str]:
+    """A 720p CMAF rendition in ``folder``; the init segment's and the segments' names."""
+    folder.mkdir(parents=True)
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=20,noise=alls=30:allf=t",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "60",
+        "-b:v", "2800k", "-maxrate", "2800k", "-bufsize", "5600k",
+        "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod",
+        "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init-720p.mp4",
+        "-hls_segment_filename", str(folder / "seg-720p-%05d.m4s"),
+        str(folder / "720p.m3u8"),
+    )  # fmt: skip
+    return ["init-720p.mp4", *sorted(p.name for p in folder.glob("seg-720p-*.m4s"))]
+
+
+def session_cpu(session: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session: the server
+    under test (nginx's master and workers, or uvicorn's)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # fields from 3 (state): session is field 6
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def wrk(
+    port: int, paths: list[str], *, seconds: float, connections: int, folder: Path, session: int
+) -> dict:
+    script = folder / "paths.lua"
+    script.write_text(WRK_SCRIPT % {"paths": ", ".join(json.dumps(p) for p in paths)})
+    server_before = session_cpu(session)
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(
+        [
+            "wrk", "--threads", "2", "--connections", str(connections),
+            "--duration", f"{seconds:g}s", "--timeout", "10s", "--script", str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = session_cpu(session) - server_before
+    client_cpu = sum(
+        getattr(client_after, f) - getattr(client_before, f) for f in ("ru_utime", "ru_stime")
+    )
+    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
+    if not found:
+        raise RuntimeError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
+    requests, size, micros, errors, p50, p99 = map(int, found.groups())
+    return {
+        "rate": requests / (micros / 1e6),
+        "mbps": size / (micros / 1e6) / 1e6,
+        "errors": errors,
+        "p50": p50 / 1000,
+        "p99": p99 / 1000,
+        "server_ms": server_cpu / requests * 1000,
+        "client_ms": client_cpu / requests * 1000,
+    }
+
+
+def check_same_bytes(urls: list[str], expected: bytes) -> None:
+    """Every case answers the first segment with the encoded bytes (and 200)."""
+    for url in urls:
+        with urllib.request.urlopen(url) as response:
+            assert response.status == 200, url
+            assert response.read() == expected, f"{url} answered other bytes"
+
+
+def publish(env: dict[str, str], media: Path, rendition: Path, port: int) -> str:
+    """A ready content whose published job folder holds a copy of ``rendition``; the stream
+    folder path (``/stream/<token>/<content>/``) its playback grant gives."""
+    found = re.search(r"PUBLISHED (\S+) (\S+)", manage(env, "shell", "-c", PUBLISH))
+    content_id, prefix = found.groups()
+    shutil.copytree(rendition, media / prefix)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/contents/{content_id}/playback/", method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        hls_url = json.loads(response.read())["hls_url"]
+    return "/" + hls_url.split("/", 3)[3].rsplit("/", 1)[0] + "/"
+
+
+def report(title: str, runs: dict[str, list[dict]]) -> None:
+    """Medians over the rounds per case, and the ratios against the goals."""
+    print(
+        f"\n{title}\n{'case':38} {'req/s':>7} {'MB/s':>6} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6} {'server CPU ms/req':>17} {'wrk CPU ms/req':>14}"
+    )
+    rates, costs = {}, {}
+    for case, label in CASES.items():
+        rates[case] = statistics.median(r["rate"] for r in runs[case])
+        costs[case] = statistics.median(r["server_ms"] for r in runs[case])
+        print(
+            f"{label:38} {rates[case]:7.0f} "
+            f"{statistics.median(r['mbps'] for r in runs[case]):6.0f} "
+            f"{statistics.median(r['p50'] for r in runs[case]):7.2f} "
+            f"{statistics.median(r['p99'] for r in runs[case]):7.2f} "
+            f"{sum(r['errors'] for r in runs[case]):6d} {costs[case]:17.3f} "
+            f"{statistics.median(r['client_ms'] for r in runs[case]):14.3f}"
+        )
+
+    def paired(top: str, bottom: str, key: str) -> float:
+        """The median over rounds of the ratio within each round (neighbours in time)."""
+        return statistics.median(
+            t[key] / b[key] for t, b in zip(runs[top], runs[bottom], strict=True)
+        )
+
+    print(
+        f"b/a = {paired('b', 'a', 'rate'):.2f} requests/s (goal >= 0.95), "
+        f"b/c = {paired('b', 'c', 'rate'):.1f} requests/s (goal >= 3); server CPU per request: "
+        f"a/b = {paired('a', 'b', 'server_ms'):.2f}, c/b = {paired('c', 'b', 'server_ms'):.1f}"
+    )
+
+
+def key_endpoint_latency(args) -> dict | None:
+    """KEY ENDPOINT LATENCY: TO BE MEASURED HERE once the key endpoint exists (being built
+    separately; encrypted delivery makes the key URL the only token-checked request of a
+    playback). Planned: the same wrk run against the key URL on uvicorn, p50/p99 and
+    requests/s next to (c). Until then nothing is measured and None is returned."""
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if nginx_binary() is None or shutil.which("wrk") is None:
+        sys.exit("delivery: needs nginx and wrk (tests/nginx.sh --bench installs both as root)")
+
+    with tempfile.TemporaryDirectory(prefix="sg-bench-delivery-") as temporary:
+        work = Path(temporary)
+        media = work / "var" / "media"
+        public_folder = "public/3f0c6a4e-8d1b-4c7e-9a2f-1e5d7b9c0a13/job-1/"
+        names = encode(media / public_folder)
+        sizes = [(media / public_folder / name).stat().st_size for name in names]
+
+        web_port = free_port()
+        env = embedded_env(
+            work / "var",
+            DJANGO_DEBUG="0",
+            STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{web_port}",
+            LOG_LEVEL="WARNING",
+        )
+        manage(env, "migrate", "--noinput", "-v", "0")
+        web = start_web(env, work / "web.log", web_port, extra=["--workers", "2"])
+        try:
+            stream_folder = publish(env, media, media / public_folder, web_port)
+            peer_port = free_port()
+            server = prepare(
+                work / "nginx",
+                upstream=f"127.0.0.1:{web_port}",
+                static_root=str(work / "var" / "static"),
+                media_root=str(media),
+            )
+            # One nginx for (a) and (b): the shipped site, and beside it the bare peer.
+            site = server.prefix / "conf" / "bench-site.conf"
+            site.write_text(
+                f"include {server.prefix}/conf/streamgate.conf;\n"
+                f"server {{\n    listen 127.0.0.1:{peer_port};\n    root {media};\n"
+                "    sendfile on;\n    tcp_nopush on;\n}\n"
+            )
+            shipped = f"include {server.prefix}/conf/streamgate.conf;"
+            nginx_conf = server.config.read_text()
+            assert shipped in nginx_conf
+            server.config.write_text(nginx_conf.replace(shipped, f"include {site};"))
+            ports = {"a": peer_port, "b": server.port, "c": web_port}
+            paths = {
+                "a": [f"/{public_folder}{name}" for name in names],
+                "b": [f"/{public_folder}{name}" for name in names],
+                "c": [f"{stream_folder}{name}" for name in names],
+            }
+            with nginx_server(server):
+                nginx_session = int((server.prefix / "nginx.pid").read_text())
+                sessions = {"a": nginx_session, "b": nginx_session, "c": web.pid}
+                first = (media / public_folder / names[1]).read_bytes()
+                check_same_bytes(
+                    [f"http://127.0.0.1:{ports[c]}{paths[c][1]}" for c in CASES], first
+                )
+                print(
+                    f"{len(names)} files (init + {len(names) - 1} segments of 4 s, 720p at "
+                    f"2.8 Mb/s, mean {statistics.mean(sizes) / 1e6:.2f} MB), wrk 2 threads, "
+                    f"{args.connections} keep-alive connections, {args.seconds:g} s per case "
+                    f"per round, {args.rounds} rounds; uvicorn with 2 workers; 2 cores shared"
+                )
+
+                def measure(workload: dict[str, list[str]]) -> dict[str, list[dict]]:
+                    runs: dict[str, list[dict]] = {case: [] for case in CASES}
+                    for case in CASES:  # warm-up: page cache, uvicorn's imports
+                        wrk(ports[case], workload[case], seconds=1,
+                            connections=args.connections, folder=work,
+                            session=sessions[case])  # fmt: skip
+                    for round_number in range(args.rounds):
+                        # a b c, then c b a: a drift in the machine's load hits all alike.
+                        for case in list(CASES)[:: 1 if round_number % 2 == 0 else -1]:
+                            runs[case].append(
+                                wrk(
+                                    ports[case],
+                                    workload[case],
+                                    seconds=args.seconds,
+                                    connections=args.connections,
+                                    folder=work,
+                                    session=sessions[case],
+                                )  # fmt: skip
+                            )
+                    return runs
+
+                segments = measure(paths)
+                small = measure({case: paths[case][:1] for case in CASES})
+        finally:
+            stop(web)
+
+    report("init + segments", segments)
+    report(f"the init segment alone ({sizes[0]} bytes): the cost of a request", small)
+    print(f"\nload average at the end (other work on this machine): {os.getloadavg()[0]:.1f}")
+    key = key_endpoint_latency(args)
+    print(
+        "key endpoint latency: not measured yet (the key endpoint is not built)"
+        if key is None
+        else f"key endpoint: p50 {key['p50']:.2f} ms, p99 {key['p99']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
