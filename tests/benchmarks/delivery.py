@@ -16,7 +16,9 @@ in one run, each case getting the same requests (the init and every segment in t
     holds the same files.
 
 Then the same with the init segment alone (about 1 KB): there the cost of a request, not of
-its bytes, is measured.
+its bytes, is measured. Last, the key URL of an encrypted, gated content (apps/access/
+content_keys.py) at a fixed 200 requests/s (open loop, latency from each request's scheduled
+time): p50, p95 (goal < 10 ms) and p99.
 
 The load generator is wrk (Debian's; tests/nginx.sh --bench installs it): it is C with one
 event loop per thread, so at these rates it measures the server, where an asyncio client in
@@ -216,12 +218,91 @@ def report(title: str, runs: dict[str, list[dict]]) -> None:
     )
 
 
-def key_endpoint_latency(args) -> dict | None:
-    """KEY ENDPOINT LATENCY: TO BE MEASURED HERE once the key endpoint exists (being built
-    separately; encrypted delivery makes the key URL the only token-checked request of a
-    playback). Planned: the same wrk run against the key URL on uvicorn, p50/p99 and
-    requests/s next to (c). Until then nothing is measured and None is returned."""
-    return None
+KEYED = """
+import time
+from django.contrib.auth import get_user_model
+from apps.access.models import WalletAccount
+from apps.access.playback import playback_key_id, playback_keys
+from apps.access.playback_tokens import KeyGrant, key_token_sign
+from apps.content.models import Content, ContentStatus
+from apps.transcode.keys import content_key_new
+from apps.transcode.models import JobState, TranscodeJob
+from apps.transcode.services.encrypting import Encrypted, encryption_save, job_public_prefix
+account = "0x" + "5a" * 20
+viewer = get_user_model().objects.create_user("keyholder")
+WalletAccount.objects.create(user=viewer, namespace="eip155", chain="eip155:1", address=account,
+                             kind="key", address_key=f"eip155:{account}")
+owner = get_user_model().objects.create_user("keymaker")
+content = Content.objects.create(owner=owner, title="Keyed", status=ContentStatus.READY,
+    duration=20, gate={"allowlist": {"accounts": [f"eip155:1:{account}"]}})
+job = TranscodeJob.objects.create(content=content, attempt=1, state=JobState.SUCCEEDED,
+                                  output_prefix=f"renditions/{content.id}/x/")
+content.published_job = job
+content.save(update_fields=["published_job"])
+hls = content_key_new()
+encryption_save(job, Encrypted(prefix=job_public_prefix(job), hls=hls, dash=content_key_new()))
+kid = playback_key_id()
+token = key_token_sign(KeyGrant(content_id=str(content.id), viewer=viewer.pk,
+                                expires=int(time.time()) + 3600), kid=kid, key=playback_keys()[kid])
+print("KEYURL", f"/keys/{content.id}/{hls.kid}.key?k={token}", hls.key.hex())
+"""
+
+
+async def _open_loop(port: int, path: str, *, rate: float, seconds: float, connections: int):
+    """Requests sent on a fixed schedule (``rate`` per second) over keep-alive connections;
+    each latency counted from the request's scheduled time, so a slow answer that delays the
+    next ones is charged to them too (no coordinated omission). Returns (latencies in ms,
+    bodies' sizes, statuses)."""
+    import asyncio
+    import time as clock
+
+    total = int(rate * seconds)
+    started = clock.perf_counter() + 0.2
+    queue: asyncio.Queue = asyncio.Queue()
+    for index in range(total):
+        queue.put_nowait(started + index / rate)
+    latencies: list[float] = []
+    statuses: list[int] = []
+    sizes: list[int] = []
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while not queue.empty():
+                due = queue.get_nowait()
+                await asyncio.sleep(max(0.0, due - clock.perf_counter()))
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                body = await reader.readexactly(length)
+                latencies.append((clock.perf_counter() - due) * 1000)
+                statuses.append(int(head.split(b" ", 2)[1]))
+                sizes.append(len(body))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, sizes, statuses
+
+
+def key_endpoint_latency(env: dict[str, str], port: int, *, rate: float, seconds: float) -> dict:
+    """The key URL of an encrypted, gated content (an allowlist gate: decided without a chain,
+    as a gate whose ownership answers are cached is) fetched at ``rate`` per second."""
+    import asyncio
+
+    found = re.search(r"KEYURL (\S+) ([0-9a-f]{32})", manage(env, "shell", "-c", KEYED))
+    path, key = found.group(1), bytes.fromhex(found.group(2))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as response:
+        assert response.read() == key, "the key URL answered another key"
+    asyncio.run(_open_loop(port, path, rate=rate, seconds=1, connections=8))  # warm-up
+    latencies, sizes, statuses = asyncio.run(
+        _open_loop(port, path, rate=rate, seconds=seconds, connections=8)
+    )
+    assert set(statuses) == {200}, set(statuses)
+    assert set(sizes) == {16}, set(sizes)
+    cut = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "p50": cut[49], "p95": cut[94], "p99": cut[98]}
 
 
 def main() -> None:
@@ -229,6 +310,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--key-rate", type=float, default=200)
+    parser.add_argument("--key-seconds", type=float, default=15)
     args = parser.parse_args()
     if nginx_binary() is None or shutil.which("wrk") is None:
         sys.exit("delivery: needs nginx and wrk (tests/nginx.sh --bench installs both as root)")
@@ -312,17 +395,18 @@ def main() -> None:
 
                 segments = measure(paths)
                 small = measure({case: paths[case][:1] for case in CASES})
+            key = key_endpoint_latency(env, web_port, rate=args.key_rate, seconds=args.key_seconds)
         finally:
             stop(web)
 
     report("init + segments", segments)
     report(f"the init segment alone ({sizes[0]} bytes): the cost of a request", small)
     print(f"\nload average at the end (other work on this machine): {os.getloadavg()[0]:.1f}")
-    key = key_endpoint_latency(args)
     print(
-        "key endpoint latency: not measured yet (the key endpoint is not built)"
-        if key is None
-        else f"key endpoint: p50 {key['p50']:.2f} ms, p99 {key['p99']:.2f} ms"
+        f"\nkey URL (uvicorn, 2 workers; gate checked again on every request), "
+        f"{args.key_rate:g} requests/s for {args.key_seconds:g} s, open loop on 8 connections: "
+        f"{key['requests']} answered, p50 {key['p50']:.2f} ms, p95 {key['p95']:.2f} ms "
+        f"(goal < 10), p99 {key['p99']:.2f} ms"
     )
 
 
