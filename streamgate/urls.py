@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.access import pages
 from apps.access import views as access_views
 from apps.access.content_keys import clearkey_license, hls_key
+from apps.access.public_files import public_file
 from apps.access.stream import stream_file
 from streamgate.api_errors import NOT_FOUND_URL_NAME, api_not_found
 from streamgate.health import healthz, readyz
@@ -40,6 +41,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("stream/<str:token>/<uuid:content_id>/<path:name>", stream_file, name="stream-file"),
     path("keys/<uuid:content_id>/license", clearkey_license, name="content-license"),
+    path("public/<path:name>", public_file, name="public-file"),
     path("keys/<uuid:content_id>/<uuid:kid>.key", hls_key, name="content-key"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

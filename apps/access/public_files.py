@@ -5,7 +5,8 @@ No token, no database, no Django: the bytes are encrypted (apps/transcode/encryp
 only their keys are gated. GET and HEAD with one byte range, the headers nginx's configuration
 gives (public and immutable, any origin), 404 for what is not there. With S3 storage the answer
 is a redirect to the object (a presigned URL) unless PUBLIC_MEDIA_URL points at the bucket or a
-CDN, as it should. By hand because Starlette's or whitenoise's static files want a fixed folder
+CDN, as it should. ``public_file`` gives the same answers through Django's URLconf, for a
+server without this ASGI layer (the browser tests' WSGI live server). By hand because Starlette's or whitenoise's static files want a fixed folder
 at import time and their own headers; this is a few lines over the storage's path.
 """
 
@@ -117,3 +118,47 @@ def _not_found():
         ],
         body,
     )
+
+
+def public_file(request, name: str):
+    """The same answer from Django's URLconf, for servers without the ASGI layer in front (the
+    browser tests' WSGI live server, a WSGI deployment)."""
+    from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+
+    from apps.access.stream import file_response
+
+    cors = {"Access-Control-Allow-Origin": "*"}
+    if request.method == "OPTIONS":
+        return HttpResponse(
+            status=204,
+            headers={
+                **cors,
+                "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+                "Access-Control-Allow-Headers": "Range",
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={**cors, "Allow": "GET, HEAD, OPTIONS"})
+    missing = JsonResponse(
+        {"detail": "No such file.", "reason": "not_found"},
+        status=404,
+        headers={**cors, "Cache-Control": "no-store"},
+    )
+    if not SAFE_PATH.match(name):
+        return missing
+    path = "public/" + name
+    if is_s3(default_storage):
+        url = default_storage.url(path, expire=settings.STREAM_PRESIGN_SECONDS)
+        return HttpResponseRedirect(url, headers={**cors, "Cache-Control": "no-store"})
+    try:
+        handle = open(default_storage.path(path), "rb")  # noqa: SIM115 - closed by the response
+    except OSError:
+        return missing
+    headers = {
+        **cors,
+        "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+        "Content-Type": content_type_of(name),
+        "Cache-Control": IMMUTABLE.decode(),
+    }
+    return file_response(request, handle, headers)

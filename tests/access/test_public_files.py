@@ -75,3 +75,18 @@ async def test_ranges_heads_preflights_and_refusals(stored):
         status, headers, body = await request(path)
         assert status == 404, path
         assert b"not_found" in body
+
+
+def test_without_the_asgi_layer_django_answers_the_same(stored, client):
+    response = client.get(f"/public/{NAME}", HTTP_RANGE="bytes=0-9")
+    assert response.status_code == 206
+    assert (
+        b"".join(response.streaming_content if response.streaming else [response.content])
+        == DATA[:10]
+    )
+    assert response["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert client.get(f"/public/{CONTENT}/{MARK}/hls/missing.m4s").status_code == 404
+    assert client.get(f"/public/{CONTENT}/{MARK}/x/../../y").status_code == 404
+    assert client.post(f"/public/{NAME}").status_code == 405
+    assert client.options(f"/public/{NAME}").status_code == 204
