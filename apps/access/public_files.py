@@ -5,9 +5,10 @@ No token, no database, no Django: the bytes are encrypted (apps/transcode/encryp
 only their keys are gated. GET and HEAD with one byte range, the headers nginx's configuration
 gives (public and immutable, any origin), 404 for what is not there. With S3 storage the answer
 is a redirect to the object (a presigned URL) unless PUBLIC_MEDIA_URL points at the bucket or a
-CDN, as it should. ``public_file`` gives the same answers through Django's URLconf, for a
-server without this ASGI layer (the browser tests' WSGI live server). By hand because Starlette's or whitenoise's static files want a fixed folder
-at import time and their own headers; this is a few lines over the storage's path.
+CDN, as it should. ``public_file`` gives the same answers through Django's URLconf, for a server
+without this ASGI layer (the browser tests' WSGI live server). By hand because Starlette's or
+whitenoise's static files want a fixed folder at import time and their own headers; this is a
+few lines over the storage's path.
 """
 
 import asyncio

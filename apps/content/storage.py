@@ -220,7 +220,10 @@ def storage_put_file(
     if isinstance(storage, FileSystemStorage):
         target = storage.path(name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temporary = f"{target}.part-{os.getpid()}"
+        # A dot-name beside it, renamed into place: nginx never serves a dot-file
+        # (deploy/nginx), so a public file is never seen half-written.
+        folder, name = os.path.split(target)
+        temporary = os.path.join(folder, f".{name}.part-{os.getpid()}")
         shutil.copyfile(local_path, temporary)
         os.replace(temporary, target)
         return

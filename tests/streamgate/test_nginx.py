@@ -38,6 +38,7 @@ SEGMENT = os.urandom(300_000)
 FILES = {
     "init-720p.mp4": (b"\x00\x00\x00\x18ftypiso6" + os.urandom(900), "video/mp4"),
     "seg-720p-00001.m4s": (SEGMENT, "video/iso.segment"),
+    "seg-720p-00001.ts": (SEGMENT[:188_000], "video/mp2t"),
     "720p.m3u8": (b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n", "application/vnd.apple.mpegurl"),
     "manifest.mpd": (b'<?xml version="1.0"?><MPD type="static"/>', "application/dash+xml"),
     "captions-en.vtt": (b"WEBVTT\n", "text/vtt"),

@@ -146,7 +146,12 @@ def chunks_encrypt(job: TranscodeJob, folder: Path, *, final: bool) -> None:
     row.save(update_fields=["counts", "complete"])
     if final:
         prefix = job.output_prefix
-        transaction.on_commit(lambda: [storage_delete_quietly(prefix + name) for name in media])
+
+        def delete_clear() -> None:
+            for name in media:
+                storage_delete_quietly(prefix + name)
+
+        transaction.on_commit(delete_clear)
 
 
 def clear_media(folder: Path) -> list[str]:
