@@ -152,7 +152,7 @@
     state.classList.remove("gated");
     video.hidden = false;
     $("controls").hidden = false;
-    const base = urls.hls_url.replace(/master\.m3u8$/, "");
+    const base = urls.hls_url.replace(/[^/]+$/, ""); // the stream folder (a key token may follow the name)
     if (hls) hls.destroy(); // a fresh link after the old one expired
     const menu = $("quality");
     menu.length = 1; // "Auto"

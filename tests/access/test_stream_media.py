@@ -20,6 +20,9 @@ MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 
 @pytest.fixture(autouse=True)
 def _fast_transcodes(settings, tmp_path):
+    # The token path's clear mode (contents from before encryption, or MEDIA_ENCRYPTION=0);
+    # encrypted media are walked by tests/web/test_players.py and tests/access/test_content_keys.py.
+    settings.MEDIA_ENCRYPTION = False
     settings.TRANSCODE_PRESET = "ultrafast"
     settings.TRANSCODE_LADDER = TEST_LADDER[-2:]  # 480p and 360p
     settings.TRANSCODE_STORYBOARD = {"interval": 1, "width": 160, "columns": 5, "rows": 5}

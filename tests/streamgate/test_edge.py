@@ -324,13 +324,16 @@ def test_only_responses_the_key_fully_describes_are_kept():
 
 def test_the_served_application_has_the_edge_in_front_of_django():
     from apps.access.beacon_fast import BeaconFast
+    from apps.access.public_files import PublicFiles
     from apps.access.stream_fast import StreamFiles
     from streamgate.asgi import application
     from streamgate.database import DatabaseWaitLimit
 
     assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
-    http = application.app.application_mapping["http"]
-    # Stream files from disk, accepted beacons, then the edge, then Django.
+    public = application.app.application_mapping["http"]
+    # Public media files, stream files from disk, accepted beacons, then the edge, then Django.
+    assert isinstance(public, PublicFiles)
+    http = public.app
     assert isinstance(http, StreamFiles)
     assert isinstance(http.app, BeaconFast)
     assert isinstance(http.app.app, EdgeCache)

@@ -46,6 +46,7 @@ def worker_env(tmp_path) -> dict[str, str]:
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=django_settings.REDIS_URL,
         TRANSCODE_PRESET="veryfast",
+        MEDIA_ENCRYPTION="0",  # these tests read the clear CMAF each encode leaves
     )
 
 

@@ -83,6 +83,7 @@ def outputs(django_db_setup, django_db_blocker, tmp_path_factory):
         django_db_blocker.unblock(),
         override_settings(
             STORAGES=storages,
+            MEDIA_ENCRYPTION=False,  # the packaged CMAF itself (as tests/transcode/conftest.py)
             TRANSCODE_PRESET="ultrafast",
             TRANSCODE_LADDER=LADDER,
             TRANSCODE_STORYBOARD={"interval": 2, "width": 80, "columns": 5, "rows": 5},

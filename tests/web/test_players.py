@@ -9,8 +9,8 @@ of the 4 s segment, an odd length, a portrait phone video (landscape frames with
 flag), an HEVC 10-bit source, a variable frame rate source, one without audio, and one long
 enough to be encoded in chunks (apps/transcode/chunks.py: three video chunks and the audio, each
 encoded on its own, their segments listed in one timeline; every player must play across each
-join), and that long one again with encrypted delivery (MEDIA_ENCRYPTION: each player fetches
-public encrypted segments and its key from the gated key URL; native HLS gets the MPEG-TS set).
+join), that long one with encrypted delivery (MEDIA_ENCRYPTION: each player fetches public
+encrypted segments and its key from the gated key URL; native HLS gets the MPEG-TS set).
 Each clip has English captions, added after its encode (the manifests then carry a
 subtitle rendition and a text adaptation set).
 
@@ -102,11 +102,11 @@ CLIPS = {
     "vfr": (_variable_rate, 6),
     "no-audio": (_no_audio, 6),
     "chunked": (_chunked, 13.3),
-    # MEDIA_ENCRYPTION on, and long enough for chunks: public AES-128 fMP4 (script players),
-    # AES-128 MPEG-TS (native HLS) and CENC (DASH) segments, keys behind the gate.
-    "encrypted": (_chunked, 13.3),
 }
-ENCRYPTED = "encrypted"
+# The long clip is also the encrypted one (the default, MEDIA_ENCRYPTION): public AES-128 fMP4
+# (script players), AES-128 MPEG-TS (native HLS) and CENC (DASH) segments, keys behind the gate;
+# the others are published in the clear, behind the token path.
+ENCRYPTED = "chunked"
 
 # Each clip gets captions after its encode (as a creator adds them): players must list them and
 # still play to the end with a subtitle rendition or text adaptation set in the manifests.
@@ -123,7 +123,7 @@ from apps.transcode.models import TranscodeChunk
 urls, chunks = {}, {}
 for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
     out = io.StringIO()
-    with override_settings(MEDIA_ENCRYPTION=name == "encrypted"):
+    with override_settings(MEDIA_ENCRYPTION=name == "chunked"):
         call_command("ingest", path, title=name, owner="maker", stdout=out)
     urls[name] = out.getvalue()
     content_id = re.search(r"/([0-9a-f-]{36})/master[.]m3u8", urls[name]).group(1)
@@ -268,12 +268,11 @@ def _describe(report: dict) -> str:
     return json.dumps({key: report.get(key) for key in keys}, indent=1)[:3000]
 
 
-def test_only_the_long_clips_are_encoded_in_chunks(stack):
-    """The long clips' manifests join chunks encoded apart (three of video, and the audio
+def test_only_the_long_clip_is_encoded_in_chunks(stack):
+    """The long clip's manifests join chunks encoded apart (three of video, and the audio
     whole); every other clip is one run's."""
     chunked = {clip: chunks for clip, chunks in stack.chunks.items() if chunks}
-    every = ["audio-0", "video-0", "video-1", "video-2"]
-    assert chunked == {"chunked": every, ENCRYPTED: every}
+    assert chunked == {"chunked": ["audio-0", "video-0", "video-1", "video-2"]}
 
 
 @pytest.mark.parametrize("clip", CLIPS)
