@@ -1,5 +1,6 @@
-"""HTTP Range requests (RFC 9110 §14): which bytes of a file to send (pure)."""
+"""HTTP Range requests (RFC 9110 §14): which bytes of a file to send, and reading them."""
 
+import os
 import re
 
 # ASCII digits only, at most 19 (past any file size; longer positions are ignored as malformed).
@@ -38,3 +39,26 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable():
     raise RangeNotSatisfiable
+
+
+class TooLarge(Exception):
+    """The file is larger than the caller reads into memory."""
+
+
+def read_span(
+    path: str, header: str | None, *, head: bool, limit: int | None = None
+) -> tuple[int, tuple[int, int] | None, bytes]:
+    """(file size, the inclusive span sent or None for the whole file, its bytes; none for
+    ``head``) of the file at ``path``. Raises OSError (missing, unreadable), RangeNotSatisfiable,
+    or TooLarge past ``limit`` bytes."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if limit is not None and size > limit:
+            raise TooLarge
+        span = byte_range(header, size)
+        start, end = span if span else (0, size - 1)
+        body = b""
+        if not head:
+            handle.seek(start)
+            body = handle.read(max(0, end - start + 1))
+    return size, span, body

@@ -18,7 +18,7 @@ import re
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from apps.access.http_range import RangeNotSatisfiable, byte_range
+from apps.access.http_range import RangeNotSatisfiable, read_span
 from apps.content.storage import is_s3
 from apps.transcode.packaging import content_type_of
 
@@ -36,21 +36,13 @@ CORS = [
 
 def _read(path: str, range_header: str | None, head: bool):
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            try:
-                span = byte_range(range_header, size)
-            except RangeNotSatisfiable:
-                return 416, [(b"content-range", f"bytes */{size}".encode())], b""
-            start, end = span if span else (0, size - 1)
-            length = max(0, end - start + 1)
-            body = b""
-            if not head:
-                handle.seek(start)
-                body = handle.read(length)
+        size, span, body = read_span(path, range_header, head=head)
+    except RangeNotSatisfiable:
+        return 416, [(b"content-range", f"bytes */{os.path.getsize(path)}".encode())], b""
     except OSError:
         return None
-    headers = [(b"accept-ranges", b"bytes"), (b"content-length", str(length).encode())]
+    start, end = span if span else (0, size - 1)
+    headers = [(b"accept-ranges", b"bytes"), (b"content-length", str(end - start + 1).encode())]
     if span:
         headers.append((b"content-range", f"bytes {start}-{end}/{size}".encode()))
     return (206 if span else 200), headers, body

@@ -28,7 +28,6 @@ already uses.
 
 import asyncio
 import logging
-import os
 import re
 import time
 import uuid
@@ -43,7 +42,7 @@ from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 
-from apps.access.http_range import RangeNotSatisfiable, byte_range
+from apps.access.http_range import RangeNotSatisfiable, TooLarge, read_span
 from apps.access.playback import playback_keys
 from apps.access.playback_tokens import TokenRejected, token_verify
 from apps.access.stream import SAFE_NAME
@@ -121,24 +120,16 @@ def _host_allowed(headers: dict[bytes, bytes]) -> bool:
 def _read(path: str, range_header: str | None, head: bool):
     """(status, length, content-range or None, body) of the file, or None for Django to answer."""
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > settings.STREAM_MEMORY_LIMIT:
-                return _PASS
-            try:
-                span = byte_range(range_header, size)
-            except RangeNotSatisfiable:
-                return _PASS
-            start, end = span if span else (0, size - 1)
-            length = max(0, end - start + 1)
-            body = b""
-            if not head:
-                handle.seek(start)
-                body = handle.read(length)
-    except OSError:  # missing, a folder, unreadable: Django's view answers (404 or 503)
+        size, span, body = read_span(
+            path, range_header, head=head, limit=settings.STREAM_MEMORY_LIMIT
+        )
+    except (OSError, RangeNotSatisfiable, TooLarge):
+        # Missing, a folder, unreadable, a range past the end, too large to read at once:
+        # Django's view answers (404, 503, 416, or a streamed response).
         return _PASS
+    start, end = span if span else (0, size - 1)
     content_range = f"bytes {start}-{end}/{size}" if span else None
-    return (206 if span else 200), length, content_range, body
+    return (206 if span else 200), max(0, end - start + 1), content_range, body
 
 
 class StreamFiles:
