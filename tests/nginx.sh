@@ -8,6 +8,8 @@
 set -uo pipefail
 packages=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx)
+# envsubst renders the shipped files as the README's deployment steps do (a test compares).
+command -v envsubst >/dev/null || packages+=(gettext-base)
 if [ "${1:-}" = --bench ] && ! command -v wrk >/dev/null; then
   packages+=(wrk)
 fi

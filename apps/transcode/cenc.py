@@ -39,6 +39,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from apps.transcode.cmaf import BoxError, box_header
+
 CLEARKEY_SYSTEM_ID: str = "1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"
 SCHEME = b"cenc"
 SCHEME_VERSION = 0x00010000
@@ -425,18 +427,10 @@ def _children(data: bytes, start: int, end: int, name: str = "the file") -> list
     found = []
     offset = start
     while offset < end:
-        if end - offset < 8:
-            raise CencError(f"{name}: a truncated box at byte {offset}")
-        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        header = 8
-        if size == 1:
-            if end - offset < 16:
-                raise CencError(f"{name}: a truncated box at byte {offset}")
-            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
-        elif size == 0:
-            size = end - offset
-        if size < header or offset + size > end:
-            raise CencError(f"{name}: a box of {size} bytes at byte {offset} does not fit")
+        try:
+            kind, header, size = box_header(data, offset, end)
+        except BoxError as error:
+            raise CencError(f"{name}: {error}") from None
         found.append(_Box(kind, offset, header, size))
         offset += size
     return found

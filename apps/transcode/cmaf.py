@@ -108,21 +108,30 @@ def finish_segment(path: Path, *, tails: tuple[Path, ...] = ()) -> None:
 CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof", b"traf")
 
 
+def box_header(data: bytes, offset: int, end: int) -> tuple[bytes, int, int]:
+    """(type, header size, box size) of the box at ``data[offset]``, which must end by ``end``
+    (a size of 0: to ``end``); BoxError when it is truncated or does not fit."""
+    if end - offset < 8:
+        raise BoxError(f"a truncated box at byte {offset}")
+    size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+    header = 8
+    if size == 1:
+        if end - offset < 16:
+            raise BoxError(f"a truncated box at byte {offset}")
+        size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
+    elif size == 0:
+        size = end - offset
+    if size < header or offset + size > end:
+        raise BoxError(f"a box of {size} bytes at byte {offset} does not fit")
+    return kind, header, size
+
+
 def _nested(data: bytes, start: int, end: int, path: tuple[bytes, ...] = ()):
     """(path of box types, offset, header size, size) of every box in ``data[start:end]``,
     descending into the containers a fragment or an init segment has."""
     offset = start
     while offset < end:
-        if end - offset < 8:
-            raise BoxError(f"a truncated box at byte {offset}")
-        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        header = 8
-        if size == 1:
-            size, header = struct.unpack(">Q", data[offset + 8 : offset + 16])[0], 16
-        elif size == 0:
-            size = end - offset
-        if size < header or offset + size > end:
-            raise BoxError(f"a box of {size} bytes at byte {offset}")
+        kind, header, size = box_header(data, offset, end)
         here = (*path, kind)
         yield here, offset, header, size
         if kind in CONTAINERS:

@@ -9,11 +9,10 @@ viewer gets them completed (apps/access/stream.py):
   and a ``BaseURL`` to the public folder. Caption tracks keep their relative addresses.
 """
 
-import re
 import uuid
 import xml.etree.ElementTree as ET
 
-from apps.transcode.encryption import KEY_VARIABLE
+from apps.transcode.encryption import KEY_VARIABLE, URI_ATTRIBUTE
 from apps.transcode.mpd import NS
 
 _MPD = {"mpd": NS}
@@ -21,7 +20,6 @@ CENC_NS = "urn:mpeg:cenc:2013"
 DASHIF_NS = "https://dashif.org/CPS"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
 MP4_PROTECTION = "urn:mpeg:dash:mp4protection:2011"
-_URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
 
 
 class ManifestError(Exception):
@@ -48,7 +46,7 @@ def master_encrypted(master: str, *, media_base: str, key_url: str, ts: bool = F
             defined = True
             continue
         if line.startswith("#EXT-X-MEDIA:") and "TYPE=AUDIO" in line:
-            line = _URI_ATTRIBUTE.sub(lambda m: f'URI="{media_base}{m[1]}"', line)
+            line = URI_ATTRIBUTE.sub(lambda m: f'URI="{media_base}{m[1]}"', line)
         elif line.startswith("#EXT-X-MEDIA:") and "TYPE=SUBTITLES" in line and ts:
             line = line.replace('URI="subs/', 'URI="subs/ts-')
         elif line and not line.startswith("#"):

@@ -42,7 +42,7 @@ KEY_VARIABLE = "sgkey"
 HLS_FOLDER = "hls/"
 TS_FOLDER = "ts/"
 DASH_FOLDER = "dash/"
-_URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
+URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
 
 
 class EncryptionError(Exception):
@@ -80,7 +80,7 @@ def media_playlists(master: str) -> list[str]:
     for line in master.splitlines():
         line = line.strip()
         if line.startswith("#EXT-X-MEDIA:"):
-            found = _URI_ATTRIBUTE.search(line)
+            found = URI_ATTRIBUTE.search(line)
             if found:
                 names.append(found[1])
         elif line and not line.startswith("#"):
@@ -102,7 +102,7 @@ def playlist_encrypted(text: str, key: bytes, *, folder: str, base: str = "") ->
             continue
         if line.startswith("#EXT-X-MAP:"):
             if not ts:  # MPEG-TS segments carry their own codec configuration
-                out.append(_URI_ATTRIBUTE.sub(lambda m: f'URI="{base}{m[1]}"', line))
+                out.append(URI_ATTRIBUTE.sub(lambda m: f'URI="{base}{m[1]}"', line))
             continue
         if line and not line.startswith("#"):
             name = ts_name(line) if ts else line
@@ -125,7 +125,7 @@ def _read_playlist(path: Path) -> tuple[str, list[str]]:
     for line in path.read_text().splitlines():
         line = line.strip()
         if line.startswith("#EXT-X-MAP:"):
-            found = _URI_ATTRIBUTE.search(line)
+            found = URI_ATTRIBUTE.search(line)
             init = found[1] if found else ""
         elif line and not line.startswith("#"):
             segments.append(line)
