@@ -249,3 +249,11 @@ def test_rewrapping_under_a_new_master_key_keeps_every_content_key(settings, med
     row.refresh_from_db()
     assert row.master_key_id == "m2"
     assert [key.key for key in content_keys(row)] == [hls.key, dash.key]
+
+
+@pytest.mark.django_db
+def test_the_command_refuses_an_id_that_is_not_a_uuid():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="Content ids are UUIDs"):
+        call_command("encrypt_contents", "my-video", stdout=io.StringIO())

@@ -2,6 +2,8 @@
 the clear token-path mode (from before encryption, or MEDIA_ENCRYPTION=0): their CMAF segments
 re-packaged, not re-encoded. Safe to run again: encrypted ones are skipped."""
 
+import uuid
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.content.models import Content
@@ -22,7 +24,13 @@ class Command(BaseCommand):
             pk__in=DeliveryEncryption.objects.values("job_id")
         )
         if content_ids:
-            jobs = jobs.filter(content_id__in=content_ids)
+            try:
+                wanted = [uuid.UUID(value) for value in content_ids]
+            except ValueError:
+                raise CommandError(
+                    f"Content ids are UUIDs (as the API and the admin show them): {content_ids}"
+                ) from None
+            jobs = jobs.filter(content_id__in=wanted)
         done = failed = 0
         for job in jobs.select_related("content").order_by("created_at"):
             try:
