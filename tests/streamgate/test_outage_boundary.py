@@ -104,11 +104,15 @@ def test_a_paused_redis_costs_one_timeout_then_calls_fail_at_once(settings, logs
             first, seconds = timed(lambda: cache.get("k"))
             assert outage_of(first) == "cache"
             assert 1.5 <= seconds <= 3  # its 2 s socket timeout
+            # The next 20 calls never touch the socket: all of them together cost less than a
+            # quarter of the one timeout (a margin a loaded machine cannot eat, unlike 50 ms each).
+            waited = 0.0
             for _ in range(20):
                 later, seconds = timed(lambda: cache.get("k"))
                 assert outage_of(later) == "cache"
                 assert isinstance(later, CircuitOpen)  # django-redis re-raises the cause
-                assert seconds < 0.05
+                waited += seconds
+            assert waited < 0.5
         finally:
             proxy.up()
         deadline = time.monotonic() + COOLDOWN_SECONDS + 3
