@@ -1,9 +1,9 @@
 """ASGI entry point served by uvicorn: HTTP through Django, websockets through Channels.
 
-Four layers answer hot requests before Django: public (encrypted) media files
-(apps/access/public_files.py), stream files from disk (apps/access/stream_fast.py), accepted
-player beacons (apps/access/beacon_fast.py) and replays of the content API's reads
-(streamgate/edge.py)."""
+Five layers answer hot requests before Django: public (encrypted) media files
+(apps/access/public_files.py), stream files from disk (apps/access/stream_fast.py), HLS keys
+from remembered gate decisions (apps/access/key_decisions.py), accepted player beacons
+(apps/access/beacon_fast.py) and replays of the content API's reads (streamgate/edge.py)."""
 
 import os
 
@@ -25,6 +25,7 @@ django_asgi_app = StreamingBodyASGIHandler()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.access.beacon_fast import BeaconFast  # noqa: E402
+from apps.access.key_decisions import KeyFiles  # noqa: E402
 from apps.access.public_files import PublicFiles  # noqa: E402
 from apps.access.stream_fast import StreamFiles  # noqa: E402
 from apps.access.websocket import websocket_auth_stack  # noqa: E402
@@ -33,7 +34,7 @@ from apps.content.routing import websocket_urlpatterns  # noqa: E402
 application = DatabaseWaitLimit(
     ProtocolTypeRouter(
         {
-            "http": PublicFiles(StreamFiles(BeaconFast(EdgeCache(django_asgi_app)))),
+            "http": PublicFiles(StreamFiles(KeyFiles(BeaconFast(EdgeCache(django_asgi_app))))),
             "websocket": WebsocketOutageGuard(
                 websocket_auth_stack(URLRouter(websocket_urlpatterns))
             ),

@@ -133,7 +133,7 @@ def cache_is_redis() -> bool:
     return isinstance(caches["default"], RedisCache)
 
 
-class _Redis:
+class AsyncRedis:
     """A redis.asyncio client per event loop (tests run several loops in one process)."""
 
     def __init__(self) -> None:
@@ -261,7 +261,7 @@ class EdgeCache:
                 "the edge is off"
             )
             self.enabled = False
-        self._redis = _Redis() if self.enabled else None
+        self._redis = AsyncRedis() if self.enabled else None
         self._memory = _Memory(settings.EDGE_MEMORY_BYTES)
         self._versions = AsyncVersions()
 

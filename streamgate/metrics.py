@@ -73,6 +73,12 @@ EDGE_RESPONSES = Counter(
     "(miss) or with Redis away (pass).",
     ["outcome"],
 )
+KEY_FAST_RESPONSES = Counter(
+    "streamgate_key_fast_responses_total",
+    "HLS key GETs answered from a remembered gate decision before Django (served), or passed "
+    "to Django's view (pass: nothing remembered, a generation moved, a refused token…).",
+    ["outcome"],
+)
 STREAM_FAST_RESPONSES = Counter(
     "streamgate_stream_fast_responses_total",
     "/stream/ GETs and HEADs answered from disk before Django (served), or passed to Django's "

@@ -28,6 +28,23 @@ class AccessConfig(AppConfig):
         wallet_lookup_register(user_evm_addresses)
         user_logged_in.connect(on_user_logged_in, dispatch_uid="access.on_user_logged_in")
 
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_delete, post_save
+
+        from apps.access.models import WalletAccount
+        from apps.access.receivers import on_content_written, on_viewer_written
+        from apps.content.models import Content
+        from apps.transcode.models import DeliveryEncryption
+
+        # Remembered key decisions read these rows (apps/access/key_decisions.py).
+        for signal in (post_save, post_delete):
+            for model in (Content, DeliveryEncryption):
+                signal.connect(
+                    on_content_written, sender=model, dispatch_uid=f"access.keys.{model}"
+                )
+            for model in (get_user_model(), WalletAccount):
+                signal.connect(on_viewer_written, sender=model, dispatch_uid=f"access.keys.{model}")
+
         from apps.access.api.serializers import ViewsField
         from apps.access.selectors import content_order_by_views, gate_normal_form
         from apps.content.extensions import (

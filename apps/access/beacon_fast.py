@@ -32,7 +32,7 @@ from django.db import close_old_connections
 from django.http import HttpRequest
 
 from apps.access.audience import BEACON_MAX_BYTES, BeaconInvalid, beacon_parse, beacon_record
-from apps.access.stream_fast import _host_allowed, _is_secure, site_headers
+from apps.access.stream_fast import host_allowed, is_secure_scope, site_headers
 from streamgate.client_address import client_address, trusted_networks
 from streamgate.edge import scope_headers
 from streamgate.metrics import BEACON_FAST_RESPONSES
@@ -92,14 +92,14 @@ class BeaconFast:
 
     async def _answer(self, scope, content: str, body: bytes) -> list[tuple[bytes, bytes]]:
         headers = scope_headers(scope)
-        secure = _is_secure(scope, headers)
+        secure = is_secure_scope(scope, headers)
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if (
             kind not in _TYPES
             or b"origin" in headers
             and not _same_origin(headers[b"origin"], headers, secure)
             or (settings.SECURE_SSL_REDIRECT and not secure)
-            or not _host_allowed(headers)
+            or not host_allowed(headers)
         ):
             raise _Pass
         session, events = _parsed(body)

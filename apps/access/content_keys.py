@@ -9,7 +9,9 @@ again for the viewer it names (cached ownership answers, as at playback), so rev
 (a token sold, a wallet unlinked, a rental over, a gate tightened) fails the next key fetch.
 Refusals are playback's: 401 ``sign_in_required`` (or no token), 403 with the gate's reason,
 503 ``chain_unavailable``; every answer is ``Cache-Control: no-store``. Open to every origin,
-without credentials, like /stream/ (apps/access/stream_cors.py).
+without credentials, like /stream/ (apps/access/stream_cors.py). A yes is remembered for a
+short while so that the next GET of the same key is answered before Django
+(apps/access/key_decisions.py).
 """
 
 import base64
@@ -23,7 +25,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.access.playback import access_decide, playback_keys
+from apps.access.key_decisions import KEYS, decision_remember, generations_read
+from apps.access.playback import access_decide, access_ends, playback_keys
 from apps.access.playback_tokens import TokenRejected, key_token_verify
 from apps.content.models import Content
 from apps.transcode.keys import ContentKey, KeyUnavailable
@@ -66,6 +69,9 @@ def _authorized_keys(
         user = get_user_model().objects.filter(pk=grant.viewer, is_active=True).first()
         if user is None:
             return _refuse(403, "bad_token", "This key link's viewer no longer exists.")
+    # Read before deciding: a write while Django decides leaves a remembered yes stale from the
+    # start (apps/access/key_decisions.py).
+    generations = generations_read(str(content_id), grant.viewer)
     decision = access_decide(user=user, content=content)
     if decision.allowed is None:
         return _refuse(503, decision.reason, decision.detail)
@@ -76,12 +82,24 @@ def _authorized_keys(
     if row is None:
         return _refuse(404, "not_encrypted", "This content's media are not encrypted.")
     try:
-        return content_keys(row)
+        keys = content_keys(row)
     except KeyUnavailable as error:
         logger.error(
             "content key unavailable", extra={"job_id": str(row.job_id), "error": str(error)}
         )
         return _refuse(503, "key_unavailable", "The key cannot be read now; try again shortly.")
+    if generations is not None:
+        job_id = str(row.job_id)
+        KEYS.put(job_id, keys[0].kid, keys[0].key)
+        ends = access_ends(decision.evaluation) if decision.evaluation else None
+        decision_remember(
+            content_id=str(content_id),
+            viewer=grant.viewer,
+            generations=generations,
+            job_id=job_id,
+            until=min(grant.expires, ends) if ends is not None else grant.expires,
+        )
+    return keys
 
 
 def hls_key(request: HttpRequest, content_id: uuid.UUID, kid: uuid.UUID) -> HttpResponse:

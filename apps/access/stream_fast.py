@@ -95,7 +95,7 @@ def site_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     )
 
 
-def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
+def is_secure_scope(scope, headers: dict[bytes, bytes]) -> bool:
     """Django's HttpRequest.is_secure for this request."""
     proxy = settings.SECURE_PROXY_SSL_HEADER
     if proxy:
@@ -106,7 +106,7 @@ def _is_secure(scope, headers: dict[bytes, bytes]) -> bool:
     return scope.get("scheme") == "https"
 
 
-def _host_allowed(headers: dict[bytes, bytes]) -> bool:
+def host_allowed(headers: dict[bytes, bytes]) -> bool:
     if settings.USE_X_FORWARDED_HOST and b"x-forwarded-host" in headers:
         return False  # Django's rules for forwarded hosts: let it decide
     host = headers.get(b"host", b"").decode("latin-1")
@@ -167,8 +167,8 @@ class StreamFiles:
         if not SAFE_NAME.match(name) or ".." in name or is_caption_aware(name):
             return _PASS  # captions in manifests come from the database: Django's view
         headers = scope_headers(scope)
-        secure = _is_secure(scope, headers)
-        if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(headers):
+        secure = is_secure_scope(scope, headers)
+        if (settings.SECURE_SSL_REDIRECT and not secure) or not host_allowed(headers):
             return _PASS
         content_id = found["content"]
         try:

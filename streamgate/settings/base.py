@@ -126,6 +126,9 @@ CACHES = cache_config(REDIS_URL, VAR_DIR / "cache")
 EDGE_CACHE = env.bool("EDGE_CACHE", default=bool(REDIS_URL))
 # What each web process keeps of the edge's entries in its own memory (bodies and headers).
 EDGE_MEMORY_BYTES = env.int("EDGE_MEMORY_BYTES", default=32 * 1024 * 1024)
+# A key URL's yes is remembered this long (less if the viewer's rental ends sooner) so that the
+# next GET of that key is answered before Django, with Redis; 0: every key request to Django.
+KEY_DECISION_SECONDS = env.int("KEY_DECISION_SECONDS", default=60)
 
 CHANNEL_LAYERS = channel_layer_config(REDIS_URL, VAR_DIR / "channels")
 

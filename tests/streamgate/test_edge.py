@@ -324,6 +324,7 @@ def test_only_responses_the_key_fully_describes_are_kept():
 
 def test_the_served_application_has_the_edge_in_front_of_django():
     from apps.access.beacon_fast import BeaconFast
+    from apps.access.key_decisions import KeyFiles
     from apps.access.public_files import PublicFiles
     from apps.access.stream_fast import StreamFiles
     from streamgate.asgi import application
@@ -331,13 +332,15 @@ def test_the_served_application_has_the_edge_in_front_of_django():
 
     assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
     public = application.app.application_mapping["http"]
-    # Public media files, stream files from disk, accepted beacons, then the edge, then Django.
+    # Public media files, stream files from disk, remembered keys, accepted beacons, the edge,
+    # then Django.
     assert isinstance(public, PublicFiles)
     http = public.app
     assert isinstance(http, StreamFiles)
-    assert isinstance(http.app, BeaconFast)
-    assert isinstance(http.app.app, EdgeCache)
-    assert isinstance(http.app.app.app, StreamingBodyASGIHandler)
+    assert isinstance(http.app, KeyFiles)
+    assert isinstance(http.app.app, BeaconFast)
+    assert isinstance(http.app.app.app, EdgeCache)
+    assert isinstance(http.app.app.app.app, StreamingBodyASGIHandler)
 
 
 def test_staff_pages_are_never_kept(edge):
