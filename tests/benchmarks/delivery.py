@@ -18,7 +18,9 @@ in one run, each case getting the same requests (the init and every segment in t
 Then the same with the init segment alone (about 1 KB): there the cost of a request, not of
 its bytes, is measured. Last, the key URL of an encrypted, gated content (apps/access/
 content_keys.py) at a fixed 200 requests/s (open loop, latency from each request's scheduled
-time): p50, p95 (goal < 10 ms) and p99.
+time): p50, p95 (goal < 10 ms) and p99, on web processes with Redis, first remembering
+Django's yes (apps/access/key_decisions.py, the served setup) and then, as the baseline, with
+every key request decided by Django's view (KEY_DECISION_SECONDS=0).
 
 The load generator is wrk (Debian's; tests/nginx.sh --bench installs it): it is C with one
 event loop per thread, so at these rates it measures the server, where an asyncio client in
@@ -57,6 +59,8 @@ from tests.support.processes import (  # noqa: E402
     start_web,
     stop,
 )
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # the key URL runs; tests use 1, benchmarks others
 
 CASES = {
     "a": "(a) plain nginx, plain folder",
@@ -287,13 +291,18 @@ async def _open_loop(port: int, path: str, *, rate: float, seconds: float, conne
     return latencies, sizes, statuses
 
 
-def key_endpoint_latency(env: dict[str, str], port: int, *, rate: float, seconds: float) -> dict:
-    """The key URL of an encrypted, gated content (an allowlist gate: decided without a chain,
-    as a gate whose ownership answers are cached is) fetched at ``rate`` per second."""
+def keyed(env: dict[str, str]) -> tuple[str, bytes]:
+    """(key URL, key) of an encrypted content gated by an allowlist (decided without a chain,
+    as a gate whose ownership answers are cached is) and a viewer it lets in."""
+    found = re.search(r"KEYURL (\S+) ([0-9a-f]{32})", manage(env, "shell", "-c", KEYED))
+    return found.group(1), bytes.fromhex(found.group(2))
+
+
+def key_endpoint_latency(port: int, path: str, key: bytes, *, rate: float, seconds: float) -> dict:
+    """The key URL fetched at ``rate`` per second, after a first fetch and 1 s of warm-up (each
+    web process reads the key through Django once)."""
     import asyncio
 
-    found = re.search(r"KEYURL (\S+) ([0-9a-f]{32})", manage(env, "shell", "-c", KEYED))
-    path, key = found.group(1), bytes.fromhex(found.group(2))
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as response:
             assert response.read() == key, "the key URL answered another key"
@@ -316,6 +325,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--key-rate", type=float, default=200)
     parser.add_argument("--key-seconds", type=float, default=15)
+    parser.add_argument("--redis-url", default=REDIS_URL)
     args = parser.parse_args()
     if nginx_binary() is None or shutil.which("wrk") is None:
         sys.exit("delivery: needs nginx and wrk (tests/nginx.sh --bench installs both as root)")
@@ -399,19 +409,35 @@ def main() -> None:
 
                 segments = measure(paths)
                 small = measure({case: paths[case][:1] for case in CASES})
-            key = key_endpoint_latency(env, web_port, rate=args.key_rate, seconds=args.key_seconds)
         finally:
             stop(web)
+        # The key URL twice on the same data: web processes with Redis remembering Django's yes
+        # (apps/access/key_decisions.py), then with every key request through Django's view.
+        path, key_bytes = keyed(env)
+        keys = {}
+        for mode, remember in (("remembered", "60"), ("Django", "0")):
+            key_env = {**env, "REDIS_URL": args.redis_url, "KEY_DECISION_SECONDS": remember}
+            web = start_web(key_env, work / f"web-{mode}.log", web_port, extra=["--workers", "2"])
+            try:
+                keys[mode] = key_endpoint_latency(
+                    web_port, path, key_bytes, rate=args.key_rate, seconds=args.key_seconds
+                )
+            finally:
+                stop(web)
 
     report("init + segments", segments)
     report(f"the init segment alone ({sizes[0]} bytes): the cost of a request", small)
     print(f"\nload average at the end (other work on this machine): {os.getloadavg()[0]:.1f}")
     print(
-        f"\nkey URL (uvicorn, 2 workers; gate checked again on every request), "
-        f"{args.key_rate:g} requests/s for {args.key_seconds:g} s, open loop on 8 connections: "
-        f"{key['requests']} answered, p50 {key['p50']:.2f} ms, p95 {key['p95']:.2f} ms "
-        f"(goal < 10), p99 {key['p99']:.2f} ms"
+        f"\nkey URL (uvicorn, 2 workers, Redis), {args.key_rate:g} requests/s for "
+        f"{args.key_seconds:g} s, open loop on 8 connections:"
     )
+    for mode, key in keys.items():
+        print(
+            f"  {mode:10} {key['requests']} answered, p50 {key['p50']:.2f} ms, "
+            f"p95 {key['p95']:.2f} ms (goal < 10 remembered), p99 {key['p99']:.2f} ms"
+        )
+    print(f"  p95 Django/remembered = {keys['Django']['p95'] / keys['remembered']['p95']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ flag), an HEVC 10-bit source, a variable frame rate source, one without audio, a
 enough to be encoded in chunks (apps/transcode/chunks.py: three video chunks and the audio, each
 encoded on its own, their segments listed in one timeline; every player must play across each
 join), that long one with encrypted delivery (MEDIA_ENCRYPTION: each player fetches public
-encrypted segments and its key from the gated key URL; native HLS gets the MPEG-TS set).
+encrypted segments and its key from the gated key URL; native HLS gets the MPEG-TS set), and
+the 8 s one encrypted afterwards by `manage.py encrypt_contents`, every key then rewrapped
+under a new master key (`media_keys_rewrap`) that the server alone holds.
 Each clip has English captions, added after its encode (the manifests then carry a
 subtitle rendition and a text adaptation set).
 
@@ -20,6 +22,7 @@ The cases run once per module, several pages at a time (tests/web/player_page/ha
 tests below read their reports, one test per player, clip and property.
 """
 
+import base64
 import json
 import re
 import time
@@ -107,6 +110,15 @@ CLIPS = {
 # (script players), AES-128 MPEG-TS (native HLS) and CENC (DASH) segments, keys behind the gate;
 # the others are published in the clear, behind the token path.
 ENCRYPTED = "chunked"
+# This one is published in the clear and then encrypted by `manage.py encrypt_contents` (as an
+# existing content is); then `media_keys_rewrap` moves every content key to a new master key,
+# and the server is given the new master key alone: both encrypted clips play only if the
+# command's output is playable and the rewrap kept every key.
+COMMAND_ENCRYPTED = "multiple-of-segment"
+MASTER_KEYS = {
+    "m1": base64.b64encode(b"\x01" * 32).decode(),
+    "m2": base64.b64encode(b"\x02" * 32).decode(),
+}
 
 # Each clip gets captions after its encode (as a creator adds them): players must list them and
 # still play to the end with a subtitle rendition or text adaptation set in the manifests.
@@ -120,13 +132,14 @@ from django.test import override_settings
 from apps.content.models import Content
 from apps.content.services import caption_create
 from apps.transcode.models import TranscodeChunk
-urls, chunks = {}, {}
+urls, chunks, ids = {}, {}, {}
 for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
     out = io.StringIO()
     with override_settings(MEDIA_ENCRYPTION=name == "chunked"):
         call_command("ingest", path, title=name, owner="maker", stdout=out)
     urls[name] = out.getvalue()
     content_id = re.search(r"/([0-9a-f-]{36})/master[.]m3u8", urls[name]).group(1)
+    ids[name] = content_id
     content = Content.objects.get(pk=content_id)
     caption_create(content=content, data=os.environ["PLAYER_CAPTIONS"].encode(), language="en")
     chunks[name] = sorted(
@@ -135,6 +148,10 @@ for name, path in json.loads(os.environ["PLAYER_CLIPS"]).items():
             job=content.published_job
         ).values_list("kind", "index")
     )
+call_command("encrypt_contents", ids[os.environ["PLAYER_COMMAND_ENCRYPTED"]], stdout=io.StringIO())
+with override_settings(MEDIA_MASTER_KEYS=json.loads(os.environ["PLAYER_MASTER_KEYS"]),
+                       MEDIA_MASTER_KEY_ID="m2"):
+    call_command("media_keys_rewrap", stdout=io.StringIO())
 print("INGESTED " + json.dumps({"urls": urls, "chunks": chunks}))
 """
 
@@ -170,10 +187,18 @@ def stack(tmp_path_factory):
         STREAMGATE_PUBLIC_URL=f"http://127.0.0.1:{port}",
     )
     manage(env, "migrate", "--noinput")
+    old_master = {"m1": MASTER_KEYS["m1"]}
+    env.update(MEDIA_MASTER_KEYS=json.dumps(old_master), MEDIA_MASTER_KEY_ID="m1")
     manage(env, "create_api_token", "maker", "--creator")
     sources = {name: str(make(folder / f"{name}.mp4")) for name, (make, _) in CLIPS.items()}
     # One process ingests them all: Django starts once, each encode is the command's own.
-    clips_env = {**env, "PLAYER_CLIPS": json.dumps(sources), "PLAYER_CAPTIONS": CAPTIONS}
+    clips_env = {
+        **env,
+        "PLAYER_CLIPS": json.dumps(sources),
+        "PLAYER_CAPTIONS": CAPTIONS,
+        "PLAYER_COMMAND_ENCRYPTED": COMMAND_ENCRYPTED,
+        "PLAYER_MASTER_KEYS": json.dumps(MASTER_KEYS),
+    }
     output = manage(clips_env, "shell", "-c", INGEST_ALL, timeout=600)
     printed = json.loads(output.split("INGESTED ", 1)[1])
     contents = {
@@ -182,6 +207,7 @@ def stack(tmp_path_factory):
     }
     logs = folder / "logs"
     logs.mkdir()
+    env.update(MEDIA_MASTER_KEYS=json.dumps({"m2": MASTER_KEYS["m2"]}), MEDIA_MASTER_KEY_ID="m2")
     with web_server(env, logs / "web.log", port) as base:
         yield Stack(base=base, contents=contents, chunks=printed["chunks"])
 
@@ -273,6 +299,13 @@ def test_only_the_long_clip_is_encoded_in_chunks(stack):
     whole); every other clip is one run's."""
     chunked = {clip: chunks for clip, chunks in stack.chunks.items() if chunks}
     assert chunked == {"chunked": ["audio-0", "video-0", "video-1", "video-2"]}
+
+
+def test_two_clips_are_encrypted_one_of_them_by_the_command(stack):
+    """Their grants carry a key token (the token path's clear media are gone); the server that
+    plays them holds only the master key `media_keys_rewrap` moved their keys to."""
+    encrypted = {clip for clip in CLIPS if "?k=" in stack.grant(clip)["hls_url"]}
+    assert encrypted == {ENCRYPTED, COMMAND_ENCRYPTED}
 
 
 @pytest.mark.parametrize("clip", CLIPS)
