@@ -1,6 +1,8 @@
-"""Soak: uploads, encodes and playback at a steady rate while Redis and PostgreSQL each go away.
+"""Soak: uploads, encodes, playback and wallet sign-ins at a steady rate while Redis and
+PostgreSQL each go away, a worker is killed and restarted, and one RPC provider is down.
 
-    python tests/benchmarks/soak.py [--minutes 4] [--outage 20] [--faults redis-down,pg-down]
+    python tests/benchmarks/soak.py [--minutes 5] [--outage 20]
+        [--faults redis-down,pg-down,worker-kill,rpc-down=60] [--wallets 20]
         [--rate 6] [--creators 2] [--upload-every 12] [--drain-timeout 300]
 
 The stack in its production shape on one machine, started as the Procfile starts it: uvicorn
@@ -11,21 +13,31 @@ through FaultProxy (tests/support/faults.py), run in a child process of its own,
 service can be made unavailable without touching the machine's shared servers: ``down`` resets
 every connection and refuses new ones (the service died), ``pause`` answers nothing (it hangs).
 
+The chain (``--wallets`` > 0): ``npx hardhat node`` with an ERC-721 collection, one token per
+soak wallet; CHAIN_RPC_URLS names two providers for it, two FaultProxy instances in front of the
+one node, so that one of them (``rpc-a``) can go away while the other answers. One seeded content
+is gated by the collection.
+
 Load, all along (rates are options; the load generator shares the two cores with the stack):
 - creators (``--creators``), each starting an upload every ``--upload-every`` s: a generated
   clip (tests/support/media.py) made unique by an MP4 ``free`` box of random bytes, sent with
   tuspy in ``--chunk-kib`` PATCHes ``--patch-pause`` s apart; after an error the client waits
   (Retry-After when sent, else a capped backoff), asks the offset with HEAD and goes on; one
   more upload starts ``--straddle`` s before each fault, so that one is in flight when it strikes;
-- viewers (Poisson arrivals, ``--rate`` visits/s, each a viewer's bearer token): 40% read the
-  catalog, 30% a content's detail, 30% watch (playback grant, master playlist, media playlist,
-  init segment and one media segment of a ready content);
+- viewers (Poisson arrivals, ``--rate`` visits/s): 15% are a wallet's sign-in with Ethereum
+  (nonce, signed EIP-4361 message) followed by watching the gated content with the token it
+  got, a gate decision that asks the chain; the others, each a viewer's bearer token, 40% read
+  the catalog, 30% a content's detail, 30% watch (playback grant, master playlist, media
+  playlist, init segment and one media segment of a ready content that is not gated);
 - /readyz twice a second.
 
 Timeline: steady, then for each fault in ``--faults`` the service is unavailable ``--outage`` s
-followed by a recovery period, then steady again (``--minutes`` in all), then a drain: no new
-uploads, viewers go on, until every upload has finished and every content is ready or failed
-(at most ``--drain-timeout`` s).
+(or the seconds after ``=``: ``rpc-down=60``) followed by a recovery period, then steady again
+(``--minutes`` in all), then a drain: no new uploads, viewers go on, until every upload has
+finished and every content is ready or failed (at most ``--drain-timeout`` s). ``worker-kill``
+sends SIGKILL to the Celery worker and its pool (tasks in hand are lost to it; acks_late leaves
+them in the broker, and transcode_reap finds jobs whose heartbeat stopped), and starts a new
+worker when its outage ends.
 
 Prints requests by outcome (per phase and per kind), latency p50/p95 per phase and kind, each
 dependency's recovery after ``up()``, uploads, contents, encodes, sha256 checks, and every 500
@@ -35,11 +47,14 @@ the drain ends with work unfinished, the stack is examined before it is stopped
 (tests/support/soak_forensics.py): pg-activity.txt (the database's sessions, who blocks whom,
 its locks) and py-spy-<process>-<pid>.txt (every stack process's threads), named in the report.
 Goals (exit status 1
-when one is missed): no 5xx other than 503; every 503 to a client with Retry-After (/readyz
-answers load balancers, and is reported apart); /readyz 200 within ``--recovery-goal`` s of each
-``up()``; every upload finished; no stuck content (each ready, or failed with a message); every
-finished upload's sha256 equal to its stored source's (the file, the content's and the upload's
-rows); the stack's processes still running.
+when one is missed): no 5xx other than 503; no 5xx at all, 503 included, outside the Redis and
+PostgreSQL outages and their recovery (a killed worker and a lost RPC provider must not show);
+every 503 to a client with Retry-After (/readyz answers load balancers, and is reported apart);
+/readyz 200 within ``--recovery-goal`` s of each ``up()``; every upload finished; no stuck
+content (each ready, or failed with a message); no failed encode; every finished upload's
+sha256 equal to its stored source's (the file, the content's and the upload's rows); the
+stack's processes still running; each process's memory (PSS of its process tree) in the last
+steady phase within 10% of the first.
 """
 
 import argparse
@@ -49,9 +64,11 @@ import os
 import random
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -60,6 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import soak_forensics as forensics  # noqa: E402
 from tests.support import soak_report as report  # noqa: E402
+from tests.support.jsonrpc import hardhat_node  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     BIN,
     embedded_env,
@@ -70,11 +88,13 @@ from tests.support.processes import (  # noqa: E402
     wait_for_log,
     wait_for_port,
 )
+from tests.support.soak_chain import CHAIN, collection_for, wallet_keys  # noqa: E402
 from tests.support.soak_clients import (  # noqa: E402
     Recorder,
 )
 from tests.support.soak_load import Phase, Soak  # noqa: E402
 from tests.support.soak_stack import (  # noqa: E402
+    MemorySampler,
     Poller,
     Proxies,
     cpu_seconds,
@@ -84,7 +104,8 @@ from tests.support.soak_stack import (  # noqa: E402
     procfile,
 )
 
-SERVICES = {"redis": "redis", "pg": "postgres"}
+# A fault's first word: what goes away (a proxy's name, or the worker).
+TARGETS = {"redis": "redis", "pg": "postgres", "rpc": "rpc-a", "worker": "worker"}
 
 
 def prepare(env: dict[str, str], creators: int, viewers: int) -> tuple[list[str], list[str]]:
@@ -108,13 +129,16 @@ def prepare(env: dict[str, str], creators: int, viewers: int) -> tuple[list[str]
 
 def timeline_of(args: argparse.Namespace) -> list[Phase]:
     """steady, then each fault and a recovery period after it, then steady: ``--minutes``."""
-    faults = [tuple(item.split("-")) for item in args.faults.split(",") if item]
-    rest = max(0.0, args.minutes * 60 - len(faults) * args.outage)
+    faults = []
+    for item in filter(None, args.faults.split(",")):
+        what, _, seconds = item.partition("=")
+        target, action = what.split("-")
+        faults.append((TARGETS[target], action, float(seconds or args.outage)))
+    rest = max(0.0, args.minutes * 60 - sum(seconds for _, _, seconds in faults))
     recovery = rest * 0.4 / max(1, len(faults))
     plan: list[Phase] = [("steady", rest * 0.3, None)]
-    for service, action in faults:
-        label = SERVICES[service]
-        plan.append((f"{label} {action}", args.outage, (label, action)))
+    for label, action, seconds in faults:
+        plan.append((f"{label} {action}", seconds, (label, action)))
         plan.append((f"after {label} {action}", recovery, None))
     plan.append(("steady again", rest * 0.3, None))
     return plan
@@ -122,12 +146,16 @@ def timeline_of(args: argparse.Namespace) -> list[Phase]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=4, help="load before the drain")
+    parser.add_argument("--minutes", type=float, default=5, help="load before the drain")
     parser.add_argument("--outage", type=float, default=20, help="seconds each fault lasts")
     parser.add_argument(
         "--faults",
-        default="redis-down,pg-down",
-        help="comma-separated, in order: redis-down, pg-down, redis-pause, pg-pause",
+        default="redis-down,pg-down,worker-kill,rpc-down=60",
+        help="comma-separated, in order: redis-down, pg-down, redis-pause, pg-pause, "
+        "rpc-down, rpc-pause, worker-kill; '=S' sets that fault's seconds",
+    )
+    parser.add_argument(
+        "--wallets", type=int, default=20, help="wallets that sign in (0: no chain, no sign-in)"
     )
     parser.add_argument("--rate", type=float, default=6, help="viewer visits per second")
     parser.add_argument("--in-flight", type=int, default=32, help="viewer visits at once, at most")
@@ -163,9 +191,22 @@ def main() -> int:
     processes: dict[str, object] = {}
     proxies = None
     passed = False
+    keys = wallet_keys(args.wallets)
     try:
-        with redis_server(folder / "redis.log") as redis_port:
-            proxies = Proxies({"redis": redis_port, "postgres": 5432})
+        with ExitStack() as services:
+            redis_port = services.enter_context(redis_server(folder / "redis.log"))
+            upstreams = {"redis": redis_port, "postgres": 5432}
+            rpc: dict[str, str] = {}
+            if keys:
+                node = services.enter_context(hardhat_node(folder / "hardhat.log"))
+                upstreams["rpc-a"] = upstreams["rpc-b"] = int(node.rsplit(":", 1)[1])
+            proxies = Proxies(upstreams)
+            if keys:
+                providers = [f"http://127.0.0.1:{proxies.ports[n]}" for n in ("rpc-a", "rpc-b")]
+                rpc = {
+                    "urls": json.dumps({CHAIN: providers}),
+                    "collection": collection_for(node, keys),
+                }
             port = free_port()
             stack_env = embedded_env(
                 folder / "var",
@@ -182,6 +223,10 @@ def main() -> int:
                 WEB_PORT=str(port),
                 WEB_CONCURRENCY=str(args.web_workers),
                 WORKER_CONCURRENCY=str(args.worker_concurrency),
+                CHAIN_RPC_URLS=rpc.get("urls", "{}"),
+                # Every wallet signs in from this one address: the per-address sign-in limit
+                # (60/min) would answer most of them 429.
+                SIGNIN_RATE="100000/min",
             )
             direct_env = dict(
                 stack_env,
@@ -201,6 +246,8 @@ def main() -> int:
                 clips,
                 creator_tokens,
                 viewer_tokens,
+                keys,
+                rpc.get("collection"),
             )
     finally:
         if proxies is not None:
@@ -235,15 +282,31 @@ def make_clips(folder: Path, args: argparse.Namespace) -> list[bytes]:
     return clips
 
 
-def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators, viewers) -> bool:
-    from contextlib import ExitStack
-
+def run_stack(
+    args, folder, port, env, processes, proxies, dsn, clips, creators, viewers, keys, collection
+) -> bool:
     with ExitStack() as stack:
-        for name in ("web", "worker", "beat"):
+
+        def start(name: str) -> None:
             log = folder / f"{name}.log"
             processes[name] = stack.enter_context(
                 spawned(["bash", "-c", "exec " + procfile(name)], env=env, log=log)
             )
+
+        def act(target: str, action: str) -> None:
+            """Start or end a fault: a proxy's, or the worker killed (and a new one started)."""
+            if target != "worker":
+                proxies.set(target, action)
+            elif action == "kill":
+                os.killpg(processes["worker"].pid, signal.SIGKILL)
+                processes["worker"].wait(10)
+                kills.append(time.monotonic())
+            else:
+                start("worker")
+
+        kills: list[float] = []
+        for name in ("web", "worker", "beat"):
+            start(name)
         wait_for_port(port, timeout=60, process=processes["web"], log=folder / "web.log")
         wait_for_log("ready.", timeout=60, process=processes["worker"], log=folder / "worker.log")
         trees = {name: process_tree(p.pid) for name, p in processes.items()}
@@ -259,8 +322,14 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
             clips=clips,
             folder=folder,
             rng=random.Random(args.seed),
+            wallet_keys=keys,
+            act=act,
         )
         soak.seed()
+        if collection:
+            soak.gated.append(gate_one(port, creators, soak.ready, collection))
+        memory = MemorySampler(processes, lambda: soak.recorder.phase)
+        memory.start()
         timeline = timeline_of(args)
         print(
             f"soak: {sum(s for _, s, _ in timeline):.0f} s of load then a drain; faults "
@@ -283,6 +352,8 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
         opened = {name: proxies.set(name, "count") for name in proxies.ports}
         poller.stopped.set()
         poller.join(5)
+        memory.stopped.set()
+        memory.join(5)
         alive = {
             name: {
                 "alive": process.poll() is None,
@@ -303,6 +374,8 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
             processes=alive,
             cpu={"harness": harness_cpu, "proxies": proxy_cpu, "wall": wall},
             connections=opened,
+            memory=memory.samples,
+            gated=soak.gated,
         )
         if not passed and not evidence:
             evidence = forensics.capture(dsn, live_trees(processes), folder, "a goal missed")
@@ -311,6 +384,24 @@ def run_stack(args, folder, port, env, processes, proxies, dsn, clips, creators,
             for path in evidence:
                 print(f"  {path}")
         return passed
+
+
+def gate_one(port: int, creators: list[str], ready: list[str], collection: str) -> str:
+    """Gate a seeded content by the soak's collection (through the API, as its creator)."""
+    import requests
+
+    gate = {"erc721": {"chain": CHAIN, "contract": collection}}
+    for content_id in ready:
+        for token in creators:
+            answer = requests.patch(
+                f"http://127.0.0.1:{port}/api/v1/contents/{content_id}/",
+                json={"gate": gate},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            if answer.status_code == 200:
+                return content_id
+    raise SystemExit(f"no seeded content could be gated: {answer.status_code} {answer.text}")
 
 
 def live_trees(processes: dict) -> dict[str, list[int]]:

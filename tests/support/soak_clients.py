@@ -33,7 +33,7 @@ TIMEOUT = "timeout"
 class Row:
     started: float  # time.monotonic()
     latency: float
-    kind: str  # "api read", "playback", "stream", "tus", "readyz"
+    kind: str  # "api read", "playback", "stream", "tus", "readyz", "sign-in"
     method: str
     path: str
     phase: str
@@ -126,12 +126,14 @@ class HttpConnection:
             self.writer = None
 
     async def request(
-        self, kind: str, method: str, path: str, headers: dict[str, str]
+        self, kind: str, method: str, path: str, headers: dict[str, str], body: bytes = b""
     ) -> Response | None:
         """The response, or None after a connection error or a timeout (both recorded)."""
         started, phase = time.monotonic(), self.recorder.phase
         try:
-            response = await asyncio.wait_for(self._exchange(method, path, headers), self.timeout)
+            response = await asyncio.wait_for(
+                self._exchange(method, path, headers, body), self.timeout
+            )
         except TimeoutError as error:
             await self._drop()
             self.recorder.failure(
@@ -171,14 +173,16 @@ class HttpConnection:
             self.writer.transport.abort()
             self.writer = None
 
-    async def _exchange(self, method: str, path: str, headers: dict[str, str]) -> Response:
+    async def _exchange(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if method in ("POST", "PUT", "PATCH"):
-            lines.append("Content-Length: 0")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,8 +27,10 @@ from tests.support.soak_clients import (
 )
 from tests.support.soak_stack import Poller, Proxies
 
-# A fault: (proxy name, "down" | "pause"); a phase: (name, seconds, fault or None).
+# A fault: (target, action), e.g. ("postgres", "down"), ("rpc-a", "down"), ("worker", "kill");
+# a phase: (name, seconds, fault or None). ``Soak.act(target, "up")`` ends a fault.
 Phase = tuple[str, float, tuple[str, str] | None]
+SIGNIN_SHARE = 0.15  # of viewer visits, when wallets hold the gated content's token
 
 
 @dataclass
@@ -52,6 +54,12 @@ class Soak:
     ups: list[tuple[str, float]] = field(default_factory=list)  # (fault, time of up())
     delayed: list[tuple[str, float]] = field(default_factory=list)  # (phase, wait for a slot)
     t0_wall: float = 0.0  # time.time() when the timeline began, to place log lines
+    # Wallet sign-ins (SIWE) followed by watching ``gated`` (an ERC-721 gate whose decision
+    # asks the chain through the RPC providers); empty: no sign-ins.
+    wallet_keys: list[str] = field(default_factory=list)
+    gated: list[str] = field(default_factory=list)
+    chain_id: int = 31337
+    act: Callable[[str, str], object] | None = None  # starts and ends a fault; proxies.set
 
     # -- creators ---------------------------------------------------------------------------
 
@@ -103,14 +111,18 @@ class Soak:
         auth = {"Authorization": f"Bearer {token}"}
         http = HttpConnection(self.port, self.recorder, timeout=self.args.request_timeout)
         try:
+            if self.wallet_keys and self.gated and self.rng.random() < SIGNIN_SHARE:
+                await self.sign_in_and_watch(http)
+                return
             pick = self.rng.random()
             if pick < 0.4 or not self.ready:
                 await self.read_catalog(http, auth)
             elif pick < 0.7:
                 path = f"/api/v1/contents/{self.rng.choice(self.ready)}/"
                 await http.request("api read", "GET", path, auth)
-            else:
-                await self.watch(http, auth, self.rng.choice(self.ready))
+            else:  # these viewers hold no wallet: the gated content is the wallet holders'
+                open_ones = [c for c in self.ready if c not in self.gated] or self.ready
+                await self.watch(http, auth, self.rng.choice(open_ones))
         finally:
             await http.close()
 
@@ -142,6 +154,42 @@ class Soak:
         init = [uri for uri in uris if "init" in uri][:1]
         for uri in init + [self.rng.choice([uri for uri in uris if uri not in init])]:
             await http.request("stream", "GET", folder + uri, {})
+
+    async def sign_in_and_watch(self, http: HttpConnection) -> None:
+        """A wallet holder signs in with Ethereum (nonce, EIP-4361 message, signature), then
+        watches the gated content with the token it got: a gate decision that asks the chain."""
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+        from siwe import SiweMessage
+
+        nonce = await http.request("sign-in", "POST", "/api/v1/auth/siwe/nonce/", {})
+        if nonce is None or nonce.status != 201:
+            return
+        cookie = nonce.headers.get("set-cookie", "").split(";", 1)[0]
+        account = Account.from_key(self.rng.choice(self.wallet_keys))
+        text = SiweMessage(
+            scheme="http",
+            domain=f"127.0.0.1:{self.port}",
+            address=account.address,
+            uri=f"http://127.0.0.1:{self.port}",
+            version="1",
+            chain_id=self.chain_id,
+            issued_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            nonce=json.loads(nonce.body)["nonce"],
+            statement="Sign in to StreamGate.",
+        ).prepare_message()
+        signature = account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+        verified = await http.request(
+            "sign-in",
+            "POST",
+            "/api/v1/auth/siwe/verify/",
+            {"Content-Type": "application/json", "Cookie": cookie},
+            json.dumps({"message": text, "signature": signature}).encode(),
+        )
+        if verified is None or verified.status != 200:
+            return
+        token = json.loads(verified.body)["token"]
+        await self.watch(http, {"Authorization": f"Bearer {token}"}, self.rng.choice(self.gated))
 
     async def viewers(self) -> None:
         """Poisson arrivals at ``--rate`` visits/s, at most ``--in-flight`` at a time."""
@@ -211,8 +259,9 @@ class Soak:
         for index, (name, seconds, fault) in enumerate(timeline):
             start = time.monotonic()
             self.recorder.phase = name
+            act = self.act or proxies.set
             if fault:
-                await asyncio.to_thread(proxies.set, *fault)
+                await asyncio.to_thread(act, *fault)
             print(f"  {start - self.phases[0][1] if self.phases else 0:6.1f} s  {name}", flush=True)
             ahead = self.args.straddle if before_fault[index] else 0
             await asyncio.sleep(seconds - ahead)
@@ -228,7 +277,7 @@ class Soak:
                 creators[-1].start()
                 await asyncio.sleep(ahead)
             if fault:
-                await asyncio.to_thread(proxies.set, fault[0], "up")
+                await asyncio.to_thread(act, fault[0], "up")
                 self.ups.append((name, time.monotonic()))
             self.phases.append((name, start, time.monotonic()))
         start = time.monotonic()

@@ -91,7 +91,7 @@ def bucket(row: Row) -> str:
     return "4xx" if row.status < 500 else "5xx!"
 
 
-KINDS = ("api read", "playback", "stream", "tus", "readyz")
+KINDS = ("api read", "playback", "stream", "tus", "readyz", "sign-in")
 
 
 def requests_section(soak, rows: list[Row]) -> list[Goal]:
@@ -137,11 +137,27 @@ def requests_section(soak, rows: list[Row]) -> list[Goal]:
     # /readyz reports to a load balancer; every other 503 tells a client when to come back.
     bare = [r for r in rows if r.status == 503 and not r.retry_after and r.kind != "readyz"]
     codes = ", ".join(f"{k} x{v}" for k, v in Counter(r.status for r in errors).items())
+    # Without Redis or PostgreSQL a 503 is the honest answer; a killed worker or a lost RPC
+    # provider (one of two) must not show at all.
+    spared = [
+        row
+        for row in rows
+        if not any(name in row.phase for name in ("redis", "postgres"))
+        and (row.status is None or row.status >= 500)
+    ]
+    where = ", ".join(
+        f"{k} x{v}" for k, v in Counter(f"{r.phase}: {r.kind}" for r in spared).items()
+    )
     return [
         (
             "no 5xx other than 503",
             not errors,
             f"{len(errors)} ({codes or 'none'})",
+        ),
+        (
+            "no 5xx or unanswered request at all outside the Redis and PostgreSQL outages",
+            not spared,
+            f"{len(spared)} ({where or 'none'})",
         ),
         ("every 503 to a client carries Retry-After", not bare, f"{len(bare)} without"),
     ]
@@ -154,7 +170,7 @@ def recovery_section(soak, rows: list[Row]) -> list[Goal]:
     for fault, t_up in soak.ups:
         after = [row for row in rows if row.started >= t_up]
         parts = []
-        for kind in ("readyz", "api read", "playback", "stream", "tus"):
+        for kind in ("readyz", "api read", "playback", "stream", "tus", "sign-in"):
             first = next((r for r in after if r.kind == kind and r.status and r.status < 300), None)
             parts.append(f"{kind} " + (f"+{first.started - t_up:.1f} s" if first else "never"))
         readyz = next((r for r in after if r.kind == "readyz" and r.status == 200), None)
@@ -322,7 +338,8 @@ def contents_section(soak, db, away: set[str], logs: dict[str, Path]) -> list[Go
             "no stuck content (each ready, or failed with a message)",
             not stuck,
             f"{len(stuck)} stuck",
-        )
+        ),
+        ("no failed encode", not status["failed"], f"{status['failed']} failed"),
     ]
 
 
@@ -394,6 +411,42 @@ def processes_section(processes: dict, cpu: dict, connections: dict[str, int]) -
     return [("the stack's processes still running", not dead, ", ".join(dead) or "all")]
 
 
+def memory_section(soak, samples: list[tuple[float, str, str, int]]) -> list[Goal]:
+    """Each process's memory (PSS of its tree): the median of the first steady phase against
+    that of the last one; a restarted process is measured in its new life."""
+    first, last = soak.phases[0][0], soak.phases[-2][0] if len(soak.phases) > 1 else None
+    print(f"\n== memory (PSS of each process tree, MiB): median in '{first}' -> '{last}', peak")
+    ok, worst = True, []
+    for name in sorted({sample[2] for sample in samples}):
+        mine = [(phase, size) for _, phase, process, size in samples if process == name]
+        before = [size for phase, size in mine if phase == first]
+        after = [size for phase, size in mine if phase == last]
+        if not before or not after:
+            print(f"  {name}: not enough samples")
+            continue
+        a, b = pct(before, 0.5), pct(after, 0.5)
+        change = (b - a) / a
+        ok &= abs(change) <= 0.10
+        worst.append(f"{name} {change:+.0%}")
+        print(
+            f"  {name:7} {a / 2**20:7.0f} -> {b / 2**20:7.0f} ({change:+.1%}); peak "
+            f"{max(size for _, size in mine) / 2**20:.0f}"
+        )
+    return [("memory of every process flat (within 10%)", ok, ", ".join(worst) or "no samples")]
+
+
+def signin_section(rows: list[Row], gated: list[str]) -> None:
+    if not gated:
+        return
+    signins = [r for r in rows if r.kind == "sign-in" and r.path.endswith("/verify/")]
+    watched = [r for r in rows if r.kind == "playback" and any(c in r.path for c in gated)]
+    print(
+        f"\n== wallet sign-ins: {len(signins)} verified "
+        f"({Counter(outcome(r) for r in signins)}); gated playback grants (a gate decision "
+        f"each): {Counter(outcome(r) for r in watched)}"
+    )
+
+
 def print_report(
     *,
     soak,
@@ -403,6 +456,8 @@ def print_report(
     processes: dict,
     cpu: dict,
     connections: dict[str, int],
+    memory: list[tuple[float, str, str, int]] | None = None,
+    gated: list[str] | None = None,
 ) -> bool:
     """Print every figure and a line per goal; True when every goal is met."""
     rows = [row for row in soak.recorder.rows if row.phase != "setup"]
@@ -416,6 +471,8 @@ def print_report(
     errors_section(soak, rows, web_log)
     logs_section(logs, web_log)
     goals += processes_section(processes, cpu, connections)
+    signin_section(rows, gated or [])
+    goals += memory_section(soak, memory or [])
     print("\n== goals")
     for name, ok, detail in goals:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}: {detail}")

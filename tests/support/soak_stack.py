@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.processes import ROOT, parent_of
@@ -138,3 +139,39 @@ class Poller(threading.Thread):
             "SELECT id::text, content_id::text FROM uploads_upload"
         ):
             self.upload_content[upload_id] = content_id
+
+
+# --- memory of every stack process, sampled -----------------------------------------------------
+
+
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size of ``pids`` together: pages shared by a prefork parent and its
+    children are counted once in all, where RSS would count them in each."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+class MemorySampler(threading.Thread):
+    """Every ``every`` s: each stack process's memory (its tree's PSS), with the phase it fell
+    in; ``processes`` is read at each sample, so a restarted process is followed."""
+
+    def __init__(self, processes: dict, phase: Callable[[], str], every: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.processes, self.phase, self.every = processes, phase, every
+        self.samples: list[tuple[float, str, str, int]] = []  # (t, phase, process, bytes)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            now, phase = time.monotonic(), self.phase()
+            for name, process in list(self.processes.items()):
+                if process.poll() is None:
+                    self.samples.append((now, phase, name, pss_bytes(process_tree(process.pid))))
