@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+# Probes and scrapes make no trace unless OTEL_PYTHON_(DJANGO_)EXCLUDED_URLS says otherwise:
+# every few seconds from every kubelet and Prometheus, they would outnumber the requests.
+PROBES_EXCLUDED = "/healthz$,/readyz$,/metrics$"
 # The tracer of our own spans (stages, gate decisions); None while tracing is off.
 _tracer: "Tracer | None" = None
 
@@ -76,8 +79,14 @@ def _instrument(provider: "TracerProvider") -> None:
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
     from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 
+    named = any(
+        name in os.environ
+        for name in ("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+    )
     # Django's middleware is added to settings.MIDDLEWARE: before the handler is built.
-    DjangoInstrumentor().instrument(tracer_provider=provider)
+    DjangoInstrumentor().instrument(
+        tracer_provider=provider, excluded_urls=None if named else PROBES_EXCLUDED
+    )
     CeleryInstrumentor().instrument(tracer_provider=provider)
     PsycopgInstrumentor().instrument(tracer_provider=provider)  # the connections Django opens
     RedisInstrumentor().instrument(tracer_provider=provider)

@@ -37,7 +37,7 @@ from streamgate.tracing import span, tracer_use, tracing_enabled
 from tests.factories import ContentFactory, CreatorFactory
 from tests.support.evm import send
 from tests.support.otlp_receiver import otlp_receiver
-from tests.support.processes import ROOT, celery_worker, embedded_env, web_server
+from tests.support.processes import ROOT, celery_worker, embedded_env, http_get, web_server
 
 SERVER, PRODUCER, CONSUMER = 2, 4, 5  # OTLP's span kinds
 
@@ -78,6 +78,19 @@ def traced_env(tmp_path, receiver_url: str) -> dict[str, str]:
     )
 
 
+def ancestry(span, spans):
+    """``span`` and its ancestors up to its root, once every one of them has arrived (else
+    None)."""
+    by_id = {s.span_id: s for s in spans}
+    path = [span]
+    while path[-1].parent_span_id:
+        parent = by_id.get(path[-1].parent_span_id)
+        if parent is None:
+            return None
+        path.append(parent)
+    return path
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_request_and_the_task_it_enqueues_are_one_trace(tmp_path, logs_dir):
     """DELETE a content on a real uvicorn: its files are removed by a task on a real prefork
@@ -98,6 +111,7 @@ def test_a_request_and_the_task_it_enqueues_are_one_trace(tmp_path, logs_dir):
             web = starting.submit(processes.enter_context, web_server(env, logs_dir / "web.log"))
             base = web.result()
             worker.result()
+            assert http_get(f"{base}/healthz")[0] == 200  # a probe: no trace of its own
             request = urllib.request.Request(
                 f"{base}/api/v1/contents/{content.id}/",
                 method="DELETE",
@@ -111,9 +125,7 @@ def test_a_request_and_the_task_it_enqueues_are_one_trace(tmp_path, logs_dir):
                     (s for s in spans if s.name == f"run/{task}" and s.kind == CONSUMER), None
                 )
             )
-            spans = receiver.wait_for(
-                lambda spans: spans if any(s.kind == SERVER for s in spans) else None
-            )
+            spans = receiver.wait_for(lambda spans: spans if ancestry(run, spans) else None)
     assert not Content.objects.filter(pk=content.pk).exists()
     by_id = {s.span_id: s for s in spans}
     assert run.service == "streamgate-worker"
@@ -124,16 +136,15 @@ def test_a_request_and_the_task_it_enqueues_are_one_trace(tmp_path, logs_dir):
         f"apply_async/{task}",
         PRODUCER,
     )
-    # Up from the publish to the request's server span, all in one trace.
-    ancestor = publish
-    while ancestor.parent_span_id:
-        ancestor = by_id[ancestor.parent_span_id]
-        assert ancestor.trace_id == run.trace_id
-    assert (ancestor.service, ancestor.kind) == ("streamgate-web", SERVER)
-    assert ancestor.attributes["http.method"] == "DELETE"
+    # Up from the task to the request's server span, all in one trace.
+    path = ancestry(run, spans)
+    assert {s.trace_id for s in path} == {run.trace_id}
+    root = path[-1]
+    assert (root.service, root.kind) == ("streamgate-web", SERVER)
+    assert root.attributes["http.method"] == "DELETE"
+    assert root.attributes["http.target"] == f"/api/v1/contents/{content.id}/"
     assert publish.trace_id == run.trace_id
-    # The worker's spans below the task run (its storage and Redis calls) are in the trace too.
-    assert {s.trace_id for s in spans if s.service == "streamgate-worker"} == {run.trace_id}
+    assert not [s for s in spans if s.attributes.get("http.target") == "/healthz"]
     logged = [
         json.loads(line)
         for line in worker_log.read_text().splitlines()
