@@ -384,3 +384,22 @@ def test_without_an_endpoint_no_tracing_is_installed(tmp_path):
     assert found["loaded"] == []
     assert found["middleware"] == []
     assert "trace_id" not in found["line"]
+
+
+@pytest.mark.django_db
+def test_each_chunk_of_a_long_video_is_a_span_with_the_job_id(
+    memory_spans, fast_transcodes, settings, tmp_path
+):
+    from tests.support.media import make_video
+    from tests.transcode.conftest import encode
+
+    settings.TRANSCODE_CHUNK_THRESHOLD_SECONDS = 4
+    settings.TRANSCODE_CHUNK_SECONDS = 4
+    clip = make_video(tmp_path / "long.mp4", seconds=8, size="160x120", audio=False)
+    content, job = encode(clip)
+    assert content.status == ContentStatus.READY
+    chunks = [s for s in memory_spans.spans() if s.name == "transcode.chunk"]
+    assert sorted(s.attributes["streamgate.chunk"] for s in chunks) == ["video-0", "video-1"]
+    for chunk in chunks:
+        assert chunk.attributes["streamgate.job_id"] == str(job.id)
+        assert list(chunk.attributes["streamgate.renditions"]) == [r["name"] for r in job.ladder]
