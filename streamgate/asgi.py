@@ -15,6 +15,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production"
 # Django must be set up before anything imports models.
 django.setup(set_prefix=False)
 
+from streamgate.tracing import tracing_configure  # noqa: E402
+
+tracing_configure(service="streamgate-web")  # before the handler loads Django's middleware
+
 from streamgate.database import DatabaseWaitLimit  # noqa: E402
 from streamgate.edge import EdgeCache  # noqa: E402
 from streamgate.outages import WebsocketOutageGuard  # noqa: E402

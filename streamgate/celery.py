@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import kombu.exceptions
 import redis.exceptions
 from celery import Celery, Task
+from celery.signals import beat_init, worker_init, worker_process_init
 from django import db
 from django.db import transaction
 from django_redis.exceptions import ConnectionInterrupted as CacheUnavailable
@@ -18,6 +19,7 @@ from kombu import Exchange, Queue
 from prometheus_client.core import GaugeMetricFamily
 
 from apps.content.storage import StorageUnavailable
+from streamgate.tracing import tracing_configure
 
 if TYPE_CHECKING:
     from apps.content.models import OutboxMessage
@@ -49,6 +51,29 @@ from streamgate.metrics import (  # noqa: E402  (and task failures, counted by i
     BROKER_PROBE_TIMEOUTS,
     state_source_register,
 )
+
+
+# Tracing (streamgate/tracing.py), when configured: each process that runs tasks gets its own
+# exporter and batch thread, so a prefork worker sets up in its children, never in the parent.
+@worker_process_init.connect
+def _trace_worker_process(**_: Any) -> None:
+    tracing_configure(service="streamgate-worker")
+
+
+@worker_init.connect
+def _trace_thread_worker(sender: Any = None, **_: Any) -> None:
+    # The threads pool runs tasks in the worker's own process and sends no worker_process_init.
+    pool = getattr(sender, "pool_cls", None)  # the pool's class (a name when set in code)
+    if (pool if isinstance(pool, str) else getattr(pool, "__module__", "")) in (
+        "threads",
+        "celery.concurrency.thread",
+    ):
+        tracing_configure(service="streamgate-worker")
+
+
+@beat_init.connect
+def _trace_beat(**_: Any) -> None:
+    tracing_configure(service="streamgate-beat")
 
 
 def queue_depths() -> dict[str, int]:

@@ -5,7 +5,8 @@ one), returned in the response's ``X-Request-ID``, put on every log record made 
 handled, and carried in the headers of the Celery tasks it sends, whose log records then carry
 it too. Records made while a request is handled also carry ``client_address``, the client as
 streamgate/client_address.py decided it. ``LOG_FORMAT=json`` writes one JSON object per record
-with the record's ``extra`` fields.
+with the record's ``extra`` fields, and ``trace_id``/``span_id`` when it is made inside a span
+(streamgate/tracing.py).
 """
 
 import json
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from streamgate.tracing import current_trace_ids
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -70,7 +73,8 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id, extra fields."""
+    """One JSON object per line: time, level, logger, message, request_id, the current span's
+    trace_id and span_id, extra fields."""
 
     converter = time.gmtime
 
@@ -82,6 +86,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        ids = current_trace_ids()
+        if ids:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 plain = isinstance(value, (str, int, float, bool, type(None)))

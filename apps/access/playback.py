@@ -50,6 +50,7 @@ from apps.content.selectors import content_playable_seconds
 from apps.transcode.models import DeliveryEncryption
 from streamgate.exceptions import Conflict
 from streamgate.metrics import GATE_CACHE, GATE_DECISIONS
+from streamgate.tracing import in_current_trace, span
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,9 @@ def gate_evaluate(
         return evaluation
     deadline = time.monotonic() + (deadline or settings.GATE_EVALUATION_TIMEOUT)
     GATE_CACHE.labels(outcome="miss").inc(len(pending))
-    futures = {_pool.submit(answer_fetch, c, wallets): c for c in pending}
+    # The pool's threads ask the chains in this request's trace (their spans are its children).
+    fetch = in_current_trace(answer_fetch)
+    futures = {_pool.submit(fetch, c, wallets): c for c in pending}
     while futures and evaluation.result is None:
         done, _ = wait(
             futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED
@@ -143,8 +146,12 @@ def access_decide(*, user: AbstractBaseUser | AnonymousUser, content: Content) -
 
 
 def gate_decision(*, gate: dict, wallets: list[Wallet], content: Content) -> AccessDecision:
-    """The gate's answer for ``wallets``, with a reason a viewer can act on."""
-    decision = _gate_decision(gate=gate, wallets=wallets, content=content)
+    """The gate's answer for ``wallets``, with a reason a viewer can act on; a trace span
+    (``gate.decide``) whose children are the chain calls it made."""
+    with span("gate.decide", {"streamgate.content_id": str(content.id)}) as traced:
+        decision = _gate_decision(gate=gate, wallets=wallets, content=content)
+        if traced is not None:
+            traced.set_attribute("streamgate.decision", decision.reason)
     result = {True: "allow", False: "deny", None: "error"}[decision.allowed]
     GATE_DECISIONS.labels(result=result).inc()
     return decision

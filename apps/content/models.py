@@ -131,6 +131,9 @@ class OutboxMessage(models.Model):
     # then pushed ahead by each relay attempt (a lease, so two relays never send one together).
     send_after = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0, help_text="Sends tried by the relay.")
+    # The sender's trace (W3C ``traceparent``) when tracing is on: the task's spans join the
+    # request's trace even when the relay sends it later, from another process.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["id"]

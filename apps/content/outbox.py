@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.content.models import OutboxMessage
 from streamgate.celery import app
+from streamgate.tracing import context_attached, context_carrier
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def outbox_add(
         options=options,
         created_at=now,
         send_after=now + timedelta(seconds=settings.OUTBOX_GRACE_SECONDS),
+        trace_context=context_carrier(),
     )
 
 
@@ -55,16 +57,19 @@ def outbox_send(*, message: OutboxMessage) -> bool:
     when the broker is away. A broker that refuses connections fails it within milliseconds;
     one that accepts and never answers, after the transport's socket timeout."""
     try:
-        app.send_task(
-            message.task,
-            args=message.args,
-            kwargs=message.kwargs,
-            # Nobody waits for these results; subscribing to them is a second Redis round
-            # trip that, with Redis away, retried for 19 s and then raised.
-            ignore_result=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-            **message.options,
-        )
+        # In the sender's trace, wherever this runs: a commit hook after the request's span
+        # ended, or the relay in beat's worker (the task's spans then still join that trace).
+        with context_attached(message.trace_context):
+            app.send_task(
+                message.task,
+                args=message.args,
+                kwargs=message.kwargs,
+                # Nobody waits for these results; subscribing to them is a second Redis round
+                # trip that, with Redis away, retried for 19 s and then raised.
+                ignore_result=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
+                **message.options,
+            )
     except BROKER_ERRORS as error:
         logger.warning(
             "task not sent, the broker is unavailable; the outbox relay will send it",

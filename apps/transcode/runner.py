@@ -11,6 +11,7 @@ writes wait for the database (apps/transcode/outage.py).
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +40,7 @@ from apps.transcode.packaging import Package, package
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
 from apps.transcode.publishing import publish_outputs
 from apps.transcode.services.encrypting import Encrypted, clear_media, package_encrypt
+from streamgate.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +80,26 @@ class JobRun:
     overall_sent: int = 0
     # The tallest rung, once planned, which names the encode phase ("Encoding 720p").
     top_rung: str | None = None
+    # The planned renditions' names, once planned (the encode's trace span names them).
+    renditions: list[str] = field(default_factory=list)
+    # The current stage's trace span (streamgate/tracing.py), ended with the stage; ``execute``
+    # holds it open so that a stage that raises ends its span with the error.
+    stage_span: ExitStack = field(default_factory=ExitStack)
 
     def enter(self, stage: str) -> None:
         self.finish_stage()
         self.stage, self.stage_started = stage, time.monotonic()
+        attributes = {"streamgate.job_id": str(self.job.pk), "streamgate.stage": stage}
+        if self.renditions:
+            attributes["streamgate.renditions"] = self.renditions
+        self.stage_span.enter_context(span(f"transcode.{stage}", attributes))
         self.alive(force=True, stage=stage, stage_seconds=self.job.stage_seconds)
         self.progress(0.0, force=True)
 
     def finish_stage(self) -> None:
         if self.stage_started:
             self.job.stage_seconds[self.stage] = round(time.monotonic() - self.stage_started, 3)
+        self.stage_span.close()
 
     def alive(self, *, force: bool = False, **fields) -> None:
         """Beat the heart, waiting out a database outage; Cancelled when the job is no longer
@@ -195,7 +207,13 @@ def chunk_ranges(plan: ffmpeg.EncodePlan) -> list[ffmpeg.ChunkRange]:
 def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chunked:
     """Probe, encode, package and upload; the caller publishes. A long source is not encoded
     here: its plan and chunks come back (``Chunked``) for the chunk workers. Raises NotMedia,
-    UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled or StorageUnavailable."""
+    UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled or StorageUnavailable.
+    Each stage is a trace span (``transcode.<stage>``, with ``streamgate.job_id``)."""
+    with run.stage_span:  # the stage that raises ends its span with the error
+        return _stages(run, workdir, source_seconds=source_seconds)
+
+
+def _stages(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chunked:
     job = run.job
     content = job.content
     content_status_set(content=content, status=ContentStatus.PROCESSING, progress=0)
@@ -210,6 +228,7 @@ def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chu
     job.source_info = info.as_json()
     job.ladder = [rung.__dict__ for rung in rungs]
     run.top_rung = rungs[0].name if rungs else None
+    run.renditions = [rung.name for rung in rungs]
     job.command = ffmpeg.command_line(args, secret=source)
     run.alive(force=True, source_info=job.source_info, ladder=job.ladder, command=job.command)
     run.progress(100.0, force=True)

@@ -17,6 +17,7 @@ from apps.access.ownership.market import market_held
 from apps.access.ownership.solana import metaplex_held
 from apps.chain.chains import ChainNotConfigured, rpc_url
 from streamgate.metrics import RPC_SECONDS
+from streamgate.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,21 @@ def answer_fetch(condition: Condition, wallets: list[Wallet]) -> Answer:
     except ChainNotConfigured:
         return Answer(None, "error", f"no RPC endpoint for {condition.chain}")
     generations = generations_for(condition, accounts)
+    attributes = {
+        "streamgate.chain": condition.chain,
+        "streamgate.condition": condition.kind,
+        "streamgate.contract": condition.contract,
+    }
+    with span("chain.check", attributes) as traced:
+        answer = _held_ask(condition, accounts, generations)
+        if traced is not None:
+            traced.set_attribute("streamgate.answer", str(answer.held).lower())
+    return answer
+
+
+def _held_ask(
+    condition: Condition, accounts: list[str], generations: dict[str, str | None]
+) -> Answer:
     started = time.perf_counter()
     try:
         lasts: dict[str, float] = {}

@@ -71,6 +71,7 @@ from apps.transcode.services.finishing import fail_job, publish_job, renditions_
 from apps.transcode.services.requesting import time_limits
 from apps.transcode.services.workers import this_worker, worker_gone
 from streamgate.celery import TRANSIENT, enqueue_on_commit_with
+from streamgate.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -357,8 +358,15 @@ def chunk_run(
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "storyboard").mkdir(parents=True)
     run = ChunkRun(chunk, worker)
+    attributes = {
+        "streamgate.job_id": str(job.pk),
+        "streamgate.stage": "encode",
+        "streamgate.chunk": f"{chunk.kind}-{chunk.index}",
+        "streamgate.renditions": [rung["name"] for rung in job.ladder or []],
+    }
     try:
-        _encode_chunk(run, workdir)
+        with span("transcode.chunk", attributes):
+            _encode_chunk(run, workdir)
         chunks_advance(job_id=job.pk)
     except ffmpeg.EncodeFailed as error:
         fail_job(job, str(error), exit_code=error.result.exit_code, stderr=error.result.stderr_tail)
