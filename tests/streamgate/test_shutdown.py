@@ -42,6 +42,24 @@ def test_a_reader_waiting_for_its_client_is_woken_by_a_drain():
     assert waited < 1
 
 
+def test_another_cancellation_is_not_taken_for_a_drain():
+    """The server's own cancellation (its grace period ran out) ends the reader as before."""
+
+    async def silent():
+        await asyncio.Event().wait()
+
+    async def scenario():
+        reader = asyncio.ensure_future(shutdown.receive_unless_draining(silent, timeout=10))
+        await asyncio.sleep(0.01)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert not shutdown._readers
+
+    asyncio.run(scenario())
+    assert not shutdown.draining()
+
+
 def test_nothing_is_read_once_draining():
     shutdown.drain()
 
