@@ -31,4 +31,5 @@ USER streamgate
 
 EXPOSE 8000
 CMD ["uvicorn", "streamgate.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--lifespan", "off", "--no-server-header", "--no-proxy-headers"]
+     "--lifespan", "off", "--no-server-header", "--no-proxy-headers", \
+     "--timeout-graceful-shutdown", "20"]

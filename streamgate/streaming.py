@@ -7,7 +7,9 @@ so "resume" starts from zero. For the paths in ``settings.STREAMING_BODY_PATHS``
 instead gives the view a file-like object that pulls ``http.request`` messages from the server
 as the view reads. The server (uvicorn) stops reading the socket while the view is busy, so
 memory stays at one message whatever the size of the body; a client that disconnects mid-body
-shows up as an early end of the body, and the view keeps what it received.
+shows up as an early end of the body, and the view keeps what it received. So does a server
+told to stop (streamgate/shutdown.py): the body ends at the next chunk, and the view commits
+what it stored and answers before the server exits.
 
 Everything else (middleware, authentication, CSRF, CORS, metrics) runs exactly as for any
 request, because only ``read_body`` and ``listen_for_disconnect`` change.
@@ -15,6 +17,7 @@ request, because only ``read_body`` and ``listen_for_disconnect`` change.
 
 import asyncio
 import io
+import logging
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -24,19 +27,26 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from streamgate import shutdown
+
+logger = logging.getLogger(__name__)
+
 
 class ReceiveStream(io.RawIOBase):
     """A readable, non-seekable body over ASGI ``receive``, read from the view's thread."""
 
-    def __init__(self, receive) -> None:
+    def __init__(self, receive, path: str = "") -> None:
         super().__init__()
         self._receive = receive
+        self.path = path
+        self.received = 0
         self._chunks: deque[memoryview] = deque()  # received, not yet read; no copies
         self._buffered = 0
         self._more = True
         self.idle_timeout = settings.STREAMING_BODY_IDLE_TIMEOUT
         self.disconnected = False
         self.timed_out = False
+        self.cut_short = False  # the server is shutting down: the body ended early
         self.finished = asyncio.Event()
 
     def readable(self) -> bool:
@@ -80,13 +90,23 @@ class ReceiveStream(io.RawIOBase):
     async def _fill(self, wanted: int) -> None:
         while self._more and self._buffered < wanted:
             try:
-                message = await asyncio.wait_for(self._receive(), self.idle_timeout)
+                message = await shutdown.receive_unless_draining(self._receive, self.idle_timeout)
             except TimeoutError:
                 # A client that sends nothing for this long is as good as gone (a dead mobile
                 # link keeps its TCP connection open for minutes): end the body here, so the
                 # view stores what arrived and frees its lease and database connection.
                 message = {"type": "http.disconnect"}
                 self.timed_out = True
+            if message is None:
+                # The server was told to stop: end the body here, so the view stores and
+                # commits what arrived, and answers, within the server's grace period.
+                logger.warning(
+                    "upload body cut short by shutdown",
+                    extra={"path": self.path, "received": self.received},
+                )
+                self.cut_short = True
+                self._finish()
+                continue
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 self._finish()
@@ -95,6 +115,7 @@ class ReceiveStream(io.RawIOBase):
             if body:
                 self._chunks.append(memoryview(body))
                 self._buffered += len(body)
+                self.received += len(body)
             if not message.get("more_body", False):
                 self._finish()
 
@@ -144,8 +165,11 @@ class StreamingBodyASGIHandler(ASGIHandler):
         )
 
     async def handle(self, scope, receive, send) -> None:
+        # SIGTERM (a rollout, a scale-down): streamed bodies end, commit and answer, so uvicorn
+        # exits well within --timeout-graceful-shutdown (streamgate/shutdown.py).
+        shutdown.install()
         if scope["type"] == "http" and self.streams(scope):
-            receive = _StreamingReceive(receive, ReceiveStream(receive))
+            receive = _StreamingReceive(receive, ReceiveStream(receive, scope.get("path", "")))
         await super().handle(scope, receive, send)
 
     def create_request(self, scope, body_file):
@@ -166,7 +190,9 @@ class StreamingBodyASGIHandler(ASGIHandler):
             # The body belongs to the view until it is read to the end; only then may this
             # listener take messages (and learn of a disconnect) from the server.
             await receive.stream.finished.wait()
-            if receive.stream.disconnected:
-                await asyncio.Event().wait()  # already gone: let the view finish its commit
+            if receive.stream.disconnected or receive.stream.cut_short:
+                # Already gone, or its body was cut short by a shutdown (the rest of it is
+                # still on the connection): let the view finish its commit and answer.
+                await asyncio.Event().wait()
             receive = receive.receive
         return await super().listen_for_disconnect(receive)

@@ -5,7 +5,8 @@ ours: a missed beat means it was cancelled, deleted or taken over) from a watchd
 that even an FFmpeg that stalls on its input is stopped within seconds of a cancellation.
 Progress goes to the content's websocket group, throttled. A database outage does not stop the
 encode: the watchdog keeps beating on new connections, progress is skipped, and the stage
-writes wait for the database (apps/transcode/outage.py).
+writes wait for the database (apps/transcode/outage.py). A worker told to stop (SIGTERM) stops
+the encode within a quarter of a second (apps/transcode/stopping.py).
 """
 
 import logging
@@ -40,6 +41,7 @@ from apps.transcode.packaging import Package, package
 from apps.transcode.probe import MediaInfo, NotMedia, probe, require_video
 from apps.transcode.publishing import publish_outputs
 from apps.transcode.services.encrypting import Encrypted, clear_media, package_encrypt
+from apps.transcode.stopping import WorkerStopping, stopping
 from streamgate.tracing import span
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ STAGE_SPAN = {
     JobStage.PACKAGE: (90, 92),
     JobStage.PUBLISH: (92, 100),
 }
+# How often the encode's watchdog looks for a stop of the worker (SIGTERM) between heartbeats.
+STOP_POLL_SECONDS = 0.25
 # After a progress write found the database away, the next ones wait this long (each failed try
 # can block for the connection pool's timeout, on the thread that reads FFmpeg's output).
 PROGRESS_PAUSE_SECONDS = 5.0
@@ -207,7 +211,8 @@ def chunk_ranges(plan: ffmpeg.EncodePlan) -> list[ffmpeg.ChunkRange]:
 def execute(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chunked:
     """Probe, encode, package and upload; the caller publishes. A long source is not encoded
     here: its plan and chunks come back (``Chunked``) for the chunk workers. Raises NotMedia,
-    UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled or StorageUnavailable.
+    UnusableSource, ffmpeg.EncodeFailed, PackagingError, Cancelled, StorageUnavailable, or
+    WorkerStopping when the worker is told to stop before or while it encodes.
     Each stage is a trace span (``transcode.<stage>``, with ``streamgate.job_id``)."""
     with run.stage_span:  # the stage that raises ends its span with the error
         return _stages(run, workdir, source_seconds=source_seconds)
@@ -237,9 +242,11 @@ def _stages(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chu
         run.finish_stage()
         return Chunked(plan=plan, chunks=chunks)
 
+    if stopping():
+        raise WorkerStopping(str(job.pk))
     run.enter(JobStage.ENCODE)
     (workdir / "storyboard").mkdir(parents=True)
-    result = encode_with_watchdog(run, args, plan.duration)
+    result = encode_with_watchdog(run, args, plan.duration, stops_for_shutdown=True)
     wait_out(
         lambda: TranscodeJob.objects.filter(pk=job.pk).update(
             exit_code=result.exit_code, stderr_tail=result.stderr_tail
@@ -248,6 +255,8 @@ def _stages(run: JobRun, workdir: Path, *, source_seconds: int) -> Outcome | Chu
         what="encode result",
         on_failure=run.database_away,
     )
+    if result.cancelled and stopping():
+        raise WorkerStopping(str(job.pk))
     if result.cancelled:
         raise Cancelled(str(job.pk))
     if not result.succeeded:
@@ -307,15 +316,27 @@ def _blame_storage_first(path: str, attempt):
         raise
 
 
-def encode_with_watchdog(run, args: list[str], duration: float) -> ffmpeg.RunResult:
-    """Run FFmpeg with a watchdog thread that beats the heart and stops FFmpeg on cancel.
-    ``run`` is a JobRun or a chunk's run: ``beat(force=)``, ``progress(percent)``, ``job``."""
+def encode_with_watchdog(
+    run, args: list[str], duration: float, *, stops_for_shutdown: bool = False
+) -> ffmpeg.RunResult:
+    """Run FFmpeg with a watchdog thread that beats the heart and stops FFmpeg on cancel, and,
+    with ``stops_for_shutdown``, when the worker is told to stop (the result is then
+    ``cancelled``). ``run`` is a JobRun or a chunk's run: ``beat(force=)``,
+    ``progress(percent)``, ``job``."""
     encoder = ffmpeg.Encoder(args).start()
     finished = threading.Event()
 
     def watch() -> None:
+        poll = STOP_POLL_SECONDS if stops_for_shutdown else settings.TRANSCODE_HEARTBEAT_SECONDS
+        beat_due = time.monotonic() + settings.TRANSCODE_HEARTBEAT_SECONDS
         try:
-            while not finished.wait(settings.TRANSCODE_HEARTBEAT_SECONDS):
+            while not finished.wait(poll):
+                if stops_for_shutdown and stopping():
+                    encoder.stop()
+                    return
+                if stops_for_shutdown and time.monotonic() < beat_due:
+                    continue
+                beat_due = time.monotonic() + settings.TRANSCODE_HEARTBEAT_SECONDS
                 try:
                     run.beat(force=True)
                 except Cancelled:

@@ -3,8 +3,10 @@
 import logging
 
 from celery import shared_task
+from celery.exceptions import Reject
 
 from apps.transcode import services
+from apps.transcode.stopping import WorkerStopping
 from streamgate.celery import RETRY_TRANSIENT, TRANSIENT
 
 logger = logging.getLogger(__name__)
@@ -15,15 +17,20 @@ def transcode_job(self, job_id: str) -> str | None:
     """Run one transcode job. Time limits come with each call, scaled to the video's length.
 
     Safe to receive twice: only a queued job can be claimed (or taken back by a retry of this
-    task), and a job whose worker died is ended and replaced by its next attempt.
+    task), and a job whose worker died is ended and replaced by its next attempt. A worker
+    told to stop puts the job back in the queue, and its message with it, for another worker.
     """
-    job = _retrying_transient(
-        self,
-        lambda: services.transcode_run(
-            job_id=job_id, task_id=self.request.id or "", task_retries=self.request.retries
-        ),
-        give_up=lambda message: services.transcode_give_up(job_id=job_id, message=message),
-    )
+    try:
+        job = _retrying_transient(
+            self,
+            lambda: services.transcode_run(
+                job_id=job_id, task_id=self.request.id or "", task_retries=self.request.retries
+            ),
+            give_up=lambda message: services.transcode_give_up(job_id=job_id, message=message),
+        )
+    except WorkerStopping as stopped:
+        # acks_late: the message was never acknowledged; back to its queue, as it was.
+        raise Reject(f"worker shutting down; job {stopped} requeued", requeue=True) from stopped
     return job.state if job else None
 
 

@@ -2,7 +2,8 @@
 
 The job is claimed with a conditional UPDATE (QUEUED -> RUNNING), runs through
 ``runner.execute`` under its own storage prefix, and is published in one transaction that points
-the content at it. Partial outputs are deleted after commit.
+the content at it. Partial outputs are deleted after commit. A worker told to stop (SIGTERM)
+puts the job back in the queue, for its task to requeue the message (apps/transcode/stopping.py).
 """
 
 import logging
@@ -13,6 +14,8 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
+from apps.content.models import ContentStatus
+from apps.content.services import content_status_set
 from apps.content.status import ErrorKind
 from apps.content.storage import StorageUnavailable
 from apps.transcode import ffmpeg
@@ -28,6 +31,7 @@ from apps.transcode.services.outputs import delete_outputs
 from apps.transcode.services.reaper import worker_lost
 from apps.transcode.services.requesting import time_limits
 from apps.transcode.services.workers import is_dead_here, this_worker, worker_gone
+from apps.transcode.stopping import WorkerStopping
 from streamgate.celery import TRANSIENT
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 RESTARTED_DATABASE = "Restarted after the database was unavailable."
 RESTARTED_STORAGE = "Restarted after storage was unavailable."
 RESTARTED_REDIS = "Restarted after Redis (cache and broker) was unavailable."
+RESTARTED_SHUTDOWN = "Restarted: the worker encoding it was shut down (a restart or a rollout)."
 
 
 def restart_reason(error: BaseException) -> str:
@@ -155,6 +160,18 @@ def transcode_run(
         fail_job(
             job, "Encoding produced incomplete output; it will not be published.", stderr=str(error)
         )
+    except WorkerStopping:
+        # Nothing was published (the stop comes before publishing); the next run deletes what
+        # this one may have uploaded (``interruption``) and starts from the beginning.
+        logger.warning(
+            "transcode stopped for the worker's shutdown; the job goes back to the queue",
+            extra={"job_id": job_id},
+        )
+        if _requeue(job, worker, reason=RESTARTED_SHUTDOWN):
+            content_status_set(
+                content=job.content, status=ContentStatus.QUEUED, progress=0, restarting=True
+            )
+        raise
     except Cancelled:
         logger.info("transcode cancelled", extra={"job_id": job_id})
         delete_outputs(job)
@@ -177,14 +194,18 @@ def transcode_run(
     return TranscodeJob.objects.filter(pk=job_id).first()
 
 
-def _requeue(job: TranscodeJob, worker: str, *, reason: str) -> None:
+def _requeue(job: TranscodeJob, worker: str, *, reason: str) -> bool:
+    """The job back to QUEUED if this worker still runs it; False if not (or the database is
+    away: the task's retry, or the message's next delivery, takes the job back in _claim)."""
     try:
-        TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=worker).update(
-            state=JobState.QUEUED, worker="", enqueued_at=timezone.now(), interruption=reason
+        return bool(
+            TranscodeJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=worker).update(
+                state=JobState.QUEUED, worker="", enqueued_at=timezone.now(), interruption=reason
+            )
         )
     except DatabaseError:
-        # The database is what failed: the task's retry takes the job back (_claim).
         logger.warning("could not requeue the job", extra={"job_id": str(job.pk)}, exc_info=True)
+        return False
 
 
 def _unexpected_message(error: BaseException) -> str:
