@@ -63,9 +63,14 @@ def test_beat_writes_its_heartbeat_and_metrics_show_it(client, settings, tmp_pat
 
 def test_the_embedded_mode_measures_media_database_and_scratch(settings, tmp_path):
     """SQLite and local media (`make run`): three volumes; PostgreSQL and S3: scratch alone."""
-    settings.DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "db.sqlite3")}
-    }
+    # Only read here (no connection is made), which Django's warning is about.
+    with pytest.warns(UserWarning, match="Overriding setting DATABASES"):
+        settings.DATABASES = {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(tmp_path / "db.sqlite3"),
+            }
+        }
     assert local_volumes() == {
         "media": Path(settings.STORAGES["default"]["OPTIONS"]["location"]),
         "database": tmp_path,
