@@ -72,6 +72,14 @@ def test_the_alerts_unit_tests_pass():
     assert "SUCCESS" in result.stdout
 
 
+def test_the_scrape_job_the_alerts_name_is_the_one_prometheus_runs():
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    named = {job for rule in rules() for job in re.findall(r'job="([^"]+)"', rule["expr"])}
+    assert named
+    assert named <= jobs
+
+
 def test_each_alert_is_tested_firing_and_quiet():
     document = yaml.safe_load(ALERT_TESTS.read_text())
     assert document["rule_files"] == ["alerts.yml"]
