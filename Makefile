@@ -65,6 +65,7 @@ test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.buil
 	tests/services.sh
 	tests/browser.sh
 	tests/nginx.sh
+	tests/prometheus.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m mypy
 	DJANGO_SETTINGS_MODULE=streamgate.settings.test DATABASE_URL=sqlite://:memory: \

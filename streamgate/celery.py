@@ -47,6 +47,9 @@ app.autodiscover_tasks()
 
 # Request ids travel from the web process into the tasks it sends (signal handlers).
 import streamgate.observability  # noqa: E402, F401
+
+# Beat writes its heartbeat after each task it sends (signal handlers); /metrics reads it.
+from streamgate.beat_heartbeat import beat_heartbeat_metrics  # noqa: E402
 from streamgate.metrics import (  # noqa: E402  (and task failures, counted by its signal handler)
     BROKER_PROBE_TIMEOUTS,
     state_source_register,
@@ -105,6 +108,7 @@ def _queue_depth_metrics():
 
 
 state_source_register("queue_depth", _queue_depth_metrics)
+state_source_register("beat_heartbeat", beat_heartbeat_metrics)
 
 # Failures of a dependency that is away (database, storage, cache or broker), not of the work:
 # tasks retry these with backoff (``autoretry_for=TRANSIENT``); anything else fails once.

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import Metric
 
+from streamgate.disk_usage import disk_usage_metrics
 from streamgate.metrics_access import metrics_refusal
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,12 @@ BROKER_PROBE_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}
 
 UPLOAD_BYTES = Counter(
     "streamgate_upload_bytes_total", "Bytes stored by tus PATCH and creation-with-upload."
+)
+UPLOAD_STORAGE_ERRORS = Counter(
+    "streamgate_upload_storage_errors_total",
+    "Upload storage failures (a full or read-only disk, S3 away), by stage: receive (a tus "
+    "request answered 503) or finalize (assembling or reading the source; the task retries).",
+    ["stage"],
 )
 UPLOADS_ACTIVE = Gauge(
     "streamgate_uploads_active", "Upload requests writing right now.", multiprocess_mode="livesum"
@@ -38,6 +45,12 @@ TRANSCODE_REALTIME = Histogram(
     "streamgate_transcode_realtime_factor",
     "Seconds of media encoded per second of wall time, per successful job.",
     buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20),
+)
+TRANSCODE_FINISHED = Counter(
+    "streamgate_transcode_jobs_finished_total",
+    "Transcode jobs that ended, by outcome: succeeded (published), failed (the content says "
+    "why) or lost (its worker stopped answering; the reaper queued the next attempt).",
+    ["outcome"],
 )
 TASK_FAILURES = Counter(
     "streamgate_task_failures_total", "Celery tasks that raised, by task.", ["task"]
@@ -106,6 +119,12 @@ BEACONS = Counter("streamgate_beacons_total", "Player beacons accepted.")
 VIEWS_COUNTED = Counter(
     "streamgate_views_total", "Views counted (one per viewer per content per window)."
 )
+# Every label value exported from the start (at 0): increase() cannot see a series' first
+# increment, so an alert on the first upload storage error needs the series before it.
+for _stage in ("receive", "finalize"):
+    UPLOAD_STORAGE_ERRORS.labels(stage=_stage)
+for _outcome in ("succeeded", "failed", "lost"):
+    TRANSCODE_FINISHED.labels(outcome=_outcome)
 DEPENDENCY_UNAVAILABLE = Counter(
     "streamgate_dependency_unavailable_total",
     "Requests that found a dependency away: answered 503 (refused) or served without it "
@@ -137,6 +156,8 @@ class StateCollector:
         for source in list(_STATE_SOURCES.values()):
             yield from source()
 
+
+state_source_register("disk", disk_usage_metrics)  # the embedded mode's local disks
 
 _state_registry = CollectorRegistry()  # collected at scrape time only
 _state_registry.register(StateCollector())

@@ -23,6 +23,7 @@ from apps.uploads.models import DEAD_STATES, Upload, UploadState
 from apps.uploads.services import ending, receiving
 from apps.uploads.sources import source_attach, source_inspect
 from streamgate.celery import enqueue_on_commit
+from streamgate.metrics import UPLOAD_STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | Non
 
     try:
         store_of(upload, default_storage).assemble(upload)
+    except StorageUnavailable:
+        UPLOAD_STORAGE_ERRORS.labels(stage="finalize").inc()
+        raise  # the task retries it
     except IncomingMissing as error:
         return _fail(
             upload,
@@ -123,6 +127,9 @@ def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | Non
     except ClaimLost:
         logger.warning("finalize claim lost", extra={"upload_id": str(upload.id)})
         return upload
+    except StorageUnavailable:
+        UPLOAD_STORAGE_ERRORS.labels(stage="finalize").inc()
+        raise
     if report.size != upload.length:
         return _fail(
             upload,

@@ -137,6 +137,28 @@ def test_storage_down_is_503_and_resumable(tus, s3_storage, settings):
     assert tus.patch(location, 0, data).status_code == 204
 
 
+def test_termination_while_s3_is_down_leaves_the_bytes_to_the_reaper(tus, s3_storage, settings):
+    """S3 not answering (a connection error, not an S3 error answer) when the multipart upload
+    is aborted: the DELETE still ends the upload, and the reaper deletes the bytes later."""
+    from apps.uploads.finalize import uploads_reap
+
+    location = tus.create(1000)["Location"]
+    assert tus.patch(location, 0, os.urandom(500)).status_code == 204
+    good_endpoint = settings.STORAGES["default"]["OPTIONS"]["endpoint_url"]
+    settings.STORAGES["default"]["OPTIONS"]["endpoint_url"] = "http://127.0.0.1:9"
+    settings.STORAGES = {**settings.STORAGES}
+    assert tus.delete(location).status_code == 204
+    assert (upload_of(location).state, upload_of(location).discarded_at) == (
+        UploadState.TERMINATED,
+        None,
+    )
+    assert len(multipart_uploads(s3_storage)) == 1  # still there
+    settings.STORAGES["default"]["OPTIONS"]["endpoint_url"] = good_endpoint
+    settings.STORAGES = {**settings.STORAGES}
+    assert uploads_reap()["discarded"] == 1
+    assert multipart_uploads(s3_storage) == []
+
+
 def test_a_tail_stored_by_a_writer_that_died_before_recording_it(tus, s3_storage):
     """The writer stored a longer tail, then died before committing: the recorded length of
     the tail is read, and the upload goes on."""

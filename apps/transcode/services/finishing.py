@@ -16,7 +16,7 @@ from apps.transcode.runner import Cancelled
 from apps.transcode.services.encrypting import Encrypted, encryption_save
 from apps.transcode.services.outputs import delete_outputs
 from streamgate.celery import enqueue_on_commit
-from streamgate.metrics import TRANSCODE_REALTIME, TRANSCODE_SECONDS
+from streamgate.metrics import TRANSCODE_FINISHED, TRANSCODE_REALTIME, TRANSCODE_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def publish_job(
         )
         content_status_set(content=content, status=ContentStatus.READY, progress=100)
         enqueue_on_commit(tasks.transcode_outputs_prune, str(content.id), str(job.id))
+    TRANSCODE_FINISHED.labels(outcome="succeeded").inc()
     if realtime_factor:
         TRANSCODE_REALTIME.observe(realtime_factor)
         TRANSCODE_SECONDS.observe(duration / realtime_factor)
@@ -116,4 +117,5 @@ def fail_job(
                 content=content, status=ContentStatus.FAILED, error=message, error_kind=kind
             )
         transaction.on_commit(lambda: delete_outputs(job))
+    TRANSCODE_FINISHED.labels(outcome="failed").inc()
     logger.warning("transcode failed", extra={"job_id": str(job.id), "error": message})

@@ -22,6 +22,7 @@ from apps.transcode.services.chunking import chunks_reap
 from apps.transcode.services.outputs import delete_outputs
 from apps.transcode.services.requesting import new_job, time_limits, transcode_request
 from streamgate.celery import enqueue_on_commit_with
+from streamgate.metrics import TRANSCODE_FINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def worker_lost(
         if not ended:
             return WorkerLost(ended=False)
         transaction.on_commit(lambda: delete_outputs(job))
+        transaction.on_commit(TRANSCODE_FINISHED.labels(outcome="lost").inc)
         content = Content.objects.select_for_update().filter(pk=job.content_id).first()
         if content is None:
             return WorkerLost(ended=True)

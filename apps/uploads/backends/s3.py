@@ -171,7 +171,7 @@ class S3Store:
         return {"n": number, "etag": sent["ETag"], "size": size}
 
     def assemble(self, upload: Upload) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         key = self._key(upload.source_path)
         parts = [{"PartNumber": p["n"], "ETag": p["etag"]} for p in upload.s3_parts]
@@ -188,6 +188,8 @@ class S3Store:
                 raise StorageUnavailable(f"completing the multipart upload: {error}") from error
             if self._size(key) != upload.length:
                 raise IncomingMissing(f"multipart upload of {upload.id} is gone") from error
+        except BotoCoreError as error:  # S3 did not answer: the task retries
+            raise StorageUnavailable(f"completing the multipart upload: {error}") from error
         self._delete_tails(upload)
 
     def _size(self, key: str) -> int | None:
@@ -206,7 +208,7 @@ class S3Store:
                 self.client.delete_object(Bucket=self.storage.bucket_name, Key=key)
 
     def discard(self, upload: Upload) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         if upload.s3_upload_id:
             try:
@@ -218,6 +220,8 @@ class S3Store:
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
                     raise StorageUnavailable(f"aborting the multipart upload: {error}") from error
+            except BotoCoreError as error:  # S3 did not answer: the reaper retries
+                raise StorageUnavailable(f"aborting the multipart upload: {error}") from error
         self._delete_tails(upload)
 
 

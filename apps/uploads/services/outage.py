@@ -2,6 +2,7 @@
 
 from apps.content.storage import StorageUnavailable
 from streamgate.exceptions import Unavailable
+from streamgate.metrics import UPLOAD_STORAGE_ERRORS
 from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unavailable
 
 
@@ -9,6 +10,7 @@ def storage_unavailable(error: StorageUnavailable, *, upload_id: str) -> Unavail
     """The 503 for storage that failed (logged and counted once): a local disk that is full or
     read-only (someone must act: Retry-After 30 s), else storage that did not answer (5 s)."""
     outage_recorded(STORAGE, error, action="refused", upload_id=upload_id)
+    UPLOAD_STORAGE_ERRORS.labels(stage="receive").inc()
     if outage_of(error) == STORAGE:
         return unavailable(STORAGE)
     return Unavailable(
