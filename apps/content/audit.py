@@ -220,9 +220,9 @@ def audit_record(
 
 
 def audit_purge(*, now: datetime | None = None) -> int:
-    """Delete rows older than ``AUDIT_RETENTION_DAYS`` (0: keep them forever); returns how many.
-    The only door through PostgreSQL's append-only trigger: it sets ``streamgate.audit_purge``
-    for its own transaction only."""
+    """Delete rows older than ``AUDIT_RETENTION_DAYS`` (0: keep them forever); returns how many,
+    and records that it did (``audit.purged``). The only door through PostgreSQL's append-only
+    trigger: it sets ``streamgate.audit_purge`` for its own transaction only."""
     days = settings.AUDIT_RETENTION_DAYS
     if days <= 0:
         return 0
@@ -237,4 +237,6 @@ def audit_purge(*, now: datetime | None = None) -> int:
         if postgresql:  # off again at once: the caller's transaction may go on (a failure
             # rolls the setting back with the savepoint)
             cursor.execute("SELECT set_config(%s, 'off', true)", [PURGE_SETTING])
+        if deleted:  # the purge itself is on the record
+            audit_record(event="audit.purged", details={"rows": deleted, "before": cutoff})
     return deleted

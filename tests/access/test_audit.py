@@ -95,6 +95,26 @@ def test_a_refused_wallet_sign_in_is_recorded_with_the_claimed_address_and_reaso
     assert not rows("auth.signin.succeeded")
 
 
+def test_solana_sign_ins_and_their_refusals_are_recorded():
+    from solders.keypair import Keypair
+
+    from tests.access.test_siws import siws_text, verify
+
+    keypair, other = Keypair(), Keypair()
+    client = SignInClient(REMOTE_ADDR="198.51.100.22")
+    text = siws_text(str(keypair.pubkey()), client.nonce("solana"))
+    assert verify(client, text, keypair, signer=other).status_code == 401
+    assert verify(client, text, keypair).status_code == 200
+    refused, succeeded = rows("auth.signin.failed") + rows("auth.signin.succeeded")
+    assert refused.details == {
+        "method": "solana",
+        "reason": "bad_signature",
+        "claimed_address": str(keypair.pubkey()),
+    }
+    assert succeeded.details["account"] == f"solana:mainnet:{keypair.pubkey()}"
+    assert succeeded.client_address == refused.client_address == "198.51.100.22"
+
+
 def test_a_refused_sign_in_of_a_disabled_account_is_recorded_although_it_rolled_back():
     SignInClient().siwe_sign_in(ALICE)
     WalletAccount.objects.get().user.__class__.objects.update(is_active=False)
@@ -416,7 +436,17 @@ def test_the_retention_purge_deletes_old_rows_only(settings):
         audit_record(event="auth.signin.failed", details={"n": "recent"})
     with time_machine.travel(now, tick=False):
         assert audit_purge_task.apply().get() == 1
-    assert [row.details["n"] for row in AuditEvent.objects.all()] == ["recent"]
+    kept, purged = AuditEvent.objects.order_by("id")
+    assert kept.details == {"n": "recent"}
+    assert (purged.event, purged.actor_kind, purged.actor) == (
+        "audit.purged",
+        "system",
+        "task:apps.content.tasks.audit_purge",
+    )
+    cutoff = (now - timedelta(days=30)).isoformat()[:23] + "Z"  # DjangoJSONEncoder: ms, Z
+    assert purged.details == {"rows": 1, "before": cutoff}
+    schedule = settings.CELERY_BEAT_SCHEDULE["audit-purge"]
+    assert schedule["task"] == audit_purge_task.name
     if connection.vendor == "postgresql":  # the purge's door closed again behind it
         with pytest.raises(IntegrityError):
             raw("DELETE FROM content_auditevent")
