@@ -55,6 +55,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["event", "actor_kind", "target_type", "at"]
     search_fields = ["=client_address", "=request_id", "actor", "=target_id", "event"]
     date_hierarchy = "at"
+    readonly_fields = [field.name for field in AuditEvent._meta.fields]  # no form edits any
     list_select_related = False
     show_full_result_count = False  # no COUNT(*) of a large table on every page
 
