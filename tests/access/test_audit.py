@@ -147,6 +147,16 @@ def test_the_address_is_the_trusted_proxy_aware_client(settings, peer, forwarded
     assert "wrong" not in str(row.details)
 
 
+@pytest.mark.parametrize(("peer", "believed"), [("10.0.0.5", True), ("192.0.2.1", False)])
+def test_behind_proxies_only_a_proxys_request_id_is_believed(settings, peer, believed):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    browser = Client(REMOTE_ADDR=peer, HTTP_X_REQUEST_ID="chosen-id")
+    response = browser.post("/signin/", {"username": "nobody", "password": "wrong"})
+    row = only("auth.signin.failed")
+    assert row.request_id == response["X-Request-ID"]
+    assert (row.request_id == "chosen-id") is believed
+
+
 @pytest.mark.parametrize("door", ["/signin/", "/admin/login/"])
 def test_a_password_sign_in_is_recorded_at_both_doors(door):
     staff = StaffFactory(username="root")
