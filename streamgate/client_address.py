@@ -20,6 +20,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
+# request.META key: whether the socket peer was one of TRUSTED_PROXIES (so that headers it
+# sets, such as X-Request-ID, may be believed: streamgate/observability.py).
+FROM_TRUSTED_PROXY = "streamgate.from_trusted_proxy"
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -90,6 +94,8 @@ class ClientAddressMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         trusted = trusted_networks(tuple(settings.TRUSTED_PROXIES))
+        peer = parse_address(request.META.get("REMOTE_ADDR", ""))
+        request.META[FROM_TRUSTED_PROXY] = peer is not None and _trusted(peer, trusted)
         request.META["REMOTE_ADDR"] = client_address(
             peer=request.META.get("REMOTE_ADDR", ""),
             forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR", ""),

@@ -1,12 +1,13 @@
 """Request ids and structured logs.
 
 Every HTTP request gets an id (the caller's ``X-Request-ID`` when it is a sane token, else a new
-one), returned in the response's ``X-Request-ID``, put on every log record made while it is
-handled, and carried in the headers of the Celery tasks it sends, whose log records then carry
-it too. Records made while a request is handled also carry ``client_address``, the client as
-streamgate/client_address.py decided it. ``LOG_FORMAT=json`` writes one JSON object per record
-with the record's ``extra`` fields, and ``trace_id``/``span_id`` when it is made inside a span
-(streamgate/tracing.py).
+one; with ``TRUSTED_PROXIES`` set, only a trusted proxy's, so that no client can choose the id its
+audit rows and log lines carry), returned in the response's ``X-Request-ID``, put on every log
+record made while it is handled, and carried in the headers of the Celery tasks it sends, whose log
+records then carry it too. Records made while a request is handled also carry ``client_address``,
+the client as streamgate/client_address.py decided it. ``LOG_FORMAT=json`` writes one JSON object
+per record with the record's ``extra`` fields, and ``trace_id``/``span_id`` when it is made inside
+a span (streamgate/tracing.py).
 """
 
 import json
@@ -18,7 +19,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.conf import settings
 
+from streamgate.client_address import FROM_TRUSTED_PROXY
 from streamgate.tracing import current_trace_ids
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -51,7 +54,10 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        value = request_id_for(request.headers.get(REQUEST_ID_HEADER, ""))
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        if settings.TRUSTED_PROXIES and not request.META.get(FROM_TRUSTED_PROXY):
+            offered = ""  # behind proxies, a header straight from a client is not believed
+        value = request_id_for(offered)
         request.request_id = value
         client = _client_address.set(request.META.get("REMOTE_ADDR") or None)
         try:

@@ -17,6 +17,7 @@ from apps.access.models import (
     WalletAccount,
 )
 from apps.access.services import api_token_create
+from apps.content.audit import audit_record
 
 SESSION_GENERATION = "sg_generation"  # the session key holding the generation it was opened in
 
@@ -66,6 +67,11 @@ def account_sign_out_everywhere(*, user: User, revoke_api_tokens: bool) -> Signe
     if not revoke_api_tokens:
         tokens = tokens.filter(source__in=SIGN_IN_SOURCES)
     revoked = tokens.update(revoked_at=now)
+    audit_record(
+        event="auth.signout.everywhere",
+        target=user,
+        details={"tokens_revoked": revoked, "all_api_tokens": revoke_api_tokens},
+    )
     return SignedOutEverywhere(
         generation=session_generation_of(user), tokens_revoked=revoked, at=now
     )

@@ -4,6 +4,8 @@ decision for a user or a wallet address."""
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -15,11 +17,26 @@ from apps.access.gates import GateInvalid, Wallet, caip10_normalize
 from apps.access.models import ApiToken, SignInNonce, WalletAccount
 from apps.access.playback import access_explain
 from apps.access.services import api_token_revoke
+from apps.content.audit_admin import AuditedAdmin
 from apps.content.models import Content
+
+# Users and groups: Django's admin for them, with their writes in the audit trail.
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
     list_display = [
         "prefix",
         "user",
@@ -93,7 +110,7 @@ class CheckAccessForm(forms.Form):
 
 
 @admin.register(WalletAccount)
-class WalletAccountAdmin(admin.ModelAdmin):
+class WalletAccountAdmin(AuditedAdmin):
     list_display = [
         "address",
         "namespace",

@@ -8,11 +8,13 @@ class AccessConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, not at the top: models and what imports them load after the app registry.
-        from django.contrib.auth.signals import user_logged_in
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
 
         from apps.access import schema  # noqa: F401 - registers the OpenAPI auth extension
         from apps.access.receivers import (
             on_nft_transfer,
+            on_password_signed_in,
+            on_password_signin_failed,
             on_registry_access_changed,
             on_user_logged_in,
         )
@@ -27,6 +29,9 @@ class AccessConfig(AppConfig):
         # The chain app finds creators' and buyers' addresses through the wallets kept here.
         wallet_lookup_register(user_evm_addresses)
         user_logged_in.connect(on_user_logged_in, dispatch_uid="access.on_user_logged_in")
+        # The audit trail's password sign-ins (wallet sign-ins are recorded by their service).
+        user_logged_in.connect(on_password_signed_in, dispatch_uid="access.audit.signed_in")
+        user_login_failed.connect(on_password_signin_failed, dispatch_uid="access.audit.failed")
 
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save

@@ -4,6 +4,7 @@ from apps.access.account import SESSION_GENERATION, session_generation_of
 from apps.access.gates import REGISTRY
 from apps.access.key_decisions import decisions_forget
 from apps.access.ownership.cache import ownership_invalidate
+from apps.content.audit import ANONYMOUS, audit_record
 from apps.transcode.models import DeliveryEncryption, TranscodeJob
 
 
@@ -23,6 +24,35 @@ def on_user_logged_in(*, request, user, **kwargs) -> None:
     """Stamp a new session with its owner's session generation (sign out everywhere)."""
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_GENERATION] = session_generation_of(user)
+
+
+def on_password_signed_in(*, request, user, **kwargs) -> None:
+    """Audit a password sign-in (the sign-in page, the admin). Only a user that
+    ``authenticate()`` returned carries ``backend``; a wallet sign-in logs in a user it loaded
+    itself, and is recorded by its service (with its method and account), not twice here."""
+    if getattr(user, "backend", None):
+        audit_record(
+            event="auth.signin.succeeded",
+            actor=user,
+            target=user,
+            details={"method": "password", "path": request.path[:200] if request else ""},
+        )
+
+
+def on_password_signin_failed(*, credentials, request=None, **kwargs) -> None:
+    """Audit a refused password sign-in: the name tried (never the password) and whether
+    django-axes refused it as locked out before any password was checked."""
+    locked = bool(getattr(request, "axes_locked_out", False))
+    audit_record(
+        event="auth.signin.failed",
+        actor=ANONYMOUS,
+        details={
+            "method": "password",
+            "reason": "locked_out" if locked else "bad_credentials",
+            "username": str((credentials or {}).get("username", ""))[:150],
+            "path": request.path[:200] if request is not None else "",
+        },
+    )
 
 
 def on_content_written(*, sender, instance, **kwargs) -> None:

@@ -1,6 +1,7 @@
 """Every write to identities and credentials: users, API tokens, wallets, sign-in nonces."""
 
 import hashlib
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from apps.access.exceptions import ChainUnavailable, SignInFailed, WalletTaken
 from apps.access.models import (
+    SIGN_IN_SOURCES,
     ApiToken,
     SignInNonce,
     TokenSource,
@@ -40,6 +42,7 @@ from apps.chain.chains import (
     rpc_url,
     web3_for,
 )
+from apps.content.audit import ANONYMOUS, audit_record
 from apps.content.models import CREATORS_GROUP
 from streamgate.exceptions import Conflict
 
@@ -69,6 +72,12 @@ def api_token_create(
         source=source,
         wallet=wallet,
     )
+    if source not in SIGN_IN_SOURCES:  # a sign-in's token is in its auth.signin.succeeded row
+        audit_record(
+            event="auth.token.created",
+            target=token,
+            details={"user_id": user.pk, "name": name, "source": source, "expires_at": expires_at},
+        )
     return token, clear
 
 
@@ -82,11 +91,19 @@ def api_token_touch(*, token: ApiToken) -> None:
         api_token_used(token)
 
 
+@transaction.atomic
 def api_token_revoke(*, token: ApiToken) -> ApiToken:
     """Make ``token`` unusable from now on (kept, for the record)."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
-        ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=token.revoked_at)
+        if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(
+            revoked_at=token.revoked_at
+        ):
+            audit_record(
+                event="auth.token.revoked",
+                target=token,
+                details={"user_id": token.user_id, "name": token.name, "source": token.source},
+            )
     return token
 
 
@@ -208,8 +225,14 @@ class SignInResult:
 def signin_ethereum(*, message: str, signature: str, client_secret: str) -> SignInResult:
     """Sign in with an EIP-4361 message and its signature: as the wallet's account, or a new
     one. (Linking a wallet to the signed-in account is ``wallet_link``, never a side effect.)"""
-    claim = signin_claim_ethereum(message=message, signature=signature, client_secret=client_secret)
-    return _signed_in(claim, client_secret=client_secret, source=TokenSource.SIWE)
+    try:
+        claim = signin_claim_ethereum(
+            message=message, signature=signature, client_secret=client_secret
+        )
+        return _signed_in(claim, client_secret=client_secret, source=TokenSource.SIWE)
+    except (SignInFailed, WalletTaken) as error:
+        _signin_failed(error, method=TokenSource.SIWE, claimed=_siwe_claimed_address(message))
+        raise
 
 
 def signin_claim_ethereum(*, message: str, signature: str, client_secret: str) -> SignInClaim:
@@ -239,10 +262,31 @@ def signin_solana(
     client_secret: str,
 ) -> SignInResult:
     """Sign in with a Sign In With Solana message and its ed25519 signature."""
-    claim = signin_claim_solana(
-        message=message, signature=signature, public_key=public_key, client_secret=client_secret
+    try:
+        claim = signin_claim_solana(
+            message=message, signature=signature, public_key=public_key, client_secret=client_secret
+        )
+        return _signed_in(claim, client_secret=client_secret, source=TokenSource.SOLANA)
+    except (SignInFailed, WalletTaken) as error:
+        _signin_failed(error, method=TokenSource.SOLANA, claimed=public_key[:64])
+        raise
+
+
+def _siwe_claimed_address(message: str) -> str:
+    """The address an EIP-4361 message names on its second line (unverified), or ''."""
+    lines = message.splitlines()
+    found = re.fullmatch(r"0x[0-9a-fA-F]{40}", lines[1].strip()) if len(lines) > 1 else None
+    return found.group(0) if found else ""
+
+
+def _signin_failed(error: SignInFailed | WalletTaken, *, method: str, claimed: str) -> None:
+    """An audit row for a refused wallet sign-in, written on its own (the refusal rolled back
+    whatever the attempt had begun): who claimed which address, and why it was refused."""
+    audit_record(
+        event="auth.signin.failed",
+        actor=ANONYMOUS,
+        details={"method": method, "reason": error.reason, "claimed_address": claimed},
     )
-    return _signed_in(claim, client_secret=client_secret, source=TokenSource.SOLANA)
 
 
 def signin_claim_solana(
@@ -292,6 +336,18 @@ def _signed_in(claim: SignInClaim, *, client_secret: str, source: str) -> SignIn
             source=source,
             wallet=wallet,
         )
+        audit_record(
+            event="auth.signin.succeeded",
+            actor=wallet.user,
+            target=wallet.user,
+            details={
+                "method": source,
+                "account": claim.caip10,
+                "wallet_id": wallet.pk,
+                "token_id": token.pk,
+                "new_user": created_user,
+            },
+        )
     return SignInResult(
         user=wallet.user,
         wallet=wallet,
@@ -315,19 +371,38 @@ def wallet_link(
     solana, with a fresh nonce) to ``user``; True: newly linked, False: it already was. A
     wallet linked to another account stays there (WalletTaken), never moved. No token is issued
     and the caller's session keeps the wallet it signed in with."""
-    if namespace == "solana":
-        claim = signin_claim_solana(
-            message=message, signature=signature, public_key=public_key, client_secret=client_secret
+    try:
+        if namespace == "solana":
+            claim = signin_claim_solana(
+                message=message,
+                signature=signature,
+                public_key=public_key,
+                client_secret=client_secret,
+            )
+        else:
+            claim = signin_claim_ethereum(
+                message=message, signature=signature, client_secret=client_secret
+            )
+        now = timezone.now()
+        _claim_spend(claim, client_secret=client_secret, now=now)
+        with transaction.atomic():
+            known = WalletAccount.objects.filter(
+                address_key=_address_key(claim), user=user
+            ).exists()
+            wallet, _ = _wallet_for(claim, user=user, now=now)
+            if not known:
+                audit_record(
+                    event="auth.wallet.linked",
+                    target=wallet,
+                    details={"user_id": user.pk, "account": claim.caip10, "kind": wallet.kind},
+                )
+    except (SignInFailed, WalletTaken) as error:
+        claimed = public_key[:64] if namespace == "solana" else _siwe_claimed_address(message)
+        audit_record(
+            event="auth.wallet.link_failed",
+            details={"namespace": namespace, "reason": error.reason, "claimed_address": claimed},
         )
-    else:
-        claim = signin_claim_ethereum(
-            message=message, signature=signature, client_secret=client_secret
-        )
-    now = timezone.now()
-    _claim_spend(claim, client_secret=client_secret, now=now)
-    with transaction.atomic():
-        known = WalletAccount.objects.filter(address_key=_address_key(claim), user=user).exists()
-        wallet, _ = _wallet_for(claim, user=user, now=now)
+        raise
     return wallet, not known
 
 
@@ -409,7 +484,14 @@ def wallet_unlink(*, wallet: WalletAccount) -> None:
             "This is the account's only way to sign in; link another wallet first.",
             reason="last_wallet",
         )
-    ApiToken.objects.filter(wallet=wallet, revoked_at=None).update(revoked_at=timezone.now())
+    revoked = ApiToken.objects.filter(wallet=wallet, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+    audit_record(
+        event="auth.wallet.unlinked",
+        target=wallet,
+        details={"user_id": user.pk, "account": wallet.caip10, "tokens_revoked": revoked},
+    )
     wallet.delete()
 
 

@@ -48,6 +48,7 @@ from apps.chain.typed_data import (
     typed_data_digest,
     typed_data_signer,
 )
+from apps.content.audit import audit_record
 from apps.content.models import Content
 from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
 from streamgate.exceptions import Conflict, DomainError
@@ -347,6 +348,16 @@ def offers_sign(
         )
         if not updated:
             raise Conflict("These offers are being relayed already.", reason="relaying")
+        audit_record(
+            event="chain.offers.signed",
+            target=content,
+            details={
+                "offer_set_id": draft.pk,
+                "chain": caip2,
+                "creator": draft.creator,
+                "terms": terms_json,
+            },
+        )
         enqueue_on_commit(tasks.chain_offers_relay, draft.pk)
     draft.refresh_from_db()
     return draft
@@ -451,6 +462,11 @@ def offer_set_live(
             Offer.objects.filter(pk=offer.pk).update(
                 onchain_id=Decimal(first_offer_id + offer.position)
             )
+        audit_record(
+            event="chain.offers.live",
+            target=("content.content", content_id),
+            details={"offer_set_id": found.pk, "chain": caip2, "tx_hash": tx_hash.lower()},
+        )
     logger.info("offers live", extra={"content": str(content_id), "chain": caip2})
 
 

@@ -21,6 +21,7 @@ from apps.chain.models import ChainContract, ChainEvent, OfferSetStatus, PayoutC
 from apps.chain.purchases import creator_chains
 from apps.chain.relay import relay_send, relay_signature, relay_track
 from apps.chain.typed_data import set_payout_typed_data, typed_data_digest
+from apps.content.audit import audit_record
 from streamgate.celery import enqueue_on_commit, enqueue_on_commit_with
 from streamgate.exceptions import Conflict, DomainError
 
@@ -138,6 +139,11 @@ def payout_sign(
             status=Status.RELAYING, signature=signature, updated_at=timezone.now()
         ):
             raise Conflict("This change is being relayed already.", reason="relaying")
+        audit_record(
+            event="chain.payout.signed",
+            target=draft,
+            details={"chain": caip2, "creator": creator, "payout": payout},
+        )
         enqueue_on_commit(tasks.chain_payout_relay, draft.pk)
     draft.refresh_from_db()
     return draft
@@ -189,9 +195,18 @@ def payout_live(*, caip2: str, creator: str, nonce: int, block_number: int, tx_h
         changes.filter(status=Status.LIVE).exclude(nonce=Decimal(nonce)).update(
             status=Status.SUPERSEDED, updated_at=timezone.now()
         )
-        changes.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower()).exclude(
+        landed = changes.filter(nonce=Decimal(nonce), tx_hash=tx_hash.lower()).exclude(
             status__in=(Status.UNSIGNED, Status.FAILED, Status.LIVE)
-        ).update(status=Status.LIVE, block_number=block_number, error="", updated_at=timezone.now())
+        )
+        for change in landed.select_for_update():
+            audit_record(
+                event="chain.payout.live",
+                target=change,
+                details={"chain": caip2, "creator": change.creator, "payout": change.payout},
+            )
+        landed.update(
+            status=Status.LIVE, block_number=block_number, error="", updated_at=timezone.now()
+        )
 
 
 def payouts_seen(caip2: str, events: list[ChainEvent]) -> None:

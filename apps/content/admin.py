@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from apps.content.audit_admin import AuditedAdmin
 from apps.content.exceptions import BadGate
 from apps.content.models import Caption, Content, Rendition
 from apps.content.services import content_delete, content_gate_check, content_update
@@ -51,7 +52,7 @@ class CaptionInline(admin.TabularInline):
 
 
 @admin.register(Content)
-class ContentAdmin(admin.ModelAdmin):
+class ContentAdmin(AuditedAdmin):
     form = ContentAdminForm
     list_display = ["title", "owner", "status", "progress", "duration", "created_at"]
     list_filter = ["status", "created_at"]

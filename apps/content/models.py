@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.content.audit import AuditEvent  # noqa: F401 - the audit trail's model, kept there
 from apps.content.status import ContentStatus, ErrorKind
 
 # The auth group whose members may publish (created by access's migration 0002).

@@ -14,6 +14,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps.content.audit import audit_record
 from apps.content.caption_files import (
     MAX_LABEL_LENGTH,
     CaptionInvalid,
@@ -64,9 +65,12 @@ def content_create(
     """A new draft owned by ``owner``, who must be a creator."""
     if not user_is_creator(owner):
         raise NotACreator("Only creators can publish content.", reason="not_a_creator")
-    return Content.objects.create(
+    content = Content.objects.create(
         owner=owner, title=title, description=description, gate=content_gate_check(gate=gate)
     )
+    if content.gate is not None:
+        _gate_changed(content, before=None)
+    return content
 
 
 def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -94,12 +98,26 @@ def content_update(
         for field, value in (("title", title), ("description", description), ("gate", gate))
         if value is not UNCHANGED
     }
+    gate_before = None
     if "gate" in changes:
         changes["gate"] = content_gate_check(gate=changes["gate"])
+        # As stored, not as given: a form may have set the new rule on this instance already.
+        gate_before = Content.objects.filter(pk=content.pk).values_list("gate", flat=True).first()
     for field, value in changes.items():
         setattr(content, field, value)
     content.save(update_fields=[*changes, "updated_at"])
+    if "gate" in changes and changes["gate"] != gate_before:
+        _gate_changed(content, before=gate_before)
     return content
+
+
+def _gate_changed(content: Content, *, before: dict[str, Any] | None) -> None:
+    """Audit a gate set, changed or removed: who may watch is security-relevant."""
+    audit_record(
+        event="content.gate.changed",
+        target=content,
+        details={"owner_id": content.owner_id, "before": before, "after": content.gate},
+    )
 
 
 @transaction.atomic

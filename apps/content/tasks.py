@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.content.audit import audit_purge as purge
 from apps.content.outbox import outbox_relay as relay
 from apps.content.storage import (
     captions_prefix,
@@ -36,3 +37,11 @@ def content_files_delete(content_id: str) -> int:
 def outbox_relay() -> dict[str, int]:
     """Beat: send the tasks that committed while the broker was away."""
     return relay()
+
+
+@shared_task(name="apps.content.tasks.audit_purge", ignore_result=True)
+def audit_purge() -> int:
+    """Beat: delete audit rows older than AUDIT_RETENTION_DAYS (the retention purge)."""
+    deleted = purge()
+    logger.info("audit rows purged", extra={"rows": deleted})
+    return deleted

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "streamgate.client_address.ClientAddressMiddleware",
     "streamgate.observability.RequestIdMiddleware",
+    "apps.content.audit.AuditRequestMiddleware",  # audit rows know the request (user, address)
     "apps.access.stream_cors.StreamCorsMiddleware",  # /stream/ answers any origin; outside the rest
     "streamgate.api_errors.ApiErrorMiddleware",  # JSON errors under /api/; before Host checks
     "streamgate.outages.DependencyOutageMiddleware",  # a dependency away: 503 + Retry-After
@@ -434,6 +435,9 @@ AXES_VERBOSE = False  # no banner on every manage.py command; failures are still
 # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket
 # peer is the client (streamgate/client_address.py).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Audit trail rows (apps/content/audit.py) older than this many days are purged hourly; 0 keeps
+# them forever.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
@@ -477,6 +481,7 @@ CELERY_BEAT_SCHEDULE = {
     "chain-gas": {"task": "apps.chain.tasks.chain_gas_sample_all", "schedule": 60},
     "chain-reap": {"task": "apps.chain.tasks.chain_reap", "schedule": 60},
     "access-prune": {"task": "apps.access.tasks.access_prune", "schedule": 3600},
+    "audit-purge": {"task": "apps.content.tasks.audit_purge", "schedule": 3600},
     "views-rollup": {"task": "apps.access.tasks.views_rollup", "schedule": VIEW_ROLLUP_SECONDS},
 }
 

@@ -26,6 +26,7 @@ from apps.chain.payouts import payout_track
 from apps.chain.services import content_id_bytes32
 from apps.chain.tasks import chain_offers_relay, chain_offers_track, chain_payout_relay
 from apps.chain.typed_data import typed_data_sign
+from apps.content.audit import AuditEvent
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
 from tests.support.evm import deploy_artifact, send
@@ -194,6 +195,19 @@ def test_creator_signs_offers_and_they_go_live(market):
         ("membership", "1000000000000000", 2592000),
     ]
     assert shown[0]["currency"] == {"address": None, "symbol": "ETH", "decimals": 18}
+    # The audit trail: the creator's consent (by the API caller) and the chain's confirmation.
+    (signed_row,) = AuditEvent.objects.filter(event="chain.offers.signed")
+    (live_row,) = AuditEvent.objects.filter(event="chain.offers.live")
+    live_set = OfferSet.objects.get(content=content, status=OfferSetStatus.LIVE)
+    assert (signed_row.actor, signed_row.target_id) == (market.creator.username, str(content.id))
+    assert signed_row.details["creator"] == market.creator_address
+    assert len(signed_row.details["terms"]) == 3
+    assert (live_row.actor_kind, live_row.target_id) == ("system", str(content.id))
+    assert live_row.details == {
+        "offer_set_id": live_set.pk,
+        "chain": market.caip2,
+        "tx_hash": live_set.tx_hash,
+    }
     assert shown[1]["currency"] == {
         "address": market.token.address,
         "symbol": "USDC",
@@ -637,6 +651,18 @@ def test_the_creator_signs_where_proceeds_go(market):
     chain_payout_relay.run(change_id)
     assert payout_track(change_id=change_id) is True
     assert PayoutChange.objects.get(pk=change_id).status == "live"
+    # The audit trail: the signed change (the forged one was refused, not recorded) and its
+    # confirmation, both naming where the money goes.
+    (signed_row,) = AuditEvent.objects.filter(event="chain.payout.signed")
+    (live_row,) = AuditEvent.objects.filter(event="chain.payout.live")
+    assert (signed_row.actor, signed_row.target_id) == (market.creator.username, str(change_id))
+    assert signed_row.details == {
+        "chain": market.caip2,
+        "creator": market.creator_address,
+        "payout": payout,
+    }
+    assert (live_row.actor_kind, live_row.target_id) == ("system", str(change_id))
+    assert live_row.details["payout"] == payout
     (followed,) = api.get("/api/v1/sales/payout/").json()
     assert (followed["status"], followed["payout"]) == ("live", payout)
     assert market.client_for(market.viewer).get("/api/v1/sales/payout/").json() == []

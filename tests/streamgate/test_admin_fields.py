@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 EDITABLE = {
     "content.Content": {"title", "description", "gate"},  # saved through content_update
     "content.Rendition": set(),
+    "content.AuditEvent": set(),  # append-only: no add, change or delete permission either
     "uploads.Upload": set(),
     "transcode.TranscodeJob": set(),
     "transcode.TranscodeChunk": set(),

@@ -20,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from apps.content.audit import audit_record
 from apps.content.storage import (
     StorageUnavailable,
     public_prefix,
@@ -231,11 +232,17 @@ def master_keys_rewrap() -> int:
             if row is None or row.master_key_id == current:
                 continue
             hls, dash = content_keys(row)
+            before = row.master_key_id
             master_id, row.hls_key = key_wrap(hls, job_id=job_id)
             _, row.cenc_key = key_wrap(dash, job_id=job_id)
             row.master_key_id = master_id
             row.rewrapped_at = timezone.now()
             row.save(update_fields=["hls_key", "cenc_key", "master_key_id", "rewrapped_at"])
+            audit_record(
+                event="keys.content_key.rewrapped",
+                target=row,
+                details={"job_id": str(job_id), "from_master": before, "to_master": master_id},
+            )
             changed += 1
     logger.info("content keys rewrapped", extra={"rows": changed, "master_key_id": current})
     return changed

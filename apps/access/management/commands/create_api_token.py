@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from apps.access.services import api_token_create, user_get_or_create
+from apps.content.audit import audit_command
 
 
 class Command(BaseCommand):
@@ -12,8 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="A label for the token.")
 
     def handle(self, *args, username: str, creator: bool, name: str, **options):
-        user, created = user_get_or_create(username=username, creator=creator)
-        _, clear = api_token_create(user=user, name=name or "create_api_token")
+        with audit_command("create_api_token"):
+            user, created = user_get_or_create(username=username, creator=creator)
+            _, clear = api_token_create(user=user, name=name or "create_api_token")
         if created:
             self.stderr.write(f"Created user {username}{' (creator)' if creator else ''}.")
         self.stdout.write(clear)

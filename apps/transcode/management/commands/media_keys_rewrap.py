@@ -4,6 +4,7 @@ run, the old master key may leave the settings."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.content.audit import audit_command
 from apps.transcode.keys import KeyUnavailable, master_key_id
 from apps.transcode.services.encrypting import master_keys_rewrap
 
@@ -13,7 +14,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            changed = master_keys_rewrap()
+            with audit_command("media_keys_rewrap"):
+                changed = master_keys_rewrap()
         except KeyUnavailable as error:
             raise CommandError(
                 f"{error}: keep the old master key configured until this has run."
