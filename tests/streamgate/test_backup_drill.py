@@ -7,6 +7,8 @@ import base64
 import io
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -14,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import closing
+from hashlib import sha256
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -30,7 +34,7 @@ from django.db import connection
 from apps.content.storage import storage_put_file
 from tests.factories import ContentFactory
 from tests.support.media import make_video
-from tests.support.processes import ROOT, embedded_env, manage, web_server
+from tests.support.processes import ROOT, embedded_env, free_port, manage, web_server
 
 # Kept in the secret store, never in the archive: both stacks are given the same one.
 MASTER_KEYS = json.dumps({"m1": base64.b64encode(bytes(range(32))).decode()})
@@ -108,6 +112,8 @@ def drill(tmp_path_factory):
     token = manage(old, "create_api_token", "maker", "--creator").strip()
     clip = make_video(root / "clip.mp4", seconds=2, size="320x240")
     manage(old, "ingest", str(clip), "--title", "Restored", "--owner", "maker")
+    # An older schema than this code's: the restore must bring it up to date.
+    manage(old, "migrate", "axes", "0009_add_session_hash", "--noinput")
     started = time.monotonic()
     archive = Path(manage(old, "backup", str(root / "backup"), "--tar").strip())
     backup_seconds = time.monotonic() - started
@@ -127,19 +133,29 @@ def test_restored_into_a_fresh_stack_the_content_plays(drill, logs_dir):
     started = time.monotonic()
     manage(fresh, "restore", str(drill["archive"]))
     restore_seconds = time.monotonic() - started
-    # Now the database is not empty: a second restore needs --force (SQLite's backup API then
-    # replaces the whole file; the content below plays from that forced restore).
-    error = manage_fails(fresh, "restore", str(drill["archive"]))
-    assert "The target database is not empty" in error
-    assert "--force" in error
+    # Again over the restored stack, forced: SQLite's backup API replaces the whole file (the
+    # content below plays from this second restore).
     manage(fresh, "restore", str(drill["archive"]), "--force")
-    print(f"backup {drill['backup_seconds']:.1f} s, restore {restore_seconds:.1f} s")
+    print(
+        f"backup {drill['backup_seconds']:.1f} s, restore {restore_seconds:.1f} s, "
+        f"{drill['archive'].stat().st_size} bytes"
+    )
+
+    # The backup's schema lacked the newest axes migration; restore ran migrate.
+    with closing(sqlite3.connect(drill["root"] / "new-var" / "db.sqlite3")) as restored:
+        applied = restored.execute("SELECT name FROM django_migrations WHERE app = 'axes'")
+        assert "0010_accessattemptexpiration" in {name for (name,) in applied}
+    with tarfile.open(drill["archive"]) as archive:
+        [manifest] = [member for member in archive.getnames() if member.endswith("manifest.json")]
+        migrations = json.load(archive.extractfile(manifest))["migrations"]
+    assert migrations["axes"][-1] == "0009_add_session_hash"
 
     restored_media = drill["root"] / "new-var" / "media"
     old_files = sorted(
         p.relative_to(drill["old_media"]) for p in drill["old_media"].rglob("*") if p.is_file()
     )
     assert old_files
+    print(f"{len(old_files)} media files")
     assert (
         sorted(p.relative_to(restored_media) for p in restored_media.rglob("*") if p.is_file())
         == old_files
@@ -191,17 +207,20 @@ def test_a_changed_byte_is_refused_before_anything_is_restored(drill, media_root
     assert not media_root.exists() or not any(media_root.iterdir())
 
 
-def _scratch_database(name: str) -> str:
-    """A new empty PostgreSQL database ``name`` on the test server (dropped first if left over);
-    its URL."""
+def _server() -> dict:
     settings_dict = connection.settings_dict
-    server = {
+    return {
         "host": settings_dict["HOST"] or "127.0.0.1",
         "port": settings_dict["PORT"] or 5432,
         "user": settings_dict["USER"],
         "password": settings_dict["PASSWORD"] or None,
     }
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
+
+
+def _scratch_database(name: str) -> str:
+    """A new empty PostgreSQL database ``name`` on the test server (dropped first if left over);
+    its URL."""
+    with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
     url = urlsplit(os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/streamgate"))
@@ -254,6 +273,18 @@ def test_postgresql_and_s3_round_trip(s3_storage, moto_server, tmp_path):
         "S3_ACCESS_KEY": "test",
         "S3_SECRET_KEY": "test",
     }
+    # A dump pg_restore cannot read (its manifest entry rewritten to match), for later.
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "backup", broken)
+    garbage = b"PGDMP" + os.urandom(500)
+    (broken / "database.pgdump").write_bytes(garbage)
+    manifest["files"] = [
+        {"path": "database.pgdump", "size": len(garbage), "sha256": sha256(garbage).hexdigest()}
+        if entry["path"] == "database.pgdump"
+        else entry
+        for entry in manifest["files"]
+    ]
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     try:
         manage(target, "restore", str(tmp_path / "backup"))
         with psycopg.connect(target["DATABASE_URL"]) as restored:
@@ -265,16 +296,18 @@ def test_postgresql_and_s3_round_trip(s3_storage, moto_server, tmp_path):
             assert got["ContentType"] == content_type
             assert got["CacheControl"] == cache_control
 
+        # Forced, with a dump that fails half-way: one transaction, so the tables stay.
+        assert "pg_restore failed" in manage_fails(target, "restore", str(broken), "--force")
+        with psycopg.connect(target["DATABASE_URL"]) as restored:
+            titles = restored.execute("SELECT title FROM content_content").fetchall()
+        assert titles == [("In the bucket",)]
         # Forced: the tables (and the functions and triggers with them) are replaced.
         manage(target, "restore", str(tmp_path / "backup"), "--force")
         with psycopg.connect(target["DATABASE_URL"]) as restored:
             titles = restored.execute("SELECT title FROM content_content").fetchall()
         assert titles == [("In the bucket",)]
     finally:
-        connection.close()
-        with psycopg.connect(
-            _scratch_database(name).replace(f"/{name}", "/postgres"), autocommit=True
-        ) as admin:
+        with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
@@ -298,6 +331,11 @@ def test_a_backup_made_by_newer_code_is_refused(pg_backup):
     manifest["migrations"]["content"].append("9999_from_the_future")
     _edit_manifest(pg_backup, migrations=manifest["migrations"])
     with pytest.raises(CommandError, match=r"made by newer code: migration content\.9999_"):
+        call_command("restore", str(pg_backup))
+
+
+def test_a_database_with_tables_is_refused_unless_forced(pg_backup):
+    with pytest.raises(CommandError, match=r"The target database is not empty \(\d+ tables"):
         call_command("restore", str(pg_backup))
 
 
@@ -350,3 +388,22 @@ def test_a_bucket_key_that_would_leave_the_archive_is_refused(s3_storage, tmp_pa
     with pytest.raises(CommandError, match="Unsafe path 'media/renditions/../../escape'"):
         call_command("backup", str(tmp_path / "backup"))
     assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.django_db
+def test_unreachable_storage_fails_the_backup_with_its_reason(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": "gone",
+                "endpoint_url": f"http://127.0.0.1:{free_port()}",  # nobody listens
+                "access_key": "test",
+                "secret_key": "test",
+                "region_name": "us-east-1",
+            },
+        },
+    }
+    with pytest.raises(CommandError, match="Media storage could not be read: listing bucket"):
+        call_command("backup", str(tmp_path / "backup"))

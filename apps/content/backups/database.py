@@ -6,8 +6,9 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from django.db import connection
 
@@ -120,30 +121,74 @@ def _pg_dump(target: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _pg_restore(path: Path, *, replace: bool) -> None:
+    """pg_restore writes the dump as SQL, psql runs it in one transaction, after dropping the
+    tables the database has when ``replace``: a restore that fails half-way (a dump the server
+    refuses) leaves the database as it was, its old tables included."""
     connection.ensure_connection()
     pg_restore, _ = _pg_tool("pg_restore")
+    psql, _ = _pg_tool("psql")
+    prologue = b""
     if replace:
         tables = database_table_names()
         if tables:
-            with connection.cursor() as cursor:
-                quoted = ", ".join(connection.ops.quote_name(name) for name in tables)
-                cursor.execute(f"DROP TABLE IF EXISTS {quoted} CASCADE")
-    # One transaction: a restore that fails half-way leaves the database as it was. --clean
-    # --if-exists drops the functions and triggers the tables' drop left behind.
-    _pg_run(
-        [
-            pg_restore,
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-            *(["--clean", "--if-exists"] if replace else []),
-            "--dbname",
-            str(connection.settings_dict["NAME"]),
-            str(path),
-        ],
-        "pg_restore",
-    )
+            quoted = ", ".join(connection.ops.quote_name(name) for name in tables)
+            prologue = f"DROP TABLE IF EXISTS {quoted} CASCADE;\n".encode()
+    connection.close()  # ours would hold no locks, but nothing of it is needed any more
+    env = _pg_env()
+    with tempfile.TemporaryFile() as restore_errors, tempfile.TemporaryFile() as psql_errors:
+        loader = subprocess.Popen(  # noqa: S603 - our own arguments, no shell
+            [
+                psql,
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set",
+                "ON_ERROR_STOP=1",
+                "--dbname",
+                str(connection.settings_dict["NAME"]),
+                "--file",
+                "-",
+            ],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=psql_errors,
+        )
+        # --clean --if-exists: also drop the functions and triggers the tables' drop left.
+        script = subprocess.Popen(  # noqa: S603 - our own arguments, no shell
+            [
+                pg_restore,
+                "--no-owner",
+                "--no-privileges",
+                *(["--clean", "--if-exists"] if replace else []),
+                "--file",
+                "-",
+                str(path),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=restore_errors,
+        )
+        sql_in, sql_out = cast(IO[bytes], loader.stdin), cast(IO[bytes], script.stdout)
+        try:
+            sql_in.write(prologue)
+            shutil.copyfileobj(sql_out, sql_in)
+        except BrokenPipeError:
+            pass  # psql stopped at an error: its own message says which
+        if script.wait() != 0 or (loader.poll() is not None and loader.returncode != 0):
+            # psql has not seen the end of its input, so it has not committed: killed, its
+            # transaction is rolled back by the server.
+            loader.kill()
+            loader.wait()
+            restore_errors.seek(0)
+            psql_errors.seek(0)
+            detail = (restore_errors.read() or psql_errors.read()).decode(errors="replace")
+            raise BackupError(f"pg_restore failed: {detail.strip()[-2000:]}")
+        sql_in.close()
+        if loader.wait() != 0:
+            psql_errors.seek(0)
+            detail = psql_errors.read().decode(errors="replace")
+            raise BackupError(f"pg_restore failed (psql): {detail.strip()[-2000:]}")
 
 
 # --- SQLite --------------------------------------------------------------------------------------
