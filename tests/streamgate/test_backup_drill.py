@@ -189,6 +189,17 @@ def test_restore_refuses_a_stack_without_the_master_keys(drill):
     assert not (drill["root"] / "keyless-var" / "media").exists() or not any(
         (drill["root"] / "keyless-var" / "media").iterdir()
     )
+    # --ignore-checks goes past the keys; here the storage is away, and that is named.
+    dead_s3 = {
+        "S3_BUCKET": "gone",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "S3_ACCESS_KEY": "test",
+        "S3_SECRET_KEY": "test",
+    }
+    error = manage_fails(
+        {**keyless, **dead_s3}, "restore", str(drill["archive"]), "--ignore-checks"
+    )
+    assert "Media storage failed: listing bucket 'gone'" in error
 
 
 def test_a_changed_byte_is_refused_before_anything_is_restored(drill, media_root):
@@ -286,6 +297,10 @@ def test_postgresql_and_s3_round_trip(s3_storage, moto_server, tmp_path):
     ]
     (broken / "manifest.json").write_text(json.dumps(manifest))
     try:
+        s3.put_object(Bucket=bucket, Key="stray", Body=b"x")
+        error = manage_fails(target, "restore", str(tmp_path / "backup"))
+        assert "The target media storage is not empty" in error
+        s3.delete_object(Bucket=bucket, Key="stray")
         manage(target, "restore", str(tmp_path / "backup"))
         with psycopg.connect(target["DATABASE_URL"]) as restored:
             titles = restored.execute("SELECT title FROM content_content").fetchall()
@@ -351,6 +366,18 @@ def test_another_format_version_and_a_folder_without_manifest_are_refused(pg_bac
         call_command("restore", str(pg_backup))
     with pytest.raises(CommandError, match="no manifest.json: it is not a StreamGate backup"):
         call_command("restore", str(tmp_path))
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(CommandError, match="manifest.json is damaged"):
+        call_command("restore", str(tmp_path))
+    _edit_manifest(pg_backup, format_version=1, files=[{"path": "database.pgdump"}])
+    with pytest.raises(CommandError, match="file list is damaged"):
+        call_command("restore", str(pg_backup))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with tarfile.open(tmp_path / "empty.tar", "w") as archive:
+        archive.add(empty, arcname="empty")
+    with pytest.raises(CommandError, match="empty.tar holds 0 backup manifests, not one"):
+        call_command("restore", str(tmp_path / "empty.tar"))
     (tmp_path / "not.tar").write_bytes(b"not a tar file at all")
     with pytest.raises(CommandError, match="Cannot read .*not.tar as a tar file"):
         call_command("restore", str(tmp_path / "not.tar"))
@@ -362,24 +389,47 @@ def test_a_missing_file_is_refused(pg_backup):
         call_command("restore", str(pg_backup))
 
 
-def test_backup_refuses_a_folder_in_use(pg_backup):
+def test_backup_refuses_a_folder_or_tar_in_use(pg_backup, tmp_path):
     with pytest.raises(CommandError, match="exists and is not empty; name a new folder"):
         call_command("backup", str(pg_backup))
+    (tmp_path / "next.tar").write_bytes(b"an older backup")
+    with pytest.raises(CommandError, match="next.tar exists already"):
+        call_command("backup", str(tmp_path / "next"), "--tar")
+
+
+@pytest.mark.django_db
+def test_storage_other_than_disk_or_s3_is_named(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    with pytest.raises(CommandError, match="local disk and S3 storage, not InMemoryStorage"):
+        call_command("backup", str(tmp_path / "backup"))
 
 
 @pytest.mark.django_db
 def test_pg_dump_missing_or_older_than_the_server_is_named(tmp_path, monkeypatch):
-    # The only fake here: an old pg_dump, which this machine cannot install.
+    # The only fakes here: an old pg_dump (this machine cannot install one) and a failing one.
     tools = tmp_path / "bin"
     tools.mkdir()
     monkeypatch.setenv("PATH", str(tools))
     with pytest.raises(CommandError, match=r"pg_dump is not installed; install the PostgreSQL 1\d"):
         call_command("backup", str(tmp_path / "a"))
-    old = tools / "pg_dump"
-    old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
-    old.chmod(0o755)
+    fake = tools / "pg_dump"
+    fake.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+    fake.chmod(0o755)
     with pytest.raises(CommandError, match=r"version 9 and the server 1\d: pg_dump must be as new"):
         call_command("backup", str(tmp_path / "b"))
+    # One that fails: its own words come through.
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
+        'echo "pg_dump: error: the server went away" >&2; exit 1\n'
+    )
+    with pytest.raises(
+        CommandError, match=r"pg_dump failed \(1\): pg_dump: error: the server went"
+    ):
+        call_command("backup", str(tmp_path / "c"))
 
 
 @pytest.mark.django_db

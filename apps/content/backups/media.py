@@ -30,7 +30,9 @@ def storage_kind(storage: Storage) -> dict[str, str]:
         return {"kind": "s3", "bucket": storage.bucket_name, "location": storage.location}  # type: ignore[attr-defined]
     if isinstance(storage, FileSystemStorage):
         return {"kind": "filesystem"}
-    raise BackupError(f"Backups support local disk and S3 storage, not {type(storage).__name__}.")
+    raise BackupError(
+        f"Backups support local disk and S3 storage, not {storage.__class__.__name__}."
+    )
 
 
 def media_dump(

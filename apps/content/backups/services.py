@@ -159,7 +159,7 @@ def backup_restore(
             say("Database restored.")
             media_restore(default_storage, folder, files, on_file=lambda entry: None)
         except StorageUnavailable as error:
-            raise BackupError(f"Media storage could not be written: {error}") from error
+            raise BackupError(f"Media storage failed: {error}") from error
         say(f"Media restored: {sum(1 for f in files if f.path != database['file'])} files.")
         return manifest
 
