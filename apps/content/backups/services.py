@@ -140,18 +140,18 @@ def backup_restore(
                 + " ".join(problems)
                 + " (--ignore-checks restores anyway.)"
             )
-        tables = database_table_names()
-        if tables and not force:
-            raise BackupError(
-                f"The target database is not empty ({len(tables)} tables, e.g. "
-                f"{sorted(tables)[0]}); restore into an empty database (do not run migrate "
-                f"first), or pass --force to replace everything in it."
-            )
         try:
             if not force and not media_is_empty(default_storage):
                 raise BackupError(
                     "The target media storage is not empty; restore into empty storage, or "
                     "pass --force to write over files of the same names."
+                )
+            tables = database_table_names()
+            if tables and not force:
+                raise BackupError(
+                    f"The target database is not empty ({len(tables)} tables, e.g. "
+                    f"{sorted(tables)[0]}); restore into an empty database (do not run migrate "
+                    f"first), or pass --force to replace everything in it."
                 )
             database_restore(
                 folder / database["file"], vendor=database["vendor"], replace=bool(tables)
