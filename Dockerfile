@@ -17,6 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=streamgate.settings.production
 
 WORKDIR /app
+# pg_dump and pg_restore for `manage.py backup` / `restore` (bookworm's: 15, as compose's server).
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir -r requirements/prod.txt
 

@@ -212,7 +212,10 @@ def storage_put_file(
                 local_path,
                 storage.bucket_name,
                 storage._normalize_name(name),
-                ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
+                ExtraArgs={
+                    "ContentType": content_type,
+                    **({"CacheControl": cache_control} if cache_control else {}),
+                },
             )
         except (BotoCoreError, ClientError, S3UploadFailedError, S3TransferFailedError) as error:
             raise StorageUnavailable(f"uploading {name!r}: {error}") from error

@@ -17,3 +17,10 @@ class TranscodeConfig(AppConfig):
         from streamgate.metrics import state_source_register
 
         state_source_register("transcode_jobs", transcode_jobs_gauge)
+
+        from apps.content.backups.services import backup_check_register
+        from apps.transcode.backup_checks import master_keys_missing, master_keys_needed
+
+        backup_check_register(
+            "media_master_keys", collect=master_keys_needed, problems=master_keys_missing
+        )

@@ -99,3 +99,12 @@ def key_unwrap(
     except InvalidTag:
         raise KeyUnavailable(f"a key wrapped under {master_id!r} does not unwrap") from None
     return ContentKey(kid=kid, key=key)
+
+
+def master_key_fingerprint(master_id: str) -> str | None:
+    """A short HMAC of the master key ``master_id`` (None when it is not configured): tells two
+    keys apart without revealing either, so a backup can name the keys it needs."""
+    master = master_keys().get(master_id)
+    if master is None:
+        return None
+    return hmac.new(master, b"streamgate.master-key-fingerprint", hashlib.sha256).hexdigest()[:16]
