@@ -5,8 +5,11 @@ workload with probes, requests and limits, one worker per Celery queue, one beat
 
 import copy
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import yaml
 from django.conf import settings
 
 from streamgate.celery import QUEUES
+from tests.support.processes import BIN, embedded_env, spawned, wait_for_log
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
@@ -318,3 +322,33 @@ def test_checkov_fails_a_container_that_may_escalate_privileges(checkov_results)
     assert checkov_results["bad"]["failed"] == [
         ("CKV_K8S_20", "Deployment.streamgate.streamgate-web")
     ]
+
+
+def test_the_worker_probe_answers_for_its_worker_and_fails_without_it(rendered, tmp_path, logs_dir):
+    """The rendered worker command and its liveness probe, run for real on the suite's Redis:
+    the probe pings that very worker (--hostname QUEUE@%h is QUEUE@$HOSTNAME), and fails once
+    the worker has stopped (SIGTERM: Celery's warm shutdown, exit 0)."""
+    deployment = of_kind(rendered["base"], "Deployment")["streamgate-worker-default"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    probe = container["livenessProbe"]["exec"]["command"]
+    env = {
+        **embedded_env(
+            tmp_path,
+            DJANGO_SETTINGS_MODULE="streamgate.settings.test",
+            REDIS_URL=settings.REDIS_URL,
+        ),
+        "HOSTNAME": socket.gethostname(),  # as in a pod: its name, which %h also gives
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",  # `celery` is the venv's
+    }
+    with spawned(container["command"], env=env, log=logs_dir / "worker.log") as worker:
+        wait_for_log("ready.", timeout=60, process=worker, log=logs_dir / "worker.log")
+        answered = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30)
+        assert answered.returncode == 0, answered.stderr
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.wait(30) == 0
+    # The same command with a shorter wait for the answer that cannot come.
+    quick = [*probe[:-1], probe[-1].replace("--timeout 10", "--timeout 1")]
+    assert quick != probe
+    unanswered = subprocess.run(quick, env=env, capture_output=True, text=True, timeout=30)
+    assert unanswered.returncode != 0
+    assert "No nodes replied" in unanswered.stdout + unanswered.stderr
