@@ -352,3 +352,15 @@ def test_the_worker_probe_answers_for_its_worker_and_fails_without_it(rendered, 
     unanswered = subprocess.run(quick, env=env, capture_output=True, text=True, timeout=30)
     assert unanswered.returncode != 0
     assert "No nodes replied" in unanswered.stdout + unanswered.stderr
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+def test_autoscaled_deployments_leave_the_replica_count_to_their_hpa(rendered, overlay):
+    hpas = of_kind(rendered[overlay], "HorizontalPodAutoscaler").values()
+    targets = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas}
+    deployments = of_kind(rendered[overlay], "Deployment")
+    assert targets == {
+        name for name in deployments if name not in ("streamgate-beat", "streamgate-flower")
+    }
+    # A replicas field would be reset by every `kubectl apply`, undoing the HPA's count.
+    assert [name for name in targets if "replicas" in deployments[name]["spec"]] == []
