@@ -38,6 +38,13 @@ static/dist/.built: package.json package-lock.json
 		node_modules/js-sha3/build/sha3.min.js static/dist/
 	@touch $@
 
+# checkov (the Kubernetes manifests' policy check) in a venv of its own: its many dependencies
+# clash with requirements/dev.txt. requirements/checkov.txt pins all of them.
+.venv-checkov/.installed: requirements/checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet -r requirements/checkov.txt
+	@touch $@
+
 ## contracts: compile contracts/src/*.sol into contracts/build/*.json (commit the result)
 contracts: contracts/node_modules/.installed
 	cd contracts && node compile.mjs
@@ -61,11 +68,12 @@ run: $(VENV)/.base-installed static/dist/.built
 ## test: dev dependencies, PostgreSQL + Redis up, lint, types, migrations, the whole suite
 # makemigrations --check fails when a model change has no migration; it needs no database, so
 # it gets an empty in-memory one rather than waiting on PostgreSQL's (not yet created) default.
-test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built
+test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built .venv-checkov/.installed
 	tests/services.sh
 	tests/browser.sh
 	tests/nginx.sh
 	tests/prometheus.sh
+	tests/kubernetes.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m mypy
 	DJANGO_SETTINGS_MODULE=streamgate.settings.test DATABASE_URL=sqlite://:memory: \
