@@ -56,6 +56,12 @@ RPC_SECONDS = Histogram(
     ["chain", "outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+NONCE_RECONCILED = Counter(
+    "streamgate_signer_nonce_reconciled_total",
+    "Times the signer's nonce row was healed to agree with the chain (apps/chain/nonces.py), by "
+    "chain and reason (nonce_too_low | nonce_too_high | gap_filled).",
+    ["chain", "reason"],
+)
 INDEXER_LAG = Gauge(
     "streamgate_chain_indexer_lag_blocks",
     "Chain head minus the last indexed block.",

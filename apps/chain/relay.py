@@ -21,12 +21,12 @@ from web3.types import TxReceipt
 
 from apps.chain.chains import chain, signer, web3_for
 from apps.chain.models import OfferSetStatus, SignedConsent
+from apps.chain.nonces import nonce_reconcile, nonce_refused
 from apps.chain.transactions import (
     Reverted,
     current_fees,
     estimate_gas,
     next_nonce,
-    node_pending_count,
     release_nonce,
     sign,
 )
@@ -84,7 +84,7 @@ def relay_send(
             relay_fail(model, row_id, f"The registry refused it: {error}. Sign again.")
             return model.objects.get(pk=row_id)
         fees = current_fees(web3, spec)
-        pending = node_pending_count(web3, account.address)
+        pending = nonce_reconcile(web3=web3, chain=spec, account=account)
     except BaseException:
         model.objects.filter(pk=row_id, status=Status.RELAYING).update(sender="")
         raise
@@ -102,6 +102,8 @@ def relay_send(
     except (Web3RPCError, ValueError) as error:
         if "already known" not in str(error).lower():
             release_nonce(row.chain, account.address, nonce)
+            if nonce_refused(error):  # the next relay gets a nonce the node takes
+                nonce_reconcile(web3=web3, chain=spec, account=account, refused=True)
             relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
             return model.objects.get(pk=row_id)
     except (RequestException, TimeoutError, ConnectionError):

@@ -329,6 +329,10 @@ CHAIN_OVERRIDES = env.json("CHAIN_OVERRIDES", default={})
 CHAIN_SIGNER_KEY = read_secret(env, "CHAIN_SIGNER_KEY", default="")
 CHAIN_RPC_TIMEOUT = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
 CHAIN_STUCK_AFTER_SECONDS = env.int("CHAIN_STUCK_AFTER_SECONDS", default=180)
+# A nonce gap (our row ahead of the node's pending count) older than this is healed.
+CHAIN_NONCE_GRACE_SECONDS = env.int("CHAIN_NONCE_GRACE_SECONDS", default=60)
+# A provider whose head is more than this many blocks behind the best one is skipped.
+CHAIN_RPC_MAX_LAG_BLOCKS = env.int("CHAIN_RPC_MAX_LAG_BLOCKS", default=5)
 CHAIN_FEE_BUMP_PERCENT = 15  # nodes want >= 10% more to replace a pending transaction
 CHAIN_INDEX_BATCH_SECONDS = 20  # one beat run indexes at most this long per chain
 # A registration or pin fails after this many failed steps in a row (or stalls the reaper found);
