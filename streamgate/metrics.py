@@ -62,6 +62,12 @@ NONCE_RECONCILED = Counter(
     "chain and reason (nonce_too_low | nonce_too_high | gap_filled).",
     ["chain", "reason"],
 )
+RPC_REQUESTS = Counter(
+    "streamgate_rpc_requests_total",
+    "HTTP calls to chain RPC providers (apps/chain/providers.py), by chain, provider (host:port) "
+    "and outcome (ok | error | timeout; a JSON-RPC error answer is ok).",
+    ["chain", "provider", "outcome"],
+)
 INDEXER_LAG = Gauge(
     "streamgate_chain_indexer_lag_blocks",
     "Chain head minus the last indexed block.",
