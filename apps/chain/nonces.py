@@ -141,7 +141,7 @@ def _fill(web3: Web3, chain: Chain, account: LocalAccount, nonce: int) -> None:
             "to": account.address,
             "value": 0,
             "nonce": nonce,
-            "chainId": chain.chain_id,
+            "chainId": chain.chain_id or 0,  # an EVM chain: it has one
             "gas": TRANSFER_GAS,
             "maxFeePerGas": fees.max_fee,
             "maxPriorityFeePerGas": fees.priority_fee,

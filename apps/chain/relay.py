@@ -88,28 +88,36 @@ def relay_send(
     except BaseException:
         model.objects.filter(pk=row_id, status=Status.RELAYING).update(sender="")
         raise
-    with transaction.atomic():
-        nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
-        raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
-        model.objects.filter(pk=row_id).update(
-            status=Status.SUBMITTED,
-            tx_nonce=nonce,
-            tx_hash=Web3.keccak(raw).to_0x_hex(),
-            updated_at=timezone.now(),
-        )
-    try:
-        web3.eth.send_raw_transaction(raw)
-    except (Web3RPCError, ValueError) as error:
-        if "already known" not in str(error).lower():
-            release_nonce(row.chain, account.address, nonce)
-            if nonce_refused(error):  # the next relay gets a nonce the node takes
-                nonce_reconcile(web3=web3, chain=spec, account=account, refused=True)
-            relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
-            return model.objects.get(pk=row_id)
-    except (RequestException, TimeoutError, ConnectionError):
-        # It may or may not have left: tracking finds it mined, or fails the row after
-        # GIVE_UP_SECONDS with a message to sign again (never a row left "submitted").
-        logger.warning("relay broadcast failed", extra={"model": model.__name__, "id": row_id})
+    refused = False
+    while True:  # once more after a refusal for the nonce, with the row healed
+        with transaction.atomic():
+            nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
+            raw = sign(
+                call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id
+            )
+            model.objects.filter(pk=row_id).update(
+                status=Status.SUBMITTED,
+                tx_nonce=nonce,
+                tx_hash=Web3.keccak(raw).to_0x_hex(),
+                updated_at=timezone.now(),
+            )
+        try:
+            web3.eth.send_raw_transaction(raw)
+        except (Web3RPCError, ValueError) as error:
+            if "already known" not in str(error).lower():
+                release_nonce(row.chain, account.address, nonce)
+                if nonce_refused(error) and not refused:
+                    refused = True
+                    model.objects.filter(pk=row_id).update(tx_nonce=None)  # holds no nonce now
+                    pending = nonce_reconcile(web3=web3, chain=spec, account=account, refused=True)
+                    continue
+                relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
+                return model.objects.get(pk=row_id)
+        except (RequestException, TimeoutError, ConnectionError):
+            # It may or may not have left: tracking finds it mined, or fails the row after
+            # GIVE_UP_SECONDS with a message to sign again (never a row left "submitted").
+            logger.warning("relay broadcast failed", extra={"model": model.__name__, "id": row_id})
+        break
     then(row_id)
     return model.objects.get(pk=row_id)
 
