@@ -154,11 +154,23 @@ _state_registry = CollectorRegistry()  # collected at scrape time only
 _state_registry.register(StateCollector())
 
 
+# Labelled series exported at 0 before their first increment (increase() cannot see a series'
+# first one), for label values known only from settings: apps register a starter, run before
+# each scrape (the chain app: the nonce counter for each configured EVM chain).
+_SERIES_STARTERS: dict[str, Callable[[], None]] = {}
+
+
+def series_starter_register(name: str, starter: Callable[[], None]) -> None:
+    _SERIES_STARTERS[name] = starter
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The Prometheus page, for allowed addresses and holders of the token (metrics_access)."""
     refusal = metrics_refusal(request)
     if refusal is not None:
         return refusal
+    for starter in list(_SERIES_STARTERS.values()):
+        starter()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -49,6 +49,17 @@ TRANSFER_GAS = 21_000
 _TAKEN = ("already known", "nonce too low", "replacement transaction underpriced")
 
 
+REASONS = ("nonce_too_low", "nonce_too_high", "gap_filled")
+
+
+def nonce_series_start() -> None:
+    """Export the counter at 0 for every configured EVM chain and reason (before /metrics)."""
+    for caip2 in settings.CHAIN_RPC_URLS:
+        if caip2.startswith("eip155:"):
+            for reason in REASONS:
+                NONCE_RECONCILED.labels(chain=caip2, reason=reason)
+
+
 def nonce_refused(error: Exception) -> bool:
     """The node refused a transaction for its nonce (too high, too low): worth a reconcile."""
     text = str(error).lower()

@@ -160,3 +160,15 @@ def test_a_registration_refused_for_its_nonce_fills_the_gap_and_is_sent_again(
     registration.refresh_from_db()
     assert (registration.status, registration.nonce) == (RegistrationStatus.CONFIRMED, lost + 1)
     assert healed("gap_filled") == before + 1
+
+
+def test_the_counter_is_exported_at_zero_for_each_configured_chain(client, settings):
+    """Its alert takes increase(): the series must exist before the first heal."""
+    settings.CHAIN_RPC_URLS = {"eip155:10": "http://127.0.0.1:9/", "solana:mainnet": "http://x/"}
+    page = client.get("/metrics").content.decode()
+    for reason in ("nonce_too_low", "nonce_too_high", "gap_filled"):
+        assert (
+            f'streamgate_signer_nonce_reconciled_total{{chain="eip155:10",reason="{reason}"}}'
+            in page
+        )
+    assert 'streamgate_signer_nonce_reconciled_total{chain="solana:mainnet"' not in page

@@ -100,7 +100,9 @@ class FaultyProvider:
         return self.forward({**call, "params": params})
 
     def __enter__(self) -> "FaultyProvider":
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc) -> None:
