@@ -69,6 +69,18 @@ RPC_SECONDS = Histogram(
     ["chain", "outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+NONCE_RECONCILED = Counter(
+    "streamgate_signer_nonce_reconciled_total",
+    "Times the signer's nonce row was healed to agree with the chain (apps/chain/nonces.py), by "
+    "chain and reason (nonce_too_low | nonce_too_high | gap_filled).",
+    ["chain", "reason"],
+)
+RPC_REQUESTS = Counter(
+    "streamgate_rpc_requests_total",
+    "HTTP calls to chain RPC providers (apps/chain/providers.py), by chain, provider (host:port) "
+    "and outcome (ok | error | timeout; a JSON-RPC error answer is ok).",
+    ["chain", "provider", "outcome"],
+)
 INDEXER_LAG = Gauge(
     "streamgate_chain_indexer_lag_blocks",
     "Chain head minus the last indexed block.",
@@ -163,11 +175,23 @@ _state_registry = CollectorRegistry()  # collected at scrape time only
 _state_registry.register(StateCollector())
 
 
+# Labelled series exported at 0 before their first increment (increase() cannot see a series'
+# first one), for label values known only from settings: apps register a starter, run before
+# each scrape (the chain app: the nonce counter for each configured EVM chain).
+_SERIES_STARTERS: dict[str, Callable[[], None]] = {}
+
+
+def series_starter_register(name: str, starter: Callable[[], None]) -> None:
+    _SERIES_STARTERS[name] = starter
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The Prometheus page, for allowed addresses and holders of the token (metrics_access)."""
     refusal = metrics_refusal(request)
     if refusal is not None:
         return refusal
+    for starter in list(_SERIES_STARTERS.values()):
+        starter()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

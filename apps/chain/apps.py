@@ -16,3 +16,8 @@ class ChainConfig(AppConfig):
         output_field_register("ipfs", IpfsField, prefetch=("pins",))
         # ... and the offers buyers can take (apps/chain/offers.py).
         output_field_register("offers", OffersField, prefetch=("offer_sets__offers",))
+        # The nonce-healing counter at 0 for each configured EVM chain (its alert needs it).
+        from apps.chain.nonces import nonce_series_start
+        from streamgate.metrics import series_starter_register
+
+        series_starter_register("signer_nonce", nonce_series_start)

@@ -2,7 +2,8 @@
 
 ``CHAIN_RPC_URLS`` (JSON, from the environment) names the chains StreamGate talks to; chains not
 named have no RPC. ``CHAIN_OVERRIDES`` adjusts a chain's confirmations, log range cap or gas
-ceiling. The URL ``eth-tester://<name>`` selects an in-process py-evm chain (tests, demos).
+ceiling. The URL ``eth-tester://<name>`` selects an in-process py-evm chain (tests, demos). A chain
+may name several providers (a list): providers.py fails over between them.
 """
 
 import json
@@ -11,12 +12,16 @@ import uuid
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from requests.exceptions import RequestException
 from web3 import Web3
+from web3.types import RPCEndpoint
+
+from apps.chain.providers import FailoverProvider
 
 ARTIFACTS = Path(settings.BASE_DIR) / "contracts" / "build"
 ETH_TESTER_CHAIN_ID = 131277322940537
@@ -109,16 +114,24 @@ def chain_name(caip2: str) -> str:
     return known.name if known else caip2
 
 
-def rpc_url(caip2: str) -> str:
-    url = settings.CHAIN_RPC_URLS.get(caip2)
-    if not url:
+def rpc_urls(caip2: str) -> list[str]:
+    """The chain's RPC providers, the preferred first: CHAIN_RPC_URLS names one URL or a list."""
+    value = settings.CHAIN_RPC_URLS.get(caip2)
+    urls = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    urls = [url for url in urls if isinstance(url, str) and url]
+    if not urls:
         raise ChainNotConfigured(f"No RPC endpoint for {caip2}; add it to CHAIN_RPC_URLS.")
-    return url
+    return urls
+
+
+def rpc_url(caip2: str) -> str:
+    """The chain's first (preferred) RPC provider; ChainNotConfigured without one."""
+    return rpc_urls(caip2)[0]
 
 
 def configured_chains() -> list[str]:
     """CAIP-2 ids of every chain with an RPC endpoint (EVM and Solana), sorted."""
-    return sorted(caip2 for caip2, url in settings.CHAIN_RPC_URLS.items() if url)
+    return sorted(caip2 for caip2, urls in settings.CHAIN_RPC_URLS.items() if urls)
 
 
 def configured_evm_chains() -> list[Chain]:
@@ -148,46 +161,64 @@ def web3_for(caip2: str, *, timeout: float | None = None, retries: bool = True) 
     callers with a deadline of their own (a viewer waiting for a gate decision).
     The node's chain id is checked once against the CAIP-2 id: a wrong URL in CHAIN_RPC_URLS
     must not send transactions to, or index, another chain."""
-    url = rpc_url(caip2)
-    if url.startswith("eth-tester://"):
+    urls = rpc_urls(caip2)
+    if urls[0].startswith("eth-tester://"):
         from web3 import EthereumTesterProvider
 
         return Web3(
-            EthereumTesterProvider(eth_tester(url.removeprefix("eth-tester://") or "local"))
+            EthereumTesterProvider(eth_tester(urls[0].removeprefix("eth-tester://") or "local"))
         )
-    web3 = _http_web3(url, timeout or settings.CHAIN_RPC_TIMEOUT, retries)
-    expected = chain(caip2).chain_id
-    if (caip2, url) not in _verified:
-        answered = web3.eth.chain_id
-        if expected is not None and answered != expected:
-            raise ChainNotConfigured(
-                f"The RPC endpoint for {caip2} serves chain id {answered}, not {expected}; "
-                "fix CHAIN_RPC_URLS."
-            )
-        _verified.add((caip2, url))
+    web3 = _http_web3(caip2, tuple(urls), timeout or settings.CHAIN_RPC_TIMEOUT, retries)
+    _verify_chain_ids(caip2, cast(FailoverProvider, web3.provider))
     return web3
 
 
 _verified: set[tuple[str, str]] = set()
 
 
+def _verify_chain_ids(caip2: str, provider: FailoverProvider) -> None:
+    """Ask each provider not checked yet for its chain id; ChainNotConfigured if one serves
+    another chain. A provider that does not answer is checked on a later call; if none answers,
+    its error propagates."""
+    expected = chain(caip2).chain_id
+    unreachable: Exception | None = None
+    answered_any = False
+    for url in provider.urls:
+        if (caip2, url) in _verified:
+            answered_any = True
+            continue
+        try:
+            response = provider.call_one(url, RPCEndpoint("eth_chainId"), [])
+        except (RequestException, OSError, ValueError) as error:
+            unreachable = error
+            continue
+        answered = int(response["result"], 16) if "result" in response else None
+        if expected is not None and answered != expected:
+            raise ChainNotConfigured(
+                f"The RPC endpoint for {caip2} serves chain id {answered}, not {expected}; "
+                "fix CHAIN_RPC_URLS."
+            )
+        _verified.add((caip2, url))
+        answered_any = True
+    if not answered_any and unreachable is not None:
+        raise unreachable
+
+
 @cache
-def _http_web3(url: str, timeout: float, retries: bool = True) -> Web3:
+def _http_web3(caip2: str, urls: tuple[str, ...], timeout: float, retries: bool = True) -> Web3:
     from requests.exceptions import ConnectionError as RequestsConnectionError
     from requests.exceptions import Timeout
     from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-    provider = Web3.HTTPProvider(
-        url,
-        request_kwargs={"timeout": timeout},
-        # None, not retries=0: web3 7 answers None without calling when asked for 0 retries.
-        exception_retry_configuration=ExceptionRetryConfiguration(
+    # None, not retries=0: web3 7 answers None without calling when asked for 0 retries.
+    retry = (
+        ExceptionRetryConfiguration(
             errors=(RequestsConnectionError, Timeout), retries=3, backoff_factor=0.25
         )
         if retries
-        else None,
+        else None
     )
-    return Web3(provider)
+    return Web3(FailoverProvider(caip2, list(urls), timeout=timeout, retry_configuration=retry))
 
 
 def signer() -> LocalAccount:

@@ -105,6 +105,9 @@ class SignerNonce(models.Model):
     chain = models.CharField(max_length=64)
     address = models.CharField(max_length=42)
     next_nonce = models.PositiveBigIntegerField(default=0)
+    # When a nonce was last handed out: a gap younger than CHAIN_NONCE_GRACE_SECONDS may be a
+    # transaction between its reservation and its broadcast (apps/chain/nonces.py).
+    reserved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

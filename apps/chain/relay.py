@@ -21,12 +21,12 @@ from web3.types import TxReceipt
 
 from apps.chain.chains import chain, signer, web3_for
 from apps.chain.models import OfferSetStatus, SignedConsent
+from apps.chain.nonces import nonce_reconcile, nonce_refused
 from apps.chain.transactions import (
     Reverted,
     current_fees,
     estimate_gas,
     next_nonce,
-    node_pending_count,
     release_nonce,
     sign,
 )
@@ -84,30 +84,40 @@ def relay_send(
             relay_fail(model, row_id, f"The registry refused it: {error}. Sign again.")
             return model.objects.get(pk=row_id)
         fees = current_fees(web3, spec)
-        pending = node_pending_count(web3, account.address)
+        pending = nonce_reconcile(web3=web3, chain=spec, account=account)
     except BaseException:
         model.objects.filter(pk=row_id, status=Status.RELAYING).update(sender="")
         raise
-    with transaction.atomic():
-        nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
-        raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
-        model.objects.filter(pk=row_id).update(
-            status=Status.SUBMITTED,
-            tx_nonce=nonce,
-            tx_hash=Web3.keccak(raw).to_0x_hex(),
-            updated_at=timezone.now(),
-        )
-    try:
-        web3.eth.send_raw_transaction(raw)
-    except (Web3RPCError, ValueError) as error:
-        if "already known" not in str(error).lower():
-            release_nonce(row.chain, account.address, nonce)
-            relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
-            return model.objects.get(pk=row_id)
-    except (RequestException, TimeoutError, ConnectionError):
-        # It may or may not have left: tracking finds it mined, or fails the row after
-        # GIVE_UP_SECONDS with a message to sign again (never a row left "submitted").
-        logger.warning("relay broadcast failed", extra={"model": model.__name__, "id": row_id})
+    refused = False
+    while True:  # once more after a refusal for the nonce, with the row healed
+        with transaction.atomic():
+            nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
+            raw = sign(
+                call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id
+            )
+            model.objects.filter(pk=row_id).update(
+                status=Status.SUBMITTED,
+                tx_nonce=nonce,
+                tx_hash=Web3.keccak(raw).to_0x_hex(),
+                updated_at=timezone.now(),
+            )
+        try:
+            web3.eth.send_raw_transaction(raw)
+        except (Web3RPCError, ValueError) as error:
+            if "already known" not in str(error).lower():
+                release_nonce(row.chain, account.address, nonce)
+                if nonce_refused(error) and not refused:
+                    refused = True
+                    model.objects.filter(pk=row_id).update(tx_nonce=None)  # holds no nonce now
+                    pending = nonce_reconcile(web3=web3, chain=spec, account=account, refused=True)
+                    continue
+                relay_fail(model, row_id, f"The node refused the transaction: {str(error)[:300]}")
+                return model.objects.get(pk=row_id)
+        except (RequestException, TimeoutError, ConnectionError):
+            # It may or may not have left: tracking finds it mined, or fails the row after
+            # GIVE_UP_SECONDS with a message to sign again (never a row left "submitted").
+            logger.warning("relay broadcast failed", extra={"model": model.__name__, "id": row_id})
+        break
     then(row_id)
     return model.objects.get(pk=row_id)
 

@@ -37,6 +37,7 @@ from apps.chain.models import (
     Registration,
     RegistrationStatus,
 )
+from apps.chain.nonces import nonce_reconcile, nonce_refused
 from apps.chain.pinning import PinningError, PinningService
 from apps.chain.steps import (
     LIVE,
@@ -52,7 +53,6 @@ from apps.chain.transactions import (
     current_fees,
     estimate_gas,
     next_nonce,
-    node_pending_count,
     release_nonce,
     sign,
 )
@@ -84,15 +84,23 @@ def _send_and_wait(web3: Web3, call, *, spec: Chain, names: tuple[str, ...]) -> 
     account = signer()
     fees = current_fees(web3, spec)
     gas = estimate_gas(call, account.address, contract_names=names)
-    pending = node_pending_count(web3, account.address)
-    with transaction.atomic():
-        nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
-        raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
-    try:
-        tx_hash = web3.eth.send_raw_transaction(raw)
-    except (Web3RPCError, ValueError) as error:
-        release_nonce(spec.caip2, account.address, nonce)
-        raise DomainError(f"The node refused the transaction: {error}") from error
+    refused = False
+    while True:  # once more after a refusal for the nonce, with the row healed
+        pending = nonce_reconcile(web3=web3, chain=spec, account=account, refused=refused)
+        with transaction.atomic():
+            nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
+            raw = sign(
+                call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id
+            )
+        try:
+            tx_hash = web3.eth.send_raw_transaction(raw)
+            break
+        except (Web3RPCError, ValueError) as error:
+            release_nonce(spec.caip2, account.address, nonce)
+            if nonce_refused(error) and not refused:
+                refused = True
+                continue
+            raise DomainError(f"The node refused the transaction: {error}") from error
     try:
         return web3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
     except TimeExhausted as error:
@@ -114,12 +122,16 @@ def contract_deploy(*, caip2: str, kind: ContractKind, args: tuple = ()) -> Chai
     address = receipt["contractAddress"]  # None only for a receipt that created no contract
     if receipt["status"] != 1 or address is None:
         raise DomainError(f"Deploying {compiled['contractName']} on {caip2} failed.")
-    record = ChainContract.objects.create(
+    # An address comes back only on a chain that was reset (a local one): the new contract
+    # takes the old record's place.
+    record, _ = ChainContract.objects.update_or_create(
         chain=caip2,
-        kind=kind,
         address=Web3.to_checksum_address(address),
-        deployed_block=receipt["blockNumber"],
-        deploy_tx=receipt["transactionHash"].to_0x_hex(),
+        defaults={
+            "kind": kind,
+            "deployed_block": receipt["blockNumber"],
+            "deploy_tx": receipt["transactionHash"].to_0x_hex(),
+        },
     )
     logger.info(
         "contract deployed", extra={"chain": caip2, "kind": kind, "address": record.address}

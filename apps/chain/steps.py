@@ -26,6 +26,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from apps.chain.chains import Chain, chain, content_id_bytes32, contract_for, signer, web3_for
 from apps.chain.models import Registration, RegistrationStatus
+from apps.chain.nonces import nonce_reconcile
 from apps.chain.transactions import (
     Fees,
     GasTooExpensive,
@@ -33,7 +34,6 @@ from apps.chain.transactions import (
     current_fees,
     estimate_gas,
     next_nonce,
-    node_pending_count,
     release_nonce,
     sign,
 )
@@ -244,7 +244,7 @@ def _submit(registration: Registration, lease: Lease, spec: Chain, web3: Web3) -
             f"The signer {account.address} lacks {shortfall / 10**18:.6f} of the "
             "native coin to pay for gas; fund it and register again.",
         )
-    pending = node_pending_count(web3, account.address)
+    pending = nonce_reconcile(web3=web3, chain=spec, account=account)
     with transaction.atomic():  # short: the nonce row is locked for these few writes only
         nonce = next_nonce(chain=spec, address=account.address, node_pending=pending)
         raw = sign(call, account=account, nonce=nonce, gas=gas, fees=fees, chain_id=spec.chain_id)
@@ -265,9 +265,17 @@ def _submit(registration: Registration, lease: Lease, spec: Chain, web3: Web3) -
 
 def _broadcast(registration: Registration, web3: Web3, step: Step) -> Step:
     """Send a committed transaction. If the node is unreachable, tracking sends it again once
-    it counts as stuck; if the signer cannot pay, the registration fails and frees its nonce."""
+    it counts as stuck; if the signer cannot pay, the registration fails and frees its nonce;
+    if the node expects a lower nonce, the gap below it is filled and it is sent again."""
     try:
-        web3.eth.send_raw_transaction(step.raw)
+        try:
+            web3.eth.send_raw_transaction(step.raw)
+        except (Web3RPCError, ValueError) as error:
+            if "nonce too high" not in str(error).lower():
+                raise
+            spec = chain(registration.chain)
+            nonce_reconcile(web3=web3, chain=spec, account=signer(), refused=True)
+            web3.eth.send_raw_transaction(step.raw)
     except (Web3RPCError, ValueError) as error:
         text = str(error).lower()
         if "insufficient funds" in text:

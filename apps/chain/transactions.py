@@ -2,7 +2,8 @@
 
 Nonces come from a row per (chain, signer) locked while a transaction is built, reconciled with
 the node's pending count (asked before the row is locked: no network call under a lock), so two
-workers never use one nonce and a restart never skips one.
+workers never use one nonce and a restart never skips one. When the chain and the row disagree
+for longer than a broadcast takes, nonces.py heals the row.
 """
 
 import ast
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_abi_to_4byte_selector
 from web3 import Web3
@@ -86,7 +88,8 @@ def next_nonce(*, chain: Chain, address: str, node_pending: int) -> int:
     )
     nonce = max(row.next_nonce, node_pending)
     row.next_nonce = nonce + 1
-    row.save(update_fields=["next_nonce"])
+    row.reserved_at = timezone.now()
+    row.save(update_fields=["next_nonce", "reserved_at"])
     return nonce
 
 

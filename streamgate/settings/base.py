@@ -323,13 +323,22 @@ TRANSCODE_CHUNK_THRESHOLD_SECONDS = env.int("TRANSCODE_CHUNK_THRESHOLD_SECONDS",
 TRANSCODE_CHUNK_SECONDS = env.int("TRANSCODE_CHUNK_SECONDS", default=60)
 
 # --- Chains and IPFS ---------------------------------------------------------------------------
-# {"eip155:1": "https://…", "solana:mainnet": "https://…"}; chains not named have no RPC.
+# {"eip155:1": "https://…", "solana:mainnet": "https://…"}; chains not named have no RPC. A
+# value may be a list of providers, the first preferred: {"eip155:1": ["https://a", "https://b"]}.
 CHAIN_RPC_URLS = env.json("CHAIN_RPC_URLS", default={})
 # {"eip155:137": {"confirmations": 128, "log_range": 2000, "max_base_fee_gwei": 500}}
 CHAIN_OVERRIDES = env.json("CHAIN_OVERRIDES", default={})
 CHAIN_SIGNER_KEY = read_secret(env, "CHAIN_SIGNER_KEY", default="")
 CHAIN_RPC_TIMEOUT = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
 CHAIN_STUCK_AFTER_SECONDS = env.int("CHAIN_STUCK_AFTER_SECONDS", default=180)
+# A nonce gap (our row ahead of the node's pending count) older than this is healed.
+CHAIN_NONCE_GRACE_SECONDS = env.int("CHAIN_NONCE_GRACE_SECONDS", default=60)
+# Several providers per chain (a list in CHAIN_RPC_URLS): one more than this many blocks behind
+# the best head is skipped; a failed one rests 1, 2, 4… s up to the cooldown; heads are asked
+# again when older than the max age (apps/chain/providers.py).
+CHAIN_RPC_MAX_LAG_BLOCKS = env.int("CHAIN_RPC_MAX_LAG_BLOCKS", default=5)
+CHAIN_RPC_COOLDOWN_SECONDS = env.float("CHAIN_RPC_COOLDOWN_SECONDS", default=30.0)
+CHAIN_RPC_HEAD_MAX_AGE_SECONDS = env.float("CHAIN_RPC_HEAD_MAX_AGE_SECONDS", default=5.0)
 CHAIN_FEE_BUMP_PERCENT = 15  # nodes want >= 10% more to replace a pending transaction
 CHAIN_INDEX_BATCH_SECONDS = 20  # one beat run indexes at most this long per chain
 # A registration or pin fails after this many failed steps in a row (or stalls the reaper found);

@@ -1,6 +1,8 @@
 """Metaplex collection gates against a local Solana JSON-RPC server whose accounts are built in
 the real layouts (SPL token accounts, Borsh metadata); our code uses solana-py over HTTP."""
 
+import time
+
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -172,3 +174,32 @@ def test_the_parser_reads_current_older_and_padded_layouts(collection):
     with pytest.raises(MetadataInvalid):
         metadata_parse(b"\x06" + current[1:])
     assert metadata_address(mint) == metadata_pda(mint)
+
+
+def test_a_failing_provider_gives_way_to_the_next_and_is_used_again(
+    ledger, node, collection, settings
+):
+    from prometheus_client import REGISTRY
+
+    from apps.chain.providers import provider_label
+    from tests.support.rpc_faults import FaultyProvider
+
+    owner = Keypair().pubkey()
+    ledger.add_nft(owner, collection=collection)
+    with FaultyProvider(node) as first:
+        settings.CHAIN_RPC_URLS = {CHAIN: [first.url, node]}
+        settings.CHAIN_RPC_COOLDOWN_SECONDS = 0.3
+
+        def failed() -> float:
+            labels = {"chain": CHAIN, "provider": provider_label(first.url), "outcome": "error"}
+            return REGISTRY.get_sample_value("streamgate_rpc_requests_total", labels) or 0.0
+
+        first.mode = "error"  # HTTP 500
+        before = failed()
+        assert held(owner, collection) is True
+        assert held(owner, collection) is True  # in cooldown: not asked again
+        assert failed() == before + 1
+        first.mode = "ok"
+        time.sleep(0.35)  # the cooldown runs out: the recovered provider is asked again
+        assert held(owner, collection) is True
+        assert "getTokenAccountsByOwner" in first.calls

@@ -289,6 +289,25 @@ def test_offers_are_relayed_with_the_signers_nonce_and_go_live(market):
     assert [o["amount"] for o in shown["offers"]] == ["5"]
 
 
+def test_a_relay_refused_for_its_nonce_is_sent_again_with_a_healed_one(market):
+    """A nonce reserved by a process that died before broadcasting: the node refuses the next
+    one as too high; the relay heals the row and sends the set at the node's nonce."""
+    from django.db import transaction
+
+    from apps.chain.chains import chain
+    from apps.chain.transactions import next_nonce
+
+    content = market.content()
+    signer = Account.from_key(SIGNER_KEY).address
+    with transaction.atomic():
+        pending = market.web3.eth.get_transaction_count(signer, "pending")
+        lost = next_nonce(chain=chain(HARDHAT), address=signer, node_pending=pending)
+    offer_set = market.relay(market.sign_offers(content, [offer()]))
+    assert (offer_set.status, offer_set.tx_nonce) == (OfferSetStatus.SUBMITTED, lost)
+    assert market.web3.eth.get_transaction(offer_set.tx_hash)["nonce"] == lost
+    assert chain_offers_track.run(offer_set.pk) is True
+
+
 def test_offers_wait_for_confirmations(market, settings):
     settings.CHAIN_OVERRIDES = {HARDHAT: {"confirmations": 2}}
     content = market.content()
