@@ -227,6 +227,9 @@ def main() -> int:
                 # Every wallet signs in from this one address: the per-address sign-in limit
                 # (60/min) would answer most of them 429.
                 SIGNIN_RATE="100000/min",
+                # A wallet's yes is remembered 300 s by default: the whole run. Kept 2 s, most
+                # gated playback grants ask the chain, through whichever provider answers.
+                GATE_CACHE_POSITIVE_TTL="2",
             )
             direct_env = dict(
                 stack_env,
@@ -350,6 +353,7 @@ def run_stack(
         )
         proxy_cpu = cpu_seconds(proxies.process.pid) - proxy_cpu_before
         opened = {name: proxies.set(name, "count") for name in proxies.ports}
+        rpc_calls = rpc_requests(port)
         poller.stopped.set()
         poller.join(5)
         memory.stopped.set()
@@ -376,6 +380,7 @@ def run_stack(
             connections=opened,
             memory=memory.samples,
             gated=soak.gated,
+            rpc_calls=rpc_calls,
         )
         if not passed and not evidence:
             evidence = forensics.capture(dsn, live_trees(processes), folder, "a goal missed")
@@ -384,6 +389,17 @@ def run_stack(
             for path in evidence:
                 print(f"  {path}")
         return passed
+
+
+def rpc_requests(port: int) -> list[str]:
+    """The stack's JSON-RPC calls by chain, provider and outcome, from its /metrics."""
+    import requests
+
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    except requests.RequestException as error:
+        return [f"/metrics did not answer: {error}"]
+    return [line for line in text.splitlines() if line.startswith("streamgate_rpc_requests_total")]
 
 
 def gate_one(port: int, creators: list[str], ready: list[str], collection: str) -> str:

@@ -435,7 +435,7 @@ def memory_section(soak, samples: list[tuple[float, str, str, int]]) -> list[Goa
     return [("memory of every process flat (within 10%)", ok, ", ".join(worst) or "no samples")]
 
 
-def signin_section(rows: list[Row], gated: list[str]) -> None:
+def signin_section(rows: list[Row], gated: list[str], rpc_calls: list[str]) -> None:
     if not gated:
         return
     signins = [r for r in rows if r.kind == "sign-in" and r.path.endswith("/verify/")]
@@ -445,6 +445,9 @@ def signin_section(rows: list[Row], gated: list[str]) -> None:
         f"({Counter(outcome(r) for r in signins)}); gated playback grants (a gate decision "
         f"each): {Counter(outcome(r) for r in watched)}"
     )
+    print("  JSON-RPC calls by provider and outcome (the stack's /metrics):")
+    for line in rpc_calls:
+        print(f"    {line}")
 
 
 def print_report(
@@ -458,6 +461,7 @@ def print_report(
     connections: dict[str, int],
     memory: list[tuple[float, str, str, int]] | None = None,
     gated: list[str] | None = None,
+    rpc_calls: list[str] | None = None,
 ) -> bool:
     """Print every figure and a line per goal; True when every goal is met."""
     rows = [row for row in soak.recorder.rows if row.phase != "setup"]
@@ -471,7 +475,7 @@ def print_report(
     errors_section(soak, rows, web_log)
     logs_section(logs, web_log)
     goals += processes_section(processes, cpu, connections)
-    signin_section(rows, gated or [])
+    signin_section(rows, gated or [], rpc_calls or [])
     goals += memory_section(soak, memory or [])
     print("\n== goals")
     for name, ok, detail in goals:
