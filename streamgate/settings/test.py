@@ -10,8 +10,10 @@ os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/streamgate
 # pytest-xdist runs the suite in several processes (make test: two); each gets a Redis database
 # of its own (gw0 1, gw1 2, ...), as pytest-django gives each its own PostgreSQL database: the
 # suite flushes its database, and Celery queues and caches must not be shared between workers.
-_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:6379/{1 + int(_XDIST_WORKER[2:])}")
+os.environ.setdefault(
+    "REDIS_URL",
+    f"redis://127.0.0.1:6379/{1 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:])}",
+)
 # A test's own transaction (pytest-django's) stays open while it encodes or waits on a browser;
 # production's 60 s would end it on a busy machine. The bound itself has its own test.
 os.environ.setdefault("DATABASE_IDLE_IN_TRANSACTION_SECONDS", "600")

@@ -412,15 +412,31 @@ def processes_section(processes: dict, cpu: dict, connections: dict[str, int]) -
 
 
 def memory_section(soak, samples: list[tuple[float, str, str, int]]) -> list[Goal]:
-    """Each process's memory (PSS of its tree): the median of the first steady phase against
-    that of the last one; a restarted process is measured in its new life."""
-    first, last = soak.phases[0][0], soak.phases[-2][0] if len(soak.phases) > 1 else None
-    print(f"\n== memory (PSS of each process tree, MiB): median in '{first}' -> '{last}', peak")
+    """Each process's memory (PSS of its tree), median per phase; the goal compares the last
+    steady phase with the second half of the first (its first half is the stack warming up:
+    modules imported and caches filled on first use). A restarted process is measured in its
+    new life."""
+    first, last = soak.phases[0], soak.phases[-2] if len(soak.phases) > 1 else soak.phases[0]
+    warm = (first[1] + first[2]) / 2
+    names = sorted({sample[2] for sample in samples})
+    print("\n== memory (PSS of each process tree, MiB): median per phase")
+    print(f"  {'phase':22}" + "".join(f"{name:>9}" for name in names))
+    for phase, _, _ in soak.phases:
+        cells = []
+        for name in names:
+            sizes = [size for _, ph, process, size in samples if ph == phase and process == name]
+            cells.append(f"{pct(sizes, 0.5) / 2**20:9.0f}" if sizes else f"{'-':>9}")
+        print(f"  {phase:22}" + "".join(cells))
     ok, worst = True, []
-    for name in sorted({sample[2] for sample in samples}):
-        mine = [(phase, size) for _, phase, process, size in samples if process == name]
-        before = [size for phase, size in mine if phase == first]
-        after = [size for phase, size in mine if phase == last]
+    for name in names:
+        before = [
+            size
+            for t, phase, process, size in samples
+            if process == name and phase == first[0] and t >= warm
+        ]
+        after = [
+            size for _, phase, process, size in samples if process == name and phase == last[0]
+        ]
         if not before or not after:
             print(f"  {name}: not enough samples")
             continue
@@ -428,9 +444,10 @@ def memory_section(soak, samples: list[tuple[float, str, str, int]]) -> list[Goa
         change = (b - a) / a
         ok &= abs(change) <= 0.10
         worst.append(f"{name} {change:+.0%}")
+        peak = max(size for _, _, process, size in samples if process == name)
         print(
-            f"  {name:7} {a / 2**20:7.0f} -> {b / 2**20:7.0f} ({change:+.1%}); peak "
-            f"{max(size for _, size in mine) / 2**20:.0f}"
+            f"  {name}: {a / 2**20:.0f} ('{first[0]}', warmed) -> {b / 2**20:.0f} ('{last[0]}'), "
+            f"{change:+.1%}; peak {peak / 2**20:.0f}"
         )
     return [("memory of every process flat (within 10%)", ok, ", ".join(worst) or "no samples")]
 
