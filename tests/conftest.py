@@ -18,6 +18,25 @@ pytest_plugins = ["tests.support.evm"]
 ast_lock.install()  # before any test starts a thread
 
 
+# make test runs the suite in two pytest-xdist workers, then these modules alone: they hold real
+# processes to time budgets (an outage answered within seconds, a task's time limit, a log line
+# within its wait), which the other worker's CPU would eat on a two-core machine.
+SERIAL_MODULES = {
+    "tests/chain/test_steps_worker.py",
+    "tests/streamgate/test_logging.py",
+    "tests/streamgate/test_outage_boundary.py",
+    "tests/streamgate/test_outages.py",
+    "tests/transcode/test_database_outage.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        if str(item.path.relative_to(root)) in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis():
     """Start from an empty test Redis database: no queued tasks or cache entries of earlier runs."""

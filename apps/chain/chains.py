@@ -192,7 +192,8 @@ def _verify_chain_ids(caip2: str, provider: FailoverProvider) -> None:
         except (RequestException, OSError, ValueError) as error:
             unreachable = error
             continue
-        answered = int(response["result"], 16) if "result" in response else None
+        result = response.get("result")  # a QUANTITY: hex, though some nodes answer a number
+        answered = int(result, 16) if isinstance(result, str) else result
         if expected is not None and answered != expected:
             raise ChainNotConfigured(
                 f"The RPC endpoint for {caip2} serves chain id {answered}, not {expected}; "

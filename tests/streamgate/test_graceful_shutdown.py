@@ -23,7 +23,7 @@ from apps.access.services import api_token_create
 from apps.content.models import Content, ContentStatus
 from apps.transcode.models import JobState, TranscodeJob
 from apps.uploads.models import Upload
-from streamgate.celery import app
+from streamgate.celery import QUEUES, app
 from tests.factories import ContentFactory, CreatorFactory
 from tests.support.media import make_video
 from tests.support.processes import (
@@ -184,6 +184,9 @@ def test_sigterm_to_a_worker_mid_encode_requeues_the_job_for_another(
 ):
     clip = make_video(tmp_path / "clip.mp4", seconds=16, size="640x360", rate=30)
     env = worker_env(tmp_path)
+    # Messages earlier tests left in this Redis database would be counted below: none.
+    with Connection(app.conf.broker_url) as connection:
+        connection.default_channel.client.delete(*QUEUES)
     # Stored and finalised here (the Procfile's worker consumes the uploads queue too); the
     # finalisation queues the transcode.
     content = store_source(ContentFactory(), clip)

@@ -107,10 +107,10 @@ def test_worker_samples_reach_the_web_page(tmp_path, logs_dir):
         ),
         web_server(env, logs_dir / "web.log") as base,
     ):
-        result = failing_probe.delay()
-        with pytest.raises(RuntimeError):
-            result.get(timeout=30, propagate=True)
-        deadline = time.monotonic() + 10
+        # No result is waited for: this process's result backend is not what is tested, and an
+        # earlier test's throwaway Redis may be what it last spoke to. The page is the proof.
+        failing_probe.apply_async(ignore_result=True)
+        deadline = time.monotonic() + 40
         line = 'streamgate_task_failures_total{task="apps.content.tasks.failing_probe"} 1.0'
         while time.monotonic() < deadline:
             with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
