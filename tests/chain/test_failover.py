@@ -21,19 +21,12 @@ from apps.chain.models import ChainContract, ChainEvent, ContractKind
 from apps.chain.providers import ProvidersBehind, provider_label
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
-from tests.support.jsonrpc import HARDHAT_KEYS, hardhat_node, rpc, send_signed
+from tests.support.jsonrpc import HARDHAT_KEYS, rpc, send_signed
 from tests.support.rpc_faults import FaultyProvider
 
 HARDHAT = "eip155:31337"
 HOLDER = Account.from_key(HARDHAT_KEYS[1]).address
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    log = tmp_path_factory.mktemp("hardhat") / "node.log"
-    with hardhat_node(log) as url:
-        yield url
 
 
 @pytest.fixture

@@ -21,19 +21,11 @@ from tests.support.jsonrpc import (
     HARDHAT_KEYS,
     InterceptingProxy,
     RefusingProxy,
-    hardhat_node,
     rpc,
 )
 from tests.support.processes import ROOT, embedded_env
 
 HARDHAT = "eip155:31337"
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    log = tmp_path_factory.mktemp("hardhat") / "node.log"
-    with hardhat_node(log) as url:
-        yield url
 
 
 @pytest.fixture

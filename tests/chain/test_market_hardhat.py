@@ -32,7 +32,7 @@ from apps.chain.tasks import chain_offers_relay, chain_offers_track
 from apps.chain.typed_data import typed_data_sign
 from tests.access.conftest import published
 from tests.factories import UserFactory, WalletFactory
-from tests.support.jsonrpc import hardhat_key, hardhat_node, rpc, send_signed
+from tests.support.jsonrpc import hardhat_key, rpc, send_signed
 
 HARDHAT = "eip155:31337"
 # Hardhat's default accounts (funded): 0 is StreamGate's signer (the registry's owner and
@@ -41,13 +41,6 @@ SIGNER_KEY, CREATOR_KEY, VIEWER_KEY, OTHER_KEY = (hardhat_key(index) for index i
 NATIVE_BUY = {"kind": "purchase", "currency": None, "amount": "10000000000000000"}
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    log = tmp_path_factory.mktemp("hardhat") / "node.log"
-    with hardhat_node(log) as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -18,18 +18,11 @@ from apps.chain.models import ChainContract, ContractKind, RegistrationStatus, S
 from apps.chain.services import registration_advance, registration_request
 from apps.chain.transactions import next_nonce
 from tests.factories import registrable_content
-from tests.support.jsonrpc import HARDHAT_KEYS, hardhat_node, rpc, send_signed
+from tests.support.jsonrpc import HARDHAT_KEYS, rpc, send_signed
 
 HARDHAT = "eip155:31337"
 SIGNER = Account.from_key(HARDHAT_KEYS[0]).address
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    log = tmp_path_factory.mktemp("hardhat") / "node.log"
-    with hardhat_node(log) as url:
-        yield url
 
 
 @pytest.fixture

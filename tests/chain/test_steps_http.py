@@ -18,15 +18,9 @@ from apps.chain.models import Registration, RegistrationStatus
 from apps.chain.services import registration_advance, registration_request
 from tests.chain.test_hardhat import HARDHAT, deploy
 from tests.factories import registrable_content
-from tests.support.jsonrpc import HARDHAT_KEYS, InterceptingProxy, hardhat_node
+from tests.support.jsonrpc import HARDHAT_KEYS, InterceptingProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    with hardhat_node(tmp_path_factory.mktemp("hardhat") / "node.log") as url:
-        yield url
 
 
 @pytest.fixture
