@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from django.conf import settings
 from eth_utils import to_checksum_address
+from kombu import Connection
 from prometheus_client import REGISTRY
 
 from apps.access.gates import Wallet
@@ -107,9 +108,11 @@ def test_worker_samples_reach_the_web_page(tmp_path, logs_dir):
         ),
         web_server(env, logs_dir / "web.log") as base,
     ):
-        # No result is waited for: this process's result backend is not what is tested, and an
-        # earlier test's throwaway Redis may be what it last spoke to. The page is the proof.
-        failing_probe.apply_async(ignore_result=True)
+        # Sent on a connection of its own to the worker's broker, and no result waited for:
+        # this process's Celery app is not what is tested, and an earlier test's throwaway Redis
+        # may be what its pools last spoke to. The page is the proof.
+        with Connection(settings.REDIS_URL) as connection:
+            failing_probe.apply_async(ignore_result=True, connection=connection)
         deadline = time.monotonic() + 40
         line = 'streamgate_task_failures_total{task="apps.content.tasks.failing_probe"} 1.0'
         while time.monotonic() < deadline:
