@@ -78,8 +78,7 @@ test: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.buil
 	$(BIN)/python -m mypy
 	DJANGO_SETTINGS_MODULE=streamgate.settings.test DATABASE_URL=sqlite://:memory: \
 		$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest --create-db -n 2 --dist loadfile -m 'not serial'
-	$(BIN)/python -m pytest --create-db -m serial
+	$(BIN)/python -m pytest --create-db
 
 ## bench: every benchmark under tests/benchmarks/, printing ratios against their baselines
 bench: $(VENV)/.dev-installed contracts/node_modules/.installed static/dist/.built

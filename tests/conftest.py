@@ -18,10 +18,10 @@ pytest_plugins = ["tests.support.evm"]
 ast_lock.install()  # before any test starts a thread
 
 
-# make test runs the suite in two pytest-xdist workers, then these modules alone: they hold real
-# processes to time budgets (an outage answered within seconds, a task's time limit, a log line
-# within its wait, the edge's database check within its timeout), which the other worker's CPU
-# would eat on a two-core machine.
+# Run in two pytest-xdist workers (README, The two commands), these modules go last and alone:
+# they hold real processes to time budgets (an outage answered within seconds, a task's time
+# limit, a log line within its wait, the edge's database check within its timeout), which the
+# other worker's CPU would eat on a two-core machine.
 SERIAL_MODULES = {
     "tests/chain/test_steps_worker.py",
     "tests/streamgate/test_cache_freshness.py",
