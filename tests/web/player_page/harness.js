@@ -185,7 +185,12 @@ const ADAPTERS = {
 
 // Where playback ended is judged when it ends: dash.js may seek back into the last segment
 // after `ended` (seen once: ended at 5.900 of 5.91, then a seek to 5.400).
+// The first end signal (the element's `ended` or dash.js's last PLAYBACK_ENDED) is also put on the
+// timeline as "end", where the join test stops looking for seeks.
 function markEnded(video) {
+  if (!report.ended) {
+    report.timeline.push(`end@${video.currentTime.toFixed(3)}`);
+  }
   report.ended = true;
   report.endedAt = report.endedAt || where(video);
 }
