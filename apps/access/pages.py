@@ -29,6 +29,7 @@ from apps.chain.chains import (
     configured_evm_chains,
 )
 from apps.content.models import ContentStatus
+from apps.content.scopes import SCOPE_HELP, SCOPES
 from apps.content.selectors import (
     content_can_manage,
     content_get_manageable,
@@ -277,7 +278,12 @@ def account(request: HttpRequest) -> HttpResponse:
         "hasPassword": request.user.has_usable_password(),
         "chainNames": {caip2: known.name for caip2, known in KNOWN_CHAINS.items()},
     }
-    response = render(request, "account.html", {"nav": "account", "account_config": config})
+    scopes = [{"name": name, "help": SCOPE_HELP[name]} for name in SCOPES]
+    response = render(
+        request,
+        "account.html",
+        {"nav": "account", "account_config": config, "token_scopes": scopes},
+    )
     response["Cache-Control"] = "no-store"
     return response
 
