@@ -17,6 +17,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from apps.access.audience_stats import view_stats_compute, views_per_day
+from apps.access.embeds import social_tags
 from apps.access.gate_words import ChainLabel, Requirement, gate_words
 from apps.access.gates import GateInvalid, gate_validate
 from apps.access.services import signin_policy
@@ -155,6 +156,8 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "playable_seconds": playable_seconds,
             "embed": embed,
             "gate_words": _gate_in_words(content.gate),
+            # Link previews and oEmbed discovery, for ready videos (the player alone needs none).
+            "social": None if embed else social_tags(content),
         },
     )
     if embed:  # the player alone, for the creator's <iframe> on other sites

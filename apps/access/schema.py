@@ -16,7 +16,7 @@ def _scopes_text() -> str:
         "A token from `manage.py create_api_token`, the account page or `POST "
         "/api/v1/auth/tokens/`, or a wallet sign-in. A token holds scopes, chosen when it is "
         "created; each operation names the one it needs (its description and "
-        f"`{SCOPE_EXTENSION}`). A token without it gets 403 `{{\"reason\": \"missing_scope\", "
+        f'`{SCOPE_EXTENSION}`). A token without it gets 403 `{{"reason": "missing_scope", '
         '"required_scope": ...}`. Tokens created without a choice, wallet sign-in tokens and '
         "tokens from before scopes hold all of them; browser sessions are not scoped.\n\n"
         f"{lines}"

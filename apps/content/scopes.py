@@ -63,9 +63,7 @@ def scopes_parse(values: Iterable[str]) -> list[str]:
                 )
             found.add(name)
     if not found:
-        raise UnknownScope(
-            f"Choose at least one scope of {', '.join(SCOPES)}.", reason="no_scope"
-        )
+        raise UnknownScope(f"Choose at least one scope of {', '.join(SCOPES)}.", reason="no_scope")
     return sorted(found)
 
 

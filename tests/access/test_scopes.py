@@ -20,8 +20,8 @@ from apps.access.services import api_token_create
 from apps.content.consumers import CLOSE_NOT_SIGNED_IN
 from apps.content.models import Content, ContentStatus
 from apps.content.scopes import NO_SCOPE, SCOPES, required_scope_of
-from tests.access.conftest import ALICE, published
 from streamgate.asgi import application
+from tests.access.conftest import ALICE, published
 from tests.factories import ContentFactory
 
 pytestmark = pytest.mark.django_db
@@ -139,9 +139,12 @@ def test_playback_needs_the_playback_scope(creator, media_root):
 
 
 def test_creating_a_draft_needs_the_upload_scope(creator):
-    missing(bearer(token_with(creator, "read", "manage")).post(
-        "/api/v1/contents/", {"title": "Draft"}, format="json"
-    ), "upload")
+    missing(
+        bearer(token_with(creator, "read", "manage")).post(
+            "/api/v1/contents/", {"title": "Draft"}, format="json"
+        ),
+        "upload",
+    )
     created = bearer(token_with(creator, "upload")).post(
         "/api/v1/contents/", {"title": "Draft"}, format="json"
     )

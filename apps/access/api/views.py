@@ -315,7 +315,10 @@ class TokenListView(APIView):
         request=TokenCreateInputSerializer,
         responses={
             201: TokenCreatedOutputSerializer,
-            400: OpenApiResponse(ErrorOutputSerializer, description="Malformed, unknown scope"),
+            400: OpenApiResponse(
+                description="Malformed (errors by field), or an unknown scope or none "
+                "(`unknown_scope`, `no_scope`)"
+            ),
             403: OpenApiResponse(
                 ErrorOutputSerializer, description="A scope the asking token lacks"
             ),

@@ -1,5 +1,6 @@
-import apps.content.scopes
 from django.db import migrations, models
+
+import apps.content.scopes
 
 
 class Migration(migrations.Migration):
