@@ -355,3 +355,40 @@ def test_a_token_from_before_scopes_keeps_full_access(media_root):
     assert client.get(f"/api/v1/contents/{content.id}/").status_code == 200
     assert client.get(TOKENS).status_code == 200
     assert client.post(f"/api/v1/contents/{content.id}/playback/").status_code == 200
+
+
+# --- the OpenAPI schema documents them --------------------------------------------------------
+
+
+def test_the_schema_lists_the_scopes_and_each_operation_s_scope(client):
+    import yaml
+
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    description = schema["components"]["securitySchemes"]["bearerAuth"]["description"]
+    for scope in SCOPES:
+        assert f"- `{scope}`: " in description
+    paths = schema["paths"]
+    expected = {
+        ("/api/v1/contents/", "get"): "read",
+        ("/api/v1/contents/", "post"): "upload",
+        ("/api/v1/contents/{id}/", "patch"): "manage",
+        ("/api/v1/contents/{content_id}/playback/", "post"): "playback",
+        ("/api/v1/uploads/", "post"): "upload",
+        ("/api/v1/auth/tokens/", "post"): "manage",
+        ("/api/v1/auth/siwe/verify/", "post"): None,
+    }
+    for (path, method), scope in expected.items():
+        operation = paths[path][method]
+        assert operation["x-required-scope"] == scope, (path, method)
+        assert (f"Bearer token scope: `{scope}`." if scope else "none needed") in operation[
+            "description"
+        ]
+    every = [op for ops in paths.values() for op in ops.values() if isinstance(op, dict)]
+    assert all("x-required-scope" in op for op in every)
+
+
+def test_the_schema_is_served_to_any_token(db, viewer):
+    response = bearer(token_with(viewer, "playback")).get("/api/schema/")
+    assert response.status_code == 200
