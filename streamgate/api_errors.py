@@ -135,4 +135,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     ):
         code = getattr(response.data["detail"], "code", None)
         response.data["reason"] = code or status_reason(response.status_code)
+        # More fields an API error carries (a missing scope's ``required_scope``).
+        extra = getattr(exc, "extra", None)
+        if isinstance(extra, dict):
+            response.data.update({k: v for k, v in extra.items() if k not in response.data})
     return response

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.access import pages
 from apps.access import views as access_views
 from apps.access.content_keys import clearkey_license, hls_key
+from apps.access.embeds import oembed
 from apps.access.public_files import public_file
 from apps.access.stream import stream_file
 from streamgate.api_errors import NOT_FOUND_URL_NAME, api_not_found
@@ -30,6 +31,7 @@ urlpatterns = [
     path("creators/<str:username>/", pages.creator, name="creator"),
     path("watch/<uuid:content_id>/", pages.watch, name="watch"),
     path("posters/<uuid:content_id>.jpg", pages.poster, name="poster"),
+    path("oembed", oembed, name="oembed"),
     path("studio/", pages.studio, name="studio"),
     path("studio/upload/", pages.upload, name="upload"),
     path("studio/sales/", pages.sales, name="sales"),

@@ -1,6 +1,7 @@
 """What a signed-in user does to their own account besides wallets: API tokens they name, and
 signing out everywhere. (Wallet linking and unlinking are in services.py, next to sign-in.)"""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,8 @@ from apps.access.models import (
 )
 from apps.access.services import api_token_create
 from apps.content.audit import audit_record
+from apps.content.scopes import scopes_all, scopes_parse
+from streamgate.exceptions import NotAllowed
 
 SESSION_GENERATION = "sg_generation"  # the session key holding the generation it was opened in
 
@@ -28,15 +31,35 @@ def account_token_create(
     name: str,
     expires_in: timedelta | None = None,
     wallet_id: int | None = None,
+    scopes: Iterable[str] | None = None,
+    held_scopes: Iterable[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """A named API token for ``user``; returns it and its clear value, shown once, never kept.
     ``wallet_id``: the wallet behind the credential asking (the session's sign-in wallet, or a
     token's), which the new token then hangs on: whoever held a wallet, say a stolen one, cannot
-    mint a token that outlives its unlinking."""
+    mint a token that outlives its unlinking.
+
+    ``scopes``: what the new token may do (None: all the asker holds). ``held_scopes``: the
+    scopes of the token asking (None for a session, which holds all): a token cannot mint one
+    that may do more than itself (NotAllowed ``scope_escalation``, naming what it lacks)."""
+    held = scopes_all() if held_scopes is None else sorted(held_scopes)
+    chosen = held if scopes is None else scopes_parse(scopes)
+    beyond = sorted(set(chosen) - set(held))
+    if beyond:
+        raise NotAllowed(
+            f"This token cannot create a token with scopes it lacks: {', '.join(beyond)}.",
+            reason="scope_escalation",
+            extra={"scopes": beyond},
+        )
     expires_at = timezone.now() + expires_in if expires_in else None
     wallet = WalletAccount.objects.filter(pk=wallet_id, user=user).first() if wallet_id else None
     return api_token_create(
-        user=user, name=name, expires_at=expires_at, source=TokenSource.ACCOUNT, wallet=wallet
+        user=user,
+        name=name,
+        expires_at=expires_at,
+        source=TokenSource.ACCOUNT,
+        wallet=wallet,
+        scopes=chosen,
     )
 
 

@@ -42,6 +42,7 @@ class ApiTokenAdmin(AuditedAdmin):
         "user",
         "name",
         "source",
+        "scopes",
         "state",
         "created_at",
         "expires_at",
@@ -53,6 +54,7 @@ class ApiTokenAdmin(AuditedAdmin):
         "prefix",
         "key_hash",
         "source",
+        "scopes",  # fixed at creation: widening one would grant what its holder never chose
         "wallet",
         "created_at",
         "expires_at",

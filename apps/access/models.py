@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.content.scopes import scopes_all
+
 
 class TokenSource(models.TextChoices):
     COMMAND = "command", "create_api_token"
@@ -39,6 +41,11 @@ class ApiToken(models.Model):
         related_name="tokens",
         help_text="The wallet whose sign-in issued this token, or behind the session or token "
         "that created it: unlinking the wallet revokes it.",
+    )
+    scopes = models.JSONField(
+        default=scopes_all,
+        help_text="What the token may do (apps/content/scopes.py), sorted; fixed at creation. "
+        "Tokens from before scopes, wallet sign-ins and creation without a choice hold all.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")

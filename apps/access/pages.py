@@ -17,6 +17,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from apps.access.audience_stats import view_stats_compute, views_per_day
+from apps.access.embeds import social_tags
 from apps.access.gate_words import ChainLabel, Requirement, gate_words
 from apps.access.gates import GateInvalid, gate_validate
 from apps.access.services import signin_policy
@@ -29,6 +30,7 @@ from apps.chain.chains import (
     configured_evm_chains,
 )
 from apps.content.models import ContentStatus
+from apps.content.scopes import SCOPE_HELP, SCOPES
 from apps.content.selectors import (
     content_can_manage,
     content_get_manageable,
@@ -154,6 +156,8 @@ def watch(request: HttpRequest, content_id: uuid.UUID) -> HttpResponse:
             "playable_seconds": playable_seconds,
             "embed": embed,
             "gate_words": _gate_in_words(content.gate),
+            # Link previews and oEmbed discovery, for ready videos (the player alone needs none).
+            "social": None if embed else social_tags(content),
         },
     )
     if embed:  # the player alone, for the creator's <iframe> on other sites
@@ -277,7 +281,12 @@ def account(request: HttpRequest) -> HttpResponse:
         "hasPassword": request.user.has_usable_password(),
         "chainNames": {caip2: known.name for caip2, known in KNOWN_CHAINS.items()},
     }
-    response = render(request, "account.html", {"nav": "account", "account_config": config})
+    scopes = [{"name": name, "help": SCOPE_HELP[name]} for name in SCOPES]
+    response = render(
+        request,
+        "account.html",
+        {"nav": "account", "account_config": config, "token_scopes": scopes},
+    )
     response["Cache-Control"] = "no-store"
     return response
 

@@ -4,6 +4,7 @@ import hashlib
 import re
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ from apps.chain.chains import (
 )
 from apps.content.audit import ANONYMOUS, audit_record
 from apps.content.models import CREATORS_GROUP
+from apps.content.scopes import scopes_all, scopes_parse
 from streamgate.exceptions import Conflict
 
 # Refresh last_used_at at most this often, so that authenticated reads do not all write.
@@ -60,8 +62,11 @@ def api_token_create(
     expires_at: datetime | None = None,
     source: str = TokenSource.COMMAND,
     wallet: WalletAccount | None = None,
+    scopes: Iterable[str] | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; returns the record and the clear token, which is not kept."""
+    """Create a token for ``user``; returns the record and the clear token, which is not kept.
+    ``scopes``: what it may do (UnknownScope for a name that is none); None: every scope."""
+    chosen = scopes_all() if scopes is None else scopes_parse(scopes)
     clear = token_generate()
     token = ApiToken.objects.create(
         user=user,
@@ -71,12 +76,19 @@ def api_token_create(
         expires_at=expires_at,
         source=source,
         wallet=wallet,
+        scopes=chosen,
     )
     if source not in SIGN_IN_SOURCES:  # a sign-in's token is in its auth.signin.succeeded row
         audit_record(
             event="auth.token.created",
             target=token,
-            details={"user_id": user.pk, "name": name, "source": source, "expires_at": expires_at},
+            details={
+                "user_id": user.pk,
+                "name": name,
+                "source": source,
+                "expires_at": expires_at,
+                "scopes": chosen,
+            },
         )
     return token, clear
 

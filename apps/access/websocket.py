@@ -14,12 +14,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from apps.access.middleware import session_stands
 from apps.access.selectors import api_token_authenticate
 from apps.access.services import api_token_touch
+from apps.content.scopes import READ
 
 
 @database_sync_to_async
 def _user_for_token(clear: str) -> AbstractBaseUser | None:
     token = api_token_authenticate(clear)
-    if token is None:
+    # The progress websocket shows what GET /api/v1/contents/<id>/ does: it needs ``read``.
+    if token is None or READ not in token.scopes:
         return None
     api_token_touch(token=token)
     return token.user

@@ -22,6 +22,7 @@
       return "You are signed out (perhaps by “Sign out everywhere” on another device). Reload the page and sign in again.";
     }
     if (answer.data && answer.data.name) return `Token name: ${[].concat(answer.data.name).join(" ")}`;
+    if (answer.data && answer.data.reason === "no_scope") return "Tick at least one thing the token may do.";
     return SGWallet.refusal(answer.data, fallback);
   }
   async function copy(text, status, what) {
@@ -153,6 +154,7 @@
     const answer = await SG.api("POST", "/api/v1/auth/tokens/", {
       name: $("token-name").value.trim(),
       expires_in_days: days ? Number(days) : null,
+      scopes: [...document.querySelectorAll('#token-form input[name="scopes"]:checked')].map((box) => box.value),
     });
     if (answer.status !== 201) { $("token-created").hidden = true; SG.notice(status, failure(answer, "Could not create the token."), "error"); return; }
     SG.notice(status, "");

@@ -183,7 +183,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "apps.content.api.pagination.ContentPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus each operation's bearer token scope.
+    "DEFAULT_SCHEMA_CLASS": "apps.access.schema.ScopedAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's defaults, with JSON nesting bounded (streamgate/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
@@ -212,6 +213,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Token-gated video: resumable uploads, an ABR ladder, wallet sign-in, gates.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is public: its views read no credential (so no token scope applies to them).
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -202,6 +202,7 @@ def test_tokens_created_and_revoked_through_the_api(client_for):
         "name": "ci",
         "source": "account",
         "expires_at": None,
+        "scopes": ["manage", "playback", "read", "upload"],
     }
     assert created.json()["token"] not in str(row.details)
     assert api.delete(f"/api/v1/auth/tokens/{token_id}/").status_code == 204

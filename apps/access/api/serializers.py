@@ -7,6 +7,7 @@ from rest_framework import serializers
 from apps.access.audience import BEACON_MAX_EVENTS, EVENT_FIELDS
 from apps.access.audience_stats import view_stats_of
 from apps.access.models import ApiToken, WalletAccount
+from apps.content.scopes import SCOPE_HELP, SCOPES
 
 
 class NonceOutputSerializer(serializers.Serializer):
@@ -97,6 +98,7 @@ class ApiTokenOutputSerializer(serializers.ModelSerializer):
             "name",
             "prefix",
             "source",
+            "scopes",
             "wallet",
             "created_at",
             "expires_at",
@@ -121,6 +123,16 @@ class TokenCreateInputSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="Days until the token stops working; empty: it never expires.",
+    )
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=20),
+        max_length=20,
+        required=False,
+        allow_null=True,
+        help_text="What the token may do: any of "
+        + ", ".join(f"`{name}` ({SCOPE_HELP[name]})" for name in SCOPES)
+        + ". Omitted: every scope the credential asking holds. A token may not create one with "
+        "a scope it lacks (403 `scope_escalation`); an unknown name is 400 `unknown_scope`.",
     )
 
 

@@ -52,6 +52,7 @@ from apps.access.services import (
     wallet_link,
     wallet_unlink,
 )
+from apps.content.scopes import MANAGE, NO_SCOPE, PLAYBACK, READ
 from apps.content.selectors import content_visible_get, user_is_creator
 from streamgate.client_address import request_client_address
 from streamgate.throttling import LenientScopedRateThrottle, StrictScopedRateThrottle
@@ -69,6 +70,7 @@ def _client_secret(request: Request) -> str:
 
 
 class _SignInView(APIView):
+    required_scope = NO_SCOPE  # anyone may sign in; a token sent along is not used
     permission_classes = [AllowAny]
     # Anonymous, and each request writes a nonce or checks a signature: with the cache away,
     # the limit cannot count, so sign-in answers 503 rather than go unlimited.
@@ -170,6 +172,7 @@ class SolanaVerifyView(VerifyView):
 
 
 class LogoutView(APIView):
+    required_scope = NO_SCOPE  # any token may log itself out
     permission_classes = [AllowAny]
 
     @extend_schema(
@@ -185,6 +188,7 @@ class LogoutView(APIView):
 
 
 class LogoutEverywhereView(APIView):
+    required_scope = MANAGE
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -208,6 +212,7 @@ class LogoutEverywhereView(APIView):
 
 
 class MeView(APIView):
+    required_scope = READ
     permission_classes = [IsAuthenticated]
 
     @extend_schema(summary="The signed-in user and their wallets", responses=MeOutputSerializer)
@@ -239,6 +244,7 @@ def _wallet_context(request: Request) -> dict:
 
 
 class WalletListView(APIView):
+    required_scope = {"GET": READ, "POST": MANAGE}
     permission_classes = [IsAuthenticated]
     throttle_classes = [StrictScopedRateThrottle]  # linking checks a signature, as sign-in does
     throttle_scope = "signin"
@@ -278,6 +284,7 @@ class WalletListView(APIView):
 
 
 class WalletDetailView(APIView):
+    required_scope = MANAGE
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -293,6 +300,7 @@ class WalletDetailView(APIView):
 
 
 class TokenListView(APIView):
+    required_scope = MANAGE  # credentials: listing them too
     permission_classes = [IsAuthenticated]
 
     @extend_schema(summary="Your API tokens", responses=ApiTokenOutputSerializer(many=True))
@@ -305,7 +313,16 @@ class TokenListView(APIView):
     @extend_schema(
         summary="Create a named API token; its secret is in this answer only",
         request=TokenCreateInputSerializer,
-        responses={201: TokenCreatedOutputSerializer, 400: ERRORS[400]},
+        responses={
+            201: TokenCreatedOutputSerializer,
+            400: OpenApiResponse(
+                description="Malformed (errors by field), or an unknown scope or none "
+                "(`unknown_scope`, `no_scope`)"
+            ),
+            403: OpenApiResponse(
+                ErrorOutputSerializer, description="A scope the asking token lacks"
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data = TokenCreateInputSerializer(data=request.data)
@@ -316,6 +333,8 @@ class TokenListView(APIView):
             name=data.validated_data["name"],
             expires_in=timedelta(days=days) if days else None,
             wallet_id=_credential_wallet(request),
+            scopes=data.validated_data.get("scopes"),
+            held_scopes=request.auth.scopes if isinstance(request.auth, ApiToken) else None,
         )
         token.clear = clear  # type: ignore[attr-defined]  # shown once, never stored
         response = Response(
@@ -327,6 +346,7 @@ class TokenListView(APIView):
 
 
 class TokenDetailView(APIView):
+    required_scope = MANAGE
     permission_classes = [IsAuthenticated]
 
     @extend_schema(summary="Revoke one of your tokens", responses={204: None, 404: None})
@@ -339,6 +359,7 @@ class TokenDetailView(APIView):
 
 
 class PlaybackView(APIView):
+    required_scope = PLAYBACK
     permission_classes = [AllowAny]
     # With the cache away, viewers still get their URLs (the gate has its own timeouts).
     throttle_classes = [LenientScopedRateThrottle]
@@ -398,6 +419,10 @@ class PlaybackView(APIView):
 
 class BeaconView(APIView):
     """See apps/access/audience.py: the view session in the body is the only credential."""
+
+    # Never read: no authentication runs here (the view session is the credential); declared
+    # for the record (README: scopes), since a player backend sends beacons with its grants.
+    required_scope = PLAYBACK
 
     authentication_classes: list = []  # no cookie or session read: nothing for CSRF to guard
     permission_classes = [AllowAny]

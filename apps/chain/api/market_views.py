@@ -34,6 +34,7 @@ from apps.chain.purchases import (
 )
 from apps.content.api.actions import ContentActionView
 from apps.content.models import Content
+from apps.content.scopes import MANAGE, PLAYBACK, READ
 from apps.content.selectors import content_visible_to
 from streamgate.exceptions import DomainError
 
@@ -56,6 +57,7 @@ def _body(request: Request) -> dict:
 
 
 class OffersView(ContentActionView):
+    required_scope = {"GET": READ, "PUT": MANAGE}
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -114,6 +116,9 @@ class OffersView(ContentActionView):
 
 
 class PurchaseView(APIView):
+    # A purchase only prepares the transactions the viewer's wallet signs and sends; buying
+    # access is part of watching, so a player backend's playback token may do it.
+    required_scope = PLAYBACK
     permission_classes = [IsAuthenticated]
     queryset = Content.objects.none()
 
@@ -170,6 +175,7 @@ class PurchaseView(APIView):
 
 
 class SalesView(APIView):
+    required_scope = READ
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -184,6 +190,7 @@ class SalesView(APIView):
 
 
 class WithdrawView(APIView):
+    required_scope = MANAGE
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
@@ -201,6 +208,7 @@ class WithdrawView(APIView):
 
 
 class PayoutView(APIView):
+    required_scope = {"GET": READ, "PUT": MANAGE}
     permission_classes = [IsAuthenticated]
 
     @extend_schema(

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from apps.content.api.serializers import ContentOutputSerializer
 from apps.content.api.views import UUID_PATTERN
 from apps.content.models import Content
+from apps.content.scopes import MANAGE
 from apps.content.selectors import content_can_manage, content_visible_to
 
 
@@ -26,6 +27,9 @@ def content_action_path(action: str) -> str:
 # A POST on one content by its owner or staff, answering 202 with the content's JSON. (A
 # comment, not a docstring: the schema would show a docstring as each action's description.)
 class ContentActionView(APIView):
+    # Changing a content is ``manage`` (apps/content/scopes.py); a GET an action adds
+    # declares its own mapping.
+    required_scope: str | dict[str, str] | None = MANAGE
     # Only for the schema generator, which reads the model (and the uuid pk) from it.
     queryset = Content.objects.none()
     permission_classes = [IsAuthenticatedOrReadOnly]

@@ -25,6 +25,7 @@ from apps.content.cache import (
     public_versions,
 )
 from apps.content.models import Content, ContentStatus
+from apps.content.scopes import MANAGE, READ, UPLOAD
 from apps.content.selectors import content_can_manage, content_list, content_visible_to
 from apps.content.services import content_create, content_delete, content_update
 from streamgate.edge import edge_mark
@@ -71,6 +72,7 @@ UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
     ),
 )
 class ContentViewSet(viewsets.GenericViewSet):
+    required_scope = {"GET": READ, "POST": UPLOAD, "PATCH": MANAGE, "DELETE": MANAGE}
     # Only for the schema generator, which reads the model (and the uuid pk) from it.
     queryset = Content.objects.none()
     pagination_class = ContentPagination

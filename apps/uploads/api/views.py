@@ -12,6 +12,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from apps.content.scopes import UPLOAD
 from apps.uploads.exceptions import (
     BadUploadRequest,
     UnsupportedContentType,
@@ -81,6 +82,7 @@ class OffsetStreamParser(BaseParser):
 class TusView(APIView):
     """Shared tus behaviour: Tus-Resumable on every request and response, method override."""
 
+    required_scope = UPLOAD  # every tus request but OPTIONS (discovery, which needs none)
     permission_classes = [IsAuthenticated]
     parser_classes = [OffsetStreamParser]
 
