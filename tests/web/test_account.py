@@ -130,6 +130,10 @@ def test_the_account_page_links_wallets_manages_tokens_and_signs_out_everywhere(
     page.get_by_text("Token name: This field may not be blank.").wait_for()
     page.get_by_label("Token name").fill("deploy script")
     page.get_by_label("Expires").select_option("90")
+    # Scopes: all ticked at first; this one may not manage (nor list tokens).
+    scopes = page.get_by_test_id("token-scopes")
+    assert scopes.locator("input:checked").count() == 4
+    scopes.locator('input[value="manage"]').uncheck()
     page.get_by_role("button", name="Create token").click()
     secret = page.get_by_test_id("token-secret")
     secret.wait_for()
@@ -143,7 +147,9 @@ def test_the_account_page_links_wallets_manages_tokens_and_signs_out_everywhere(
     tokens.first.wait_for()
     assert "deploy script" in tokens.first.text_content()
     assert "Never used" in tokens.first.text_content()
+    assert "Scopes: playback, read, upload" in tokens.first.text_content()
     assert bearer_status(f"{base}/api/v1/auth/me/", clear) == 200
+    assert bearer_status(f"{base}/api/v1/auth/tokens/", clear) == 403
 
     # Both sizes, with both lists and the secret showing: nothing scrolls sideways; axe-core
     # finds no violation.
