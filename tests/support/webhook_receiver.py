@@ -21,7 +21,7 @@ from tests.support.processes import free_port
 class Received:
     at: float  # time.time()
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: bytes
 
 
@@ -38,6 +38,7 @@ class Receiver:
         self.respond = respond
         self.received: list[Received] = []
         self.lock = threading.Lock()
+        self.reply = b'{"ok": true}'
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,14 +46,15 @@ class Receiver:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                item = Received(time.time(), self.path, dict(self.headers.items()), body)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                item = Received(time.time(), self.path, headers, body)
                 with receiver.lock:
                     receiver.received.append(item)
                     index = len(receiver.received) - 1
                 status, delay, headers = receiver.respond(item, index)
                 if delay:
                     time.sleep(delay)
-                reply = b'{"ok": true}'
+                reply = receiver.reply
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
@@ -123,3 +125,26 @@ def dns_server(records: dict[str, str]) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@contextmanager
+def webhook_worker(var_dir, log, *, concurrency: int = 8, **extra: str) -> Iterator[None]:
+    """A real Celery worker on the "webhooks" queue (threads, as deployed), on the test's
+    database and Redis; ``extra`` sets its environment (WEBHOOK_* settings)."""
+    import redis
+    from django.conf import settings as django_settings
+
+    from tests.support.processes import celery_worker, embedded_env
+
+    db = django_settings.DATABASES["default"]
+    env = embedded_env(
+        var_dir,
+        DJANGO_SETTINGS_MODULE="streamgate.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=django_settings.REDIS_URL,
+        WEBHOOK_ALLOW_PRIVATE="1",
+        **extra,
+    )
+    redis.Redis.from_url(django_settings.REDIS_URL).delete("webhooks")  # earlier messages
+    with celery_worker(env, log, queues="webhooks", pool="threads", concurrency=concurrency):
+        yield
