@@ -119,7 +119,6 @@ def store(caip2: str, token: str, batch: Batch, end: int) -> None:
         # Imported here: they import the tasks, which import this module.
         from apps.chain.offers import offer_sets_seen
         from apps.chain.payouts import payouts_seen
-
         from apps.chain.webhooks import purchases_announce
 
         offer_sets_seen(caip2, batch.events)

@@ -18,7 +18,9 @@ def api(creator, client_for):
 
 
 def create(api, **body):
-    return api.post("/api/v1/webhooks/", {"url": URL, "events": ["content.ready"], **body}, format="json")
+    return api.post(
+        "/api/v1/webhooks/", {"url": URL, "events": ["content.ready"], **body}, format="json"
+    )
 
 
 def test_creation_answers_the_secret_once_and_lists_without_it(api):
@@ -208,3 +210,21 @@ def test_the_schema_documents_the_endpoints(api_client):
     schema = api_client.get("/api/schema/?format=json").json()
     assert "/api/v1/webhooks/{endpoint_id}/rotate-secret/" in schema["paths"]
     assert "Webhooks" in schema["info"]["description"]
+
+
+def test_admin_lists_endpoints_without_secrets_and_deliveries_read_only(admin_client, creator):
+    endpoint = endpoint_create(owner=creator, url=URL, events=["content.ready"])
+    from apps.content.webhooks.services import webhook_test_send
+
+    delivery = webhook_test_send(endpoint=endpoint)
+    page = admin_client.get(f"/admin/content/webhookendpoint/{endpoint.id}/change/")
+    assert page.status_code == 200
+    assert endpoint.secret not in page.content.decode()
+    assert admin_client.get("/admin/content/webhookdelivery/").status_code == 200
+    detail = admin_client.get(f"/admin/content/webhookdelivery/{delivery.id}/change/")
+    assert detail.status_code == 200
+    assert 'name="status"' not in detail.content.decode()  # read-only
+    assert (
+        admin_client.post(f"/admin/content/webhookdelivery/{delivery.id}/delete/").status_code
+        == 403
+    )

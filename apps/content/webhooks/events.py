@@ -23,7 +23,7 @@ EVENT_TYPES = {
     "access.purchased": "A purchase of access to a content was indexed on chain.",
 }
 TEST_EVENT = "webhook.test"  # POST /api/v1/webhooks/<id>/test/; not subscribable
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 
 def secret_new() -> str:

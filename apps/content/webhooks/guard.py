@@ -164,4 +164,6 @@ def resolve(host: str, *, port: int, nameservers: list[str], timeout: float) -> 
     except (socket.gaierror, UnicodeError) as error:
         raise ResolveFailed(f"{host} did not resolve: {error}") from None
     # The scope of a link-local IPv6 answer ("fe80::1%eth0") is dropped: it is refused anyway.
-    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
+    return list(
+        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
+    )

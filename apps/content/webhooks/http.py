@@ -124,7 +124,9 @@ def post(
             latency_ms=_ms(started), error=f"No answer within {timeout:g} s (timed out)."
         )
     except NewConnectionError as error:
-        return Attempt(latency_ms=_ms(started), error=f"Could not connect: {error.__cause__ or error}")
+        return Attempt(
+            latency_ms=_ms(started), error=f"Could not connect: {error.__cause__ or error}"
+        )
     except SSLError as error:
         return Attempt(latency_ms=_ms(started), error=f"TLS failed: {error}")
     except HTTPError as error:

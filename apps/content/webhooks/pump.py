@@ -23,6 +23,7 @@ from apps.content.webhooks import tasks
 from apps.content.webhooks.http import post
 from apps.content.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from apps.content.webhooks.selectors import (
+    deliveries_due_batch,
     delivery_next_due,
     delivery_next_wake,
     endpoints_idle_with_work,
@@ -84,24 +85,41 @@ def pump_run(*, endpoint_id: str) -> int:
     if not taken:
         return 0
     sent, started, out_of_time = 0, time.monotonic(), False
+    renewed = checked = started
     try:
-        while True:
-            if time.monotonic() - started > settings.WEBHOOK_PUMP_SECONDS:
-                out_of_time = True
+        endpoint = _ours(endpoint_id, token)
+        while endpoint is not None:
+            batch = deliveries_due_batch(endpoint_id=endpoint_id, now=timezone.now())
+            if not batch:
                 break
-            endpoint = WebhookEndpoint.objects.filter(
-                pk=endpoint_id, enabled=True, pump_token=token
-            ).first()
-            if endpoint is None:  # disabled, deleted, or our lease was taken over
-                return sent
-            delivery = delivery_next_due(endpoint_id=endpoint_id, now=timezone.now())
-            if delivery is None:
+            stopped: set = set()  # contents whose delivery failed in this batch wait
+            for delivery in batch:
+                if delivery.content_id is not None and delivery.content_id in stopped:
+                    continue
+                outcome = attempt_run(endpoint=endpoint, delivery=delivery)
+                sent += 1
+                if outcome == "succeeded":
+                    endpoint.failing_since = None
+                else:
+                    endpoint.failing_since = endpoint.failing_since or timezone.now()
+                    stopped.add(delivery.content_id)
+                now = time.monotonic()
+                if now - renewed > _lease().total_seconds() / 3:
+                    renewed = now
+                    if not WebhookEndpoint.objects.filter(pk=endpoint_id, pump_token=token).update(
+                        pump_expires_at=timezone.now() + _lease()
+                    ):
+                        return sent  # taken over: the other pump carries on
+                if now - checked > 1 or outcome != "succeeded":
+                    checked = now  # disabled, deleted or taken over meanwhile?
+                    endpoint = _ours(endpoint_id, token)
+                    if endpoint is None:
+                        return sent
+                if now - started > settings.WEBHOOK_PUMP_SECONDS:
+                    out_of_time = True
+                    break
+            if out_of_time:
                 break
-            attempt_run(endpoint=endpoint, delivery=delivery)
-            sent += 1
-            WebhookEndpoint.objects.filter(pk=endpoint_id, pump_token=token).update(
-                pump_expires_at=timezone.now() + _lease()
-            )
     finally:
         WebhookEndpoint.objects.filter(pk=endpoint_id, pump_token=token).update(
             pump_token="", pump_expires_at=None
@@ -112,6 +130,11 @@ def pump_run(*, endpoint_id: str) -> int:
     else:
         _wake_later(endpoint_id)
     return sent
+
+
+def _ours(endpoint_id: str, token: str) -> WebhookEndpoint | None:
+    """The endpoint while it is enabled and our pump still holds it."""
+    return WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True, pump_token=token).first()
 
 
 def _wake_later(endpoint_id: str) -> None:
@@ -144,4 +167,3 @@ def pumps_dispatch(*, now: datetime | None = None) -> int:
     if endpoint_ids:
         logger.info("webhook pumps dispatched", extra={"endpoints": len(endpoint_ids)})
     return len(endpoint_ids)
-

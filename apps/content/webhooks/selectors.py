@@ -50,10 +50,23 @@ def delivery_next_due(*, endpoint_id: uuid.UUID | str, now: datetime) -> Webhook
     """The oldest delivery of the endpoint that may be attempted now."""
     return (
         deliveries_due(now=now)
-        .filter(endpoint_id=endpoint_id)
+        .filter(endpoint_id=uuid.UUID(str(endpoint_id)))
         .select_related("event")
         .order_by("id")
         .first()
+    )
+
+
+def deliveries_due_batch(
+    *, endpoint_id: uuid.UUID | str, now: datetime, size: int = 50
+) -> list[WebhookDelivery]:
+    """The endpoint's oldest due deliveries (at most ``size``), oldest first. A caller that
+    sees one fail must skip the later ones of the same content."""
+    return list(
+        deliveries_due(now=now)
+        .filter(endpoint_id=uuid.UUID(str(endpoint_id)))
+        .select_related("event")
+        .order_by("id")[:size]
     )
 
 
@@ -69,7 +82,9 @@ def endpoints_idle_with_work(*, now: datetime) -> QuerySet[WebhookEndpoint]:
 def delivery_next_wake(*, endpoint_id: uuid.UUID | str) -> datetime | None:
     """When the endpoint's next retry is due (None: nothing pending)."""
     return (
-        WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING)
+        WebhookDelivery.objects.filter(
+            endpoint_id=uuid.UUID(str(endpoint_id)), status=DeliveryStatus.PENDING
+        )
         .order_by("next_attempt_at")
         .values_list("next_attempt_at", flat=True)
         .first()

@@ -216,7 +216,9 @@ def _event_write(
             return None  # announced before
         raise
     WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(endpoint_id=endpoint_id, event=event, content_id=content_id, next_attempt_at=now)
+        WebhookDelivery(
+            endpoint_id=endpoint_id, event=event, content_id=content_id, next_attempt_at=now
+        )
         for endpoint_id in endpoints
     )
     for endpoint_id in endpoints:
@@ -301,9 +303,8 @@ def delivery_record(
         fields.update(status=DeliveryStatus.FAILED, finished_at=now)
     WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**fields)
     if attempt.succeeded:
-        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(
-            failing_since=None
-        )
+        if endpoint.failing_since is not None:  # the pump keeps it current between attempts
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
     else:
         _failure_streak(endpoint, at=at, error=attempt.error)
     WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
@@ -325,7 +326,9 @@ def _failure_streak(endpoint: WebhookEndpoint, *, at: datetime, error: str) -> N
         failing_since=at
     )
     since = (
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).values_list("failing_since", flat=True).first()
+        WebhookEndpoint.objects.filter(pk=endpoint.pk)
+        .values_list("failing_since", flat=True)
+        .first()
     )
     limit = timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS)
     if since is None or at - since < limit:

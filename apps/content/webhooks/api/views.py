@@ -51,7 +51,9 @@ class WebhookView(APIView):
 
 class WebhookListView(WebhookView):
     @extend_schema(
-        tags=TAGS, summary="List your webhook endpoints", responses=EndpointOutputSerializer(many=True)
+        tags=TAGS,
+        summary="List your webhook endpoints",
+        responses=EndpointOutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         endpoints = endpoints_of(user=request.user)
@@ -146,9 +148,7 @@ class WebhookRedeliverView(WebhookView):
         responses={202: DeliveryOutputSerializer, 404: None, 409: None},
     )
     def post(self, request: Request, endpoint_id, delivery_id: int) -> Response:
-        delivery = (
-            deliveries_of(endpoint=self.endpoint(endpoint_id)).filter(pk=delivery_id).first()
-        )
+        delivery = deliveries_of(endpoint=self.endpoint(endpoint_id)).filter(pk=delivery_id).first()
         if delivery is None:
             raise NotFound("This endpoint has no such delivery.")
         again = delivery_redeliver(delivery=delivery)
