@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 logger = logging.getLogger(__name__)
 
-QUEUES = ("uploads", "transcode", "chain", "default")
+QUEUES = ("uploads", "transcode", "chain", "webhooks", "default")
 
 app = Celery("streamgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -39,6 +39,9 @@ app.conf.task_default_exchange = "default"
 app.conf.task_default_routing_key = "default"
 # Each app's tasks go to the queue of their kind of work; everything else to "default".
 app.conf.task_routes = {
+    # Before "apps.content.*" would match them: webhook deliveries have their own workers,
+    # so a slow receiver never holds up encodes or housekeeping.
+    "apps.content.webhooks.*": {"queue": "webhooks"},
     "apps.uploads.*": {"queue": "uploads"},
     "apps.transcode.*": {"queue": "transcode"},
     "apps.chain.*": {"queue": "chain"},

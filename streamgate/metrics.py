@@ -52,6 +52,13 @@ TRANSCODE_FINISHED = Counter(
     "why) or lost (its worker stopped answering; the reaper queued the next attempt).",
     ["outcome"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "streamgate_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: succeeded (2xx), retrying (failed, another attempt "
+    "is scheduled), failed (given up after the retry schedule, or the endpoint was disabled) or "
+    "refused (the endpoint resolves to an address webhooks may not reach).",
+    ["outcome"],
+)
 TASK_FAILURES = Counter(
     "streamgate_task_failures_total", "Celery tasks that raised, by task.", ["task"]
 )

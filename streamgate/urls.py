@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.access import pages
+from apps.access import pages, webhook_pages
 from apps.access import views as access_views
 from apps.access.content_keys import clearkey_license, hls_key
 from apps.access.embeds import oembed
@@ -35,6 +35,8 @@ urlpatterns = [
     path("studio/", pages.studio, name="studio"),
     path("studio/upload/", pages.upload, name="upload"),
     path("studio/sales/", pages.sales, name="sales"),
+    path("studio/webhooks/", webhook_pages.webhooks, name="webhooks-page"),
+    path("studio/webhooks/<uuid:endpoint_id>/", webhook_pages.webhook, name="webhook-page"),
     path("studio/<uuid:content_id>/", pages.edit, name="edit"),
     path("account/", pages.account, name="account"),
     path("studio/<uuid:content_id>/stats/", pages.audience, name="audience"),

@@ -119,9 +119,11 @@ def store(caip2: str, token: str, batch: Batch, end: int) -> None:
         # Imported here: they import the tasks, which import this module.
         from apps.chain.offers import offer_sets_seen
         from apps.chain.payouts import payouts_seen
+        from apps.chain.webhooks import purchases_announce
 
         offer_sets_seen(caip2, batch.events)
         payouts_seen(caip2, batch.events)
+        purchases_announce(caip2=caip2, events=batch.events)
         transfers = {contract: sorted(accounts) for contract, accounts in batch.transfers.items()}
         if transfers:
             transaction.on_commit(lambda: announce(caip2, transfers))
@@ -145,16 +147,22 @@ def _trim_block_hashes(caip2: str) -> None:
 def _confirm_registrations(caip2: str, events: list[ChainEvent]) -> None:
     """A registration whose transaction the indexer saw at a safe depth is confirmed, even if
     the task watching it died."""
+    from apps.chain.webhooks import registration_confirmed_announce
+
     for event in events:
         if event.name == "ContentRegistered":
-            Registration.objects.filter(
+            submitted = Registration.objects.filter(
                 chain=caip2, tx_hash=event.tx_hash, status=RegistrationStatus.SUBMITTED
-            ).update(
+            )
+            confirmed = list(submitted.values_list("pk", flat=True))
+            submitted.update(
                 status=RegistrationStatus.CONFIRMED,
                 block_number=event.block_number,
                 block_hash=event.block_hash,
                 confirmed_at=timezone.now(),
             )
+            for registration_id in confirmed:
+                registration_confirmed_announce(registration_id=registration_id)
 
 
 def announce_access(caip2: str, accounts: list[str]) -> None:

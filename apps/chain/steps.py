@@ -37,6 +37,7 @@ from apps.chain.transactions import (
     release_nonce,
     sign,
 )
+from apps.chain.webhooks import registration_confirmed_announce
 from apps.content.services import content_source_cid
 from apps.content.storage import StorageUnavailable
 from streamgate.celery import enqueue_on_commit_with
@@ -131,6 +132,8 @@ def step_finish(registration: Registration, lease: Lease, step: Step, *, advance
     due = timezone.now() + timedelta(seconds=step.delay) if step.delay is not None else None
     with transaction.atomic():
         lease.write(**changes, failures=0, step_due_at=due, lease_token="", lease_expires_at=None)
+        if changes.get("status") == RegistrationStatus.CONFIRMED:
+            registration_confirmed_announce(registration_id=registration.pk)
         if step.delay is not None:
             enqueue_on_commit_with(
                 advance,

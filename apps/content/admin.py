@@ -86,3 +86,6 @@ class RenditionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # renditions are what an encode produced
+
+
+from apps.content.webhooks import admin as webhooks_admin  # noqa: E402, F401 - registers them

@@ -23,3 +23,11 @@ class CaptionExists(Conflict):
 
 class ContentGone(NotFound):
     """The content was deleted while the request was working on it."""
+
+
+class WebhookInvalid(DomainError):
+    """A webhook endpoint that cannot be saved (400: its URL or events; the reason says which)."""
+
+
+class WebhookDisabled(Conflict):
+    """The endpoint is disabled: enable it before sending to it (409)."""

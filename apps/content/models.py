@@ -9,6 +9,12 @@ from django.utils import timezone
 
 from apps.content.audit import AuditEvent  # noqa: F401 - the audit trail's model, kept there
 from apps.content.status import ContentStatus, ErrorKind
+from apps.content.webhooks.models import (  # noqa: F401 - webhooks' models, kept there
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 # The auth group whose members may publish (created by access's migration 0002).
 CREATORS_GROUP = "creators"

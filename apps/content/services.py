@@ -45,6 +45,8 @@ from apps.content.storage import (
     storage_read_chunks,
 )
 from apps.content.tasks import content_files_delete
+from apps.content.webhooks.events import content_data
+from apps.content.webhooks.services import webhook_event_emit
 from streamgate.celery import enqueue_on_commit
 from streamgate.exceptions import Unavailable
 from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unavailable
@@ -52,6 +54,8 @@ from streamgate.outages import REASON, STORAGE, outage_of, outage_recorded, unav
 logger = logging.getLogger(__name__)
 
 UNCHANGED: Any = object()  # "leave this field as it is", distinct from None (a null gate)
+# Statuses whose arrival is a webhook event.
+ANNOUNCED_STATUSES = {ContentStatus.READY: "content.ready", ContentStatus.FAILED: "content.failed"}
 
 
 @transaction.atomic
@@ -70,7 +74,18 @@ def content_create(
     )
     if content.gate is not None:
         _gate_changed(content, before=None)
+    _announce("content.created", content)
     return content
+
+
+def _announce(event_type: str, content: Content, **extra: Any) -> None:
+    """A webhook event about ``content``, written in the current transaction."""
+    webhook_event_emit(
+        event_type=event_type,
+        owner_id=content.owner_id,
+        content_id=content.id,
+        data={**content_data(content), **extra},
+    )
 
 
 def content_gate_check(*, gate: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -124,6 +139,7 @@ def _gate_changed(content: Content, *, before: dict[str, Any] | None) -> None:
 def content_delete(*, content: Content) -> None:
     """Delete the content; its stored files are removed by a task once the delete commits."""
     content_id = str(content.id)
+    _announce("content.deleted", content)
     content.delete()
     enqueue_on_commit(content_files_delete, content_id)
 
@@ -153,6 +169,11 @@ def content_status_set(
     }
     if progress is not None:
         changes["progress"] = progress
+    # Whether this call moves the content into ready or failed (a conditional update: of two
+    # calls at once, the second waits for the first's row lock and then finds nothing to move).
+    entered = status in ANNOUNCED_STATUSES and bool(
+        Content.objects.filter(pk=content.pk).exclude(status=status).update(status=status)
+    )
     restart_at = {
         ContentStatus.DRAFT: 0,
         ContentStatus.UPLOADING: 0,
@@ -176,6 +197,8 @@ def content_status_set(
     content_broadcast(
         content_id=content.id, message=content_status_message(content, restarting=restarting)
     )
+    if entered:
+        _announce(ANNOUNCED_STATUSES[status], content)
     return content
 
 

@@ -13,6 +13,7 @@ from apps.content.storage import (
     source_prefix,
     storage_delete_prefix,
 )
+from apps.content.webhooks import tasks as webhook_tasks  # noqa: F401 - registers them
 from streamgate.celery import RETRY_TRANSIENT
 
 logger = logging.getLogger(__name__)

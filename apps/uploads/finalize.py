@@ -16,6 +16,8 @@ from apps.content.models import Content, ContentStatus
 from apps.content.services import content_status_set
 from apps.content.status import ErrorKind
 from apps.content.storage import StorageUnavailable
+from apps.content.webhooks.events import content_data
+from apps.content.webhooks.services import webhook_event_emit
 from apps.uploads import tasks
 from apps.uploads.backends import IncomingMissing, store_of
 from apps.uploads.lease import lease_free
@@ -145,7 +147,23 @@ def upload_finalize(*, upload_id: str, token: str | None = None) -> Upload | Non
             finalized_at=timezone.now(),
             error=report.problem or "",
         )
-        source_attach(content=upload.content, report=report)
+        # Announced first: a file that is no video fails its content right after (content.failed).
+        content = upload.content
+        webhook_event_emit(
+            event_type="upload.completed",
+            owner_id=content.owner_id,
+            content_id=content.id,
+            data={
+                **content_data(content),
+                "upload": {
+                    "id": str(upload.id),
+                    "filename": upload.filename,
+                    "size": report.size,
+                    "sha256": report.sha256,
+                },
+            },
+        )
+        source_attach(content=content, report=report)
     logger.info(
         "upload finalized",
         extra={"upload_id": upload_id, "sha256": report.sha256, "media": not report.problem},

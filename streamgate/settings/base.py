@@ -208,9 +208,32 @@ REST_FRAMEWORK = {
         "beacons": env.str("BEACON_RATE", default="300/min"),
     },
 }
+# The webhook payloads, documented beside the endpoints that register them (OpenAPI 3.0 has
+# no "webhooks" section; README "Webhooks" has the same text).
+WEBHOOKS_SCHEMA_DESCRIPTION = """
+
+## Webhooks
+
+Register endpoints with `POST /api/v1/webhooks/`. Each event is POSTed as JSON, signed per
+[Standard Webhooks](https://www.standardwebhooks.com/): headers `webhook-id` (`msg_...`, the same
+on every retry; deduplicate on it), `webhook-timestamp` (Unix seconds of the attempt) and
+`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`; two, space-separated, while
+a rotated secret overlaps). Verify with any Standard Webhooks library and the `whsec_` secret.
+
+Body: `{"type": "<event>", "timestamp": "<ISO 8601>", "data": {...}}`. Every content event's
+`data` has `content_id`, `title`, `status`, `duration`, `width`, `height` (and `error`,
+`error_kind` when failed). Events: `content.created`, `upload.completed` (+ `upload`: `id`,
+`filename`, `size`, `sha256`), `content.ready`, `content.failed`, `content.deleted`,
+`registration.confirmed` (+ `registration`: `id`, `chain`, `contract`, `tx_hash`,
+`block_number`, `cid`), `access.purchased` (+ `purchase`: `chain`, `tx_hash`, `log_index`,
+`block_number`, `buyer`, `kind`, `token`, `amount`, `fee`, `expires_at`), and `webhook.test`
+(`endpoint_id`, `message`). Answer 2xx within 10 s; anything else (redirects included) is
+retried with backoff for about a day. Events of one content arrive in order.
+"""
 SPECTACULAR_SETTINGS = {
     "TITLE": "StreamGate API",
-    "DESCRIPTION": "Token-gated video: resumable uploads, an ABR ladder, wallet sign-in, gates.",
+    "DESCRIPTION": "Token-gated video: resumable uploads, an ABR ladder, wallet sign-in, gates."
+    + WEBHOOKS_SCHEMA_DESCRIPTION,
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema is public: its views read no credential (so no token scope applies to them).
@@ -451,6 +474,38 @@ TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # them forever.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 STREAM_MEMORY_LIMIT = 16 * 1024 * 1024  # files up to this size are sent in one piece
+# Webhooks (apps/content/webhooks, README "Webhooks"). Endpoints must be public addresses,
+# checked at every attempt after DNS resolution; WEBHOOK_ALLOW_PRIVATE=1 lifts that for local
+# development, WEBHOOK_ALLOWED_NETWORKS allows chosen private networks (an internal relay).
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+networks_parse(WEBHOOK_ALLOWED_NETWORKS, name="WEBHOOK_ALLOWED_NETWORKS")
+# DNS servers ("address" or "address:port") endpoints' names are resolved with; empty: the
+# system's resolver.
+WEBHOOK_DNS_NAMESERVERS = env.list("WEBHOOK_DNS_NAMESERVERS", default=[])
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)  # the whole attempt
+# Seconds before each retry (then jittered by +-WEBHOOK_RETRY_JITTER): 8 attempts over ~28 h.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(value)
+    for value in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.2)
+# An endpoint whose attempts all failed for this long is disabled and its owner emailed.
+WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5)
+# After a rotation the old secret signs beside the new one for this long.
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)  # finished deliveries
+WEBHOOK_ENDPOINTS_PER_USER = env.int("WEBHOOK_ENDPOINTS_PER_USER", default=20)
+# Beat looks for due deliveries nobody is working this often (retries past a minute, lost tasks).
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=10)
+WEBHOOK_PUMP_SECONDS = env.float("WEBHOOK_PUMP_SECONDS", default=60)  # one pump task's turn
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="StreamGate <noreply@localhost>")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 
 # --- Celery (read by streamgate/celery.py with namespace="CELERY") -----------------------------
 _broker = celery_broker_config(REDIS_URL, VAR_DIR / "celery")
@@ -494,6 +549,11 @@ CELERY_BEAT_SCHEDULE = {
     "chain-reap": {"task": "apps.chain.tasks.chain_reap", "schedule": 60},
     "access-prune": {"task": "apps.access.tasks.access_prune", "schedule": 3600},
     "audit-purge": {"task": "apps.content.tasks.audit_purge", "schedule": 3600},
+    "webhooks-dispatch": {
+        "task": "apps.content.webhooks.tasks.webhooks_dispatch",
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+    },
+    "webhooks-purge": {"task": "apps.content.webhooks.tasks.webhooks_purge", "schedule": 3600},
     "views-rollup": {"task": "apps.access.tasks.views_rollup", "schedule": VIEW_ROLLUP_SECONDS},
 }
 

@@ -30,3 +30,7 @@ CORS_ALLOWED_ORIGINS = env.list(
 )
 # Readable logs on a laptop; JSON (the default elsewhere) with LOG_FORMAT=json.
 LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="plain")  # noqa: F405
+# Webhook endpoints on this laptop (a receiver on 127.0.0.1) are allowed; production refuses
+# private addresses (README "Webhooks"). Mail (a disabled endpoint's notice) goes to the console.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=True)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

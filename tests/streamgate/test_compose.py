@@ -7,7 +7,7 @@ import yaml
 from tests.support.nginx import placeholders
 from tests.support.processes import ROOT
 
-QUEUES = {"uploads", "transcode", "chain", "default"}
+QUEUES = {"uploads", "transcode", "chain", "webhooks", "default"}
 
 
 def load() -> dict:

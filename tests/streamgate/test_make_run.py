@@ -21,7 +21,7 @@ from tests.support.processes import (
     wait_for_port,
 )
 
-PROGRAMS = ("web", "worker", "beat", "flower")
+PROGRAMS = ("web", "worker", "webhooks", "beat", "flower")
 
 
 def spawned_pids(log) -> dict[str, list[int]]:
@@ -96,7 +96,7 @@ def test_a_killed_process_comes_back_and_the_others_keep_serving(stack_env, logs
             wait_until(lambda: len(spawned_pids(log)["web"]) == 2, 30, "a new web server")
             wait_until(lambda: answers(web), 30, "the web server to answer")
             started = spawned_pids(log)
-            assert [len(started[name]) for name in PROGRAMS] == [2, 2, 1, 1]
+            assert [len(started[name]) for name in PROGRAMS] == [2, 2, 1, 1, 1]
             assert all(alive(pids[-1]) for pids in started.values())
             assert http_get(f"http://127.0.0.1:{flower_port}/")[0] == 401  # still behind auth
 

@@ -119,7 +119,7 @@ def test_celery_policy_is_the_same_in_every_mode(tmp_path):
         assert found["prefetch"] == 1
         assert found["serializer"] == "json"
         assert found["accept"] == ["json"]
-        assert found["queues"] == ["chain", "default", "transcode", "uploads"]
+        assert found["queues"] == ["chain", "default", "transcode", "uploads", "webhooks"]
 
 
 def test_secrets_can_come_from_files(tmp_path):

@@ -1,4 +1,4 @@
-from django.urls import re_path
+from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from apps.content.api.actions import content_action_path
@@ -10,6 +10,7 @@ router.register("contents", ContentViewSet, basename="content")
 
 urlpatterns = [
     *router.urls,
+    path("", include("apps.content.webhooks.api.urls")),
     re_path(content_action_path("captions"), CaptionListView.as_view(), name="content-captions"),
     re_path(
         content_action_path(f"captions/(?P<caption_id>{UUID_PATTERN})"),
