@@ -394,6 +394,40 @@ def test_a_keyed_event_is_written_once(creator):
     assert WebhookDelivery.objects.count() == 1
 
 
+def test_a_burst_queues_one_pump_per_endpoint_not_one_per_event(
+    creator, django_capture_on_commit_callbacks
+):
+    """Events wake an endpoint's pump only when none works it and none was just queued: a
+    working pump looks again after it lets go (the benchmark's burst queued 10 per event)."""
+    from apps.content.models import OutboxMessage
+
+    pump_task = "apps.content.webhooks.tasks.webhook_endpoint_pump"
+    first = endpoint_create(owner=creator, url="https://a.example/x", events=["content.ready"])
+    second = endpoint_create(owner=creator, url="https://b.example/x", events=["content.ready"])
+
+    def burst(count):
+        with django_capture_on_commit_callbacks() as committed:
+            for n in range(count):
+                webhook_event_emit(event_type="content.ready", owner_id=creator.pk, data={"n": n})
+        before = OutboxMessage.objects.filter(task=pump_task).count()
+        with django_capture_on_commit_callbacks():  # the sends themselves are not run
+            for callback in committed:
+                callback()
+        return OutboxMessage.objects.filter(task=pump_task).count() - before
+
+    assert burst(5) == 2  # one each
+    assert burst(5) == 0  # queued, not started yet
+    # One whose pump works (holds the lease) gets none; one whose queued pump is overdue
+    # (lost with its worker, perhaps) gets another.
+    now = timezone.now()
+    WebhookEndpoint.objects.filter(pk=first.pk).update(
+        pump_token="x", pump_expires_at=now + timedelta(minutes=1)
+    )
+    WebhookEndpoint.objects.filter(pk=second.pk).update(pump_queued_at=now - timedelta(seconds=6))
+    assert burst(3) == 1
+    assert WebhookDelivery.objects.count() == 2 * 13
+
+
 def test_a_content_waits_for_its_earlier_event_others_do_not(local, creator, settings):
     settings.WEBHOOK_RETRY_SCHEDULE = [3600]
     failing = {"once": True}

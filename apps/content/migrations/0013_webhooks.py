@@ -53,6 +53,14 @@ class Migration(migrations.Migration):
                         null=True,
                     ),
                 ),
+                (
+                    "pump_queued_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When an event last queued a pump not yet started.",
+                        null=True,
+                    ),
+                ),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
                 (

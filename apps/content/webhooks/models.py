@@ -39,6 +39,9 @@ class WebhookEndpoint(models.Model):
     wake_at = models.DateTimeField(
         null=True, blank=True, help_text="When a delayed pump is already queued to run."
     )
+    pump_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an event last queued a pump not yet started."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -80,7 +80,7 @@ def pump_run(*, endpoint_id: str) -> int:
     taken = (
         WebhookEndpoint.objects.filter(pk=endpoint_id, enabled=True)
         .filter(Q(pump_expires_at__isnull=True) | Q(pump_expires_at__lt=now))
-        .update(pump_token=token, pump_expires_at=now + _lease())
+        .update(pump_token=token, pump_expires_at=now + _lease(), pump_queued_at=None)
     )
     if not taken:
         return 0

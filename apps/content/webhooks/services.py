@@ -221,9 +221,32 @@ def _event_write(
         )
         for endpoint_id in endpoints
     )
-    for endpoint_id in endpoints:
-        enqueue_on_commit(tasks.webhook_endpoint_pump, str(endpoint_id))
+    # robust: the change this event announces has committed; a wake-up lost to an error here
+    # is found by beat's sweep (WEBHOOK_SWEEP_SECONDS).
+    transaction.on_commit(lambda: _pumps_wake(endpoints), robust=True)
     return event
+
+
+# A pump queued this recently and not started yet will find the new deliveries when it starts;
+# one queued earlier may have been lost with its worker, and another is queued.
+PUMP_QUEUED_FRESH = timedelta(seconds=5)
+
+
+def _pumps_wake(endpoint_ids: list[uuid.UUID]) -> None:
+    """After an event's commit: queue a pump for each of its endpoints that has none working
+    and none just queued. A working pump needs no other: after releasing its lease (later than
+    this commit, since the lease was held when this looked) it looks for due deliveries again.
+    In a burst this keeps the queue to about one pump per endpoint, not one per event."""
+    now = timezone.now()
+    for endpoint_id in endpoint_ids:
+        woken = (
+            WebhookEndpoint.objects.filter(pk=endpoint_id)
+            .filter(Q(pump_expires_at__isnull=True) | Q(pump_expires_at__lt=now))
+            .filter(Q(pump_queued_at__isnull=True) | Q(pump_queued_at__lt=now - PUMP_QUEUED_FRESH))
+            .update(pump_queued_at=now)
+        )
+        if woken:
+            enqueue_on_commit(tasks.webhook_endpoint_pump, str(endpoint_id))
 
 
 def _active(endpoint: WebhookEndpoint) -> None:
