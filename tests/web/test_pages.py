@@ -143,6 +143,7 @@ def test_every_page_fits_and_passes_axe(browser, site, viewport, scheme):
         (f"/watch/{processing}/", "watch-processing"),
         ("/account/", "account"),
         (f"/studio/{processing}/stats/", "audience"),
+        ("/studio/webhooks/", "webhooks"),
     ]:
         problems += _check(page, f"{site}{path}", f"{tag}-{name}")
     context.clear_cookies()
