@@ -23,10 +23,7 @@ tracing_configure(service="streamgate-web")  # before the handler loads Django's
 from streamgate.database import DatabaseWaitLimit  # noqa: E402
 from streamgate.edge import EdgeCache  # noqa: E402
 from streamgate.outages import WebsocketOutageGuard  # noqa: E402
-from streamgate.streaming import StreamingBodyASGIHandler, server_read_buffer_set  # noqa: E402
-
-if settings.STREAMING_BODY_READ_BUFFER:
-    server_read_buffer_set(settings.STREAMING_BODY_READ_BUFFER)
+from streamgate.streaming import StreamingBodyASGIHandler  # noqa: E402
 
 django_asgi_app = StreamingBodyASGIHandler()
 

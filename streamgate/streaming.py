@@ -32,36 +32,6 @@ from streamgate import shutdown
 logger = logging.getLogger(__name__)
 
 
-_UVICORN_PROTOCOLS = (
-    "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.http.zttp_impl",
-    "uvicorn.protocols.http.zttp_h2_impl",
-)
-
-
-def server_read_buffer_set(limit: int) -> list[str]:
-    """Let uvicorn gather up to ``limit`` bytes of a request body before it stops reading the
-    socket (its HIGH_WATER_LIMIT, 64 KiB), so that a streamed body arrives in messages of up
-    to ``limit`` bytes rather than 64 KiB: each message costs the event loop and the body
-    reader the same few dozen microseconds whatever its size, about a third of a 5 MiB tus
-    PATCH's CPU time at 64 KiB (tests/benchmarks/upload.py). Memory stays bounded per
-    connection. uvicorn reads the constant from each protocol module at every chunk; the
-    modules found are returned (none: the server is another, nothing changes)."""
-    import importlib
-
-    changed = []
-    for name in _UVICORN_PROTOCOLS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "HIGH_WATER_LIMIT"):
-            module.HIGH_WATER_LIMIT = limit
-            changed.append(name)
-    return changed
-
-
 class ReceiveStream(io.RawIOBase):
     """A readable, non-seekable body over ASGI ``receive``, read from the view's thread."""
 

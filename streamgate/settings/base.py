@@ -286,9 +286,6 @@ CORS_EXPOSE_HEADERS = [
 # --- Uploads (tus 1.0) -------------------------------------------------------------------------
 # Bodies on these paths reach the view as they arrive (streamgate/streaming.py).
 STREAMING_BODY_PATHS = [r"^/api/v1/uploads/"]
-# Bytes of a request body uvicorn gathers before it pauses reading (streamgate/streaming.py);
-# 0 keeps uvicorn's 64 KiB.
-STREAMING_BODY_READ_BUFFER = env.int("STREAMING_BODY_READ_BUFFER", default=1024 * 1024)
 # A streamed body that stays silent this long ends there (what arrived is kept).
 STREAMING_BODY_IDLE_TIMEOUT = env.float("STREAMING_BODY_IDLE_TIMEOUT", default=60.0)
 GIB = 1024**3
