@@ -1,9 +1,10 @@
 """ASGI entry point served by uvicorn: HTTP through Django, websockets through Channels.
 
-Five layers answer hot requests before Django: public (encrypted) media files
+Six layers answer hot requests before Django: public (encrypted) media files
 (apps/access/public_files.py), stream files from disk (apps/access/stream_fast.py), HLS keys
 from remembered gate decisions (apps/access/key_decisions.py), accepted player beacons
-(apps/access/beacon_fast.py) and replays of the content API's reads (streamgate/edge.py)."""
+(apps/access/beacon_fast.py), bearer-authenticated tus PATCHes (apps/access/upload_fast.py)
+and replays of the content API's reads (streamgate/edge.py)."""
 
 import os
 
@@ -32,13 +33,16 @@ from apps.access.beacon_fast import BeaconFast  # noqa: E402
 from apps.access.key_decisions import KeyFiles  # noqa: E402
 from apps.access.public_files import PublicFiles  # noqa: E402
 from apps.access.stream_fast import StreamFiles  # noqa: E402
+from apps.access.upload_fast import UploadPatchFast  # noqa: E402
 from apps.access.websocket import websocket_auth_stack  # noqa: E402
 from apps.content.routing import websocket_urlpatterns  # noqa: E402
 
 application = DatabaseWaitLimit(
     ProtocolTypeRouter(
         {
-            "http": PublicFiles(StreamFiles(KeyFiles(BeaconFast(EdgeCache(django_asgi_app))))),
+            "http": PublicFiles(
+                StreamFiles(KeyFiles(BeaconFast(UploadPatchFast(EdgeCache(django_asgi_app)))))
+            ),
             "websocket": WebsocketOutageGuard(
                 websocket_auth_stack(URLRouter(websocket_urlpatterns))
             ),

@@ -117,6 +117,12 @@ STREAM_FAST_RESPONSES = Counter(
     "view (pass: a refused token, a missing file, an unsatisfiable range…).",
     ["outcome"],
 )
+UPLOAD_FAST_RESPONSES = Counter(
+    "streamgate_upload_fast_responses_total",
+    "tus PATCHes appended and answered before Django (served), or passed to Django's view "
+    "(pass: a session, a refused token, another offset, a lease held, an outage…).",
+    ["outcome"],
+)
 BEACON_FAST_RESPONSES = Counter(
     "streamgate_beacon_fast_responses_total",
     "Beacons recorded and answered before Django (served), or passed to Django's view (pass: "

@@ -74,12 +74,15 @@ def _settings_changed(**_kwargs) -> None:
 
 
 @cache
-def site_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
+def site_headers(
+    secure: bool, content_type: str = "application/octet-stream"
+) -> tuple[tuple[bytes, bytes], ...]:
     """The headers Django's middleware adds to every response of this scheme, computed by that
-    middleware on an empty, non-HTML response (settings are read once per process)."""
+    middleware on an empty response of ``content_type`` (non-HTML unless told: an HTML one
+    gets a Content-Security-Policy too); settings are read once per process."""
     request = HttpRequest()
     request.is_secure = lambda: secure  # type: ignore[method-assign]
-    response = HttpResponse(content_type="application/octet-stream")
+    response = HttpResponse(content_type=content_type)
 
     def answer(_request):
         return response

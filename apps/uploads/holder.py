@@ -51,11 +51,19 @@ def _process(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
+@cache
+def _started(pid: int) -> int | None:
+    """When process ``pid`` (this one: cached by pid, so a forked child reads its own) started;
+    read once, not at every PATCH."""
+    found = _process(pid)
+    return found[1] if found else None
+
+
 def holder_token() -> str:
     """A new lease token naming this process (a random one where it cannot be named)."""
-    namespace, me = _namespace(), _process(os.getpid())
+    namespace, started = _namespace(), _started(os.getpid())
     pid = _base36(os.getpid(), _PID)
-    start = _base36(me[1], _START) if me else None
+    start = _base36(started, _START) if started is not None else None
     if namespace is None or pid is None or start is None:
         return secrets.token_hex(LENGTH // 2)
     return PREFIX + secrets.token_hex(_RANDOM // 2) + namespace + pid + start

@@ -66,6 +66,34 @@ class WriteLease:
         upload.refresh_from_db()
         return cls(upload, token)
 
+    @classmethod
+    def claim(
+        cls, *, upload_id: str, owner_id: int, offset: int, content_length: int | None
+    ) -> "WriteLease | None":
+        """The lease of the upload ``owner_id`` owns, taken with one conditional UPDATE when
+        nothing stands in the way: the upload receives, has not expired, still has a content,
+        is at ``offset``, has room for ``content_length`` bytes (and at least one), and nobody
+        holds its lease. None otherwise, having changed nothing: the caller then takes the
+        path that waits for a lease, reconciles the offset and says what is wrong."""
+        now = timezone.now()
+        claim = Upload.objects.filter(
+            pk=upload_id,
+            owner_id=owner_id,
+            state=UploadState.RECEIVING,
+            offset=offset,
+            content__isnull=False,
+            expires_at__gt=now,
+            length__gt=offset,
+        ).filter(lease_free(now))
+        if content_length is not None:
+            if content_length == 0:
+                return None
+            claim = claim.filter(length__gte=offset + content_length)
+        token = holder_token()
+        if not claim.update(lock_token=token, lock_expires_at=cls._until()):
+            return None
+        return cls(Upload.objects.get(pk=upload_id), token)
+
     def owned(self) -> QuerySet[Upload]:
         return Upload.objects.filter(
             pk=self.upload.pk, lock_token=self.token, state=UploadState.RECEIVING
@@ -81,6 +109,16 @@ class WriteLease:
         self.renewed_at = time.monotonic()
         _release_pooled_connection()
 
+    def finish(self, **fields: Any) -> None:
+        """Write ``fields`` and give the lease up, in one UPDATE; UploadBusy if it was lost."""
+        if not self.owned().update(lock_token="", lock_expires_at=None, **fields):
+            raise UploadBusy(
+                "This upload's write lease ran out or it was ended; resume from HEAD.",
+                reason="locked",
+            )
+        self.token = ""  # released: release() has nothing left to do
+        _release_pooled_connection()
+
     def check(self) -> None:
         """Renew when a third of the lease has passed, so the next write is covered."""
         if time.monotonic() - self.renewed_at >= settings.TUS_LOCK_SECONDS / 3:
@@ -93,6 +131,8 @@ class WriteLease:
             yield block
 
     def release(self) -> None:
+        if not self.token:
+            return  # given up by finish()
         Upload.objects.filter(pk=self.upload.pk, lock_token=self.token).update(
             lock_token="", lock_expires_at=None
         )

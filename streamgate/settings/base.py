@@ -301,6 +301,8 @@ TUS_LOCK_SECONDS = env.int("TUS_LOCK_SECONDS", default=15)
 TUS_LOCK_WAIT_SECONDS = env.float("TUS_LOCK_WAIT_SECONDS", default=3.0)
 TUS_DISK_COMMIT_BYTES = env.int("TUS_DISK_COMMIT_BYTES", default=32 * 1024 * 1024)
 TUS_DISK_COMMIT_SECONDS = env.float("TUS_DISK_COMMIT_SECONDS", default=5.0)
+# Bearer-authenticated PATCHes appended before Django's stack (apps/access/upload_fast.py).
+TUS_FAST_PATCH = env.bool("TUS_FAST_PATCH", default=True)
 TUS_S3_PART_SIZE = env.int("TUS_S3_PART_SIZE", default=5 * 1024 * 1024)
 TUS_BUFFER_DIR = VAR_DIR / "tmp" / "uploads"
 UPLOAD_PROGRESS_INTERVAL = 0.25  # at most 4 progress messages a second per upload

@@ -1,16 +1,30 @@
-"""Upload throughput: concurrent tus uploads through a running web server vs. a plain disk copy.
+"""Upload throughput: StreamGate's tus server beside the tus project's own Node server and `cp`.
 
-    python tests/benchmarks/upload.py [--size-mib 256] [--clients 4] [--chunk-mib 5]
+    python tests/benchmarks/upload.py [--quick] [--rounds 3] [--no-s3]
 
-Starts its own server (embedded settings in a temporary folder, or DATABASE_URL / REDIS_URL /
-S3_* when set), uploads ``clients`` files of ``size`` concurrently with tuspy in ``chunk``-sized
-PATCHes, and copies the same bytes with ``cp`` on the same disk in the same run (both timed
-until `sync` returns; the median of three alternating rounds, as this disk's speed wanders).
-Prints the
-aggregate MB/s of both, their ratio, and the server's peak RSS for a small and a large run, so
-that memory growth with file size shows; then one client sends a whole file in a single PATCH
-(tus-js-client's default) to show that a chunk is not held in memory either.
-Goal: ratio >= 0.5; peak RSS flat in the file size and in the chunk size.
+In one run, on the same random files, with the same client (tuspy, one thread per upload) and
+timed the same way (from a `sync` to the `sync` after the last byte):
+
+  * StreamGate, started as `make run` starts its web process (the Procfile's uvicorn command
+    line, the embedded defaults: SQLite, files under a fresh STREAMGATE_VAR_DIR);
+  * the peer: @tus/server + @tus/file-store (tests/benchmarks/tus-peer/, pinned in its
+    package-lock.json; `npm ci` installs it there when node_modules is missing), as their README
+    sets them up, on Node;
+  * `cp` of the same bytes to another folder on the same disk (the disk's own speed).
+
+Cases: 4 x 64 MiB in 5 MiB chunks (4 parallel clients), 4 x 256 MiB in 5 MiB chunks,
+4 x 64 MiB in 64 MiB chunks, 1 x 256 MiB in one PATCH; then StreamGate on S3 (a moto server
+process) for 4 x 64 MiB in 5 MiB chunks. Each case starts fresh servers (so that their peak RSS,
+VmHWM, is the case's) and runs ``--rounds`` rounds in alternating order (cp, StreamGate, peer,
+then the reverse); medians are printed, and every round's StreamGate/peer ratio, since the
+ratio of one round (both servers on the same machine within seconds) is what counts on a
+machine whose disk and CPUs are shared. ``--quick``: files a quarter the size, one round.
+``TUS_FAST_PATCH=0`` in the environment measures PATCHes through Django's view instead of the
+fast path (apps/access/upload_fast.py).
+
+Goals (printed as met / NOT met): StreamGate >= 1.0x the peer for 4 x 64 MiB in 5 MiB chunks and
+for one 256 MiB PATCH; >= 0.5x `cp` for 64 MiB chunks; StreamGate's peak RSS flat (within 10%)
+from 64 MiB to 256 MiB files.
 """
 
 import argparse
@@ -23,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,34 +45,43 @@ sys.path.insert(0, str(ROOT))
 
 from tusclient import client as tus_client  # noqa: E402
 
-from tests.support.processes import embedded_env, free_port, start_web, stop  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    embedded_env,
+    free_port,
+    start_web,
+    stop,
+    wait_for_port,
+)
 
 MIB = 1024 * 1024
+PEER = Path(__file__).resolve().parent / "tus-peer"
+# The Procfile's web command line (`make run`), minus host and port, which start_web sets.
+WEB_FLAGS = ["--timeout-graceful-shutdown", "20"]
+
+
+@dataclass
+class Case:
+    name: str
+    clients: int
+    size_mib: int
+    chunk_mib: int
+    s3: bool = False
+    cp: list[float] = field(default_factory=list)
+    streamgate: list[float] = field(default_factory=list)
+    peer: list[float] = field(default_factory=list)
+    rss: dict[str, float] = field(default_factory=dict)
 
 
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
+    folder.mkdir(parents=True)
     files = []
-    block = os.urandom(MIB)
     for index in range(count):
         path = folder / f"source-{index}.bin"
         with path.open("wb") as out:
             for _ in range(size // MIB):
-                out.write(block)
+                out.write(os.urandom(MIB))
         files.append(path)
     return files
-
-
-def disk_copy_rate(files: list[Path], target: Path) -> float:
-    """MB/s of `cp` copying the files to another folder on the same disk, until synced."""
-    target.mkdir()
-    subprocess.run(["sync"], check=True)
-    started = time.perf_counter()
-    subprocess.run(["cp", *map(str, files), str(target)], check=True)
-    subprocess.run(["sync"], check=True)
-    elapsed = time.perf_counter() - started
-    total = sum(f.stat().st_size for f in files)
-    shutil.rmtree(target)
-    return total / MIB / elapsed
 
 
 def sha256_of(path: Path) -> str:
@@ -75,109 +99,257 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
-def upload_all(base: str, token: str, files: list[Path], chunk: int) -> float:
-    """Upload the files concurrently; returns aggregate MB/s."""
+def timed(action) -> float:
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    action()
+    subprocess.run(["sync"], check=True)  # timed until the bytes are on disk
+    return time.perf_counter() - started
+
+
+def copy_rate(files: list[Path], target: Path) -> float:
+    """MB/s of `cp` copying the files to another folder on the same disk, until synced."""
+    target.mkdir()
+    elapsed = timed(lambda: subprocess.run(["cp", *map(str, files), str(target)], check=True))
+    shutil.rmtree(target)
+    return sum(f.stat().st_size for f in files) / MIB / elapsed
+
+
+def upload_rate(endpoint: str, headers: dict[str, str], files: list[Path], chunk: int) -> float:
+    """Upload the files concurrently (a thread each) with tuspy; aggregate MB/s."""
     errors: list[BaseException] = []
 
     def send(path: Path) -> None:
         try:
-            client = tus_client.TusClient(
-                f"{base}/api/v1/uploads/", headers={"Authorization": f"Bearer {token}"}
-            )
+            client = tus_client.TusClient(endpoint, headers=headers)
             client.uploader(
                 file_path=str(path), chunk_size=chunk, metadata={"filename": path.name}
             ).upload()
-        except BaseException as error:
+        except BaseException as error:  # re-raised below
             errors.append(error)
 
-    threads = [threading.Thread(target=send, args=(path,)) for path in files]
-    subprocess.run(["sync"], check=True)
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    subprocess.run(["sync"], check=True)  # like the cp baseline: timed until the bytes are on disk
-    elapsed = time.perf_counter() - started
+    def run() -> None:
+        threads = [threading.Thread(target=send, args=(path,)) for path in files]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    elapsed = timed(run)
     if errors:
         raise errors[0]
     return sum(f.stat().st_size for f in files) / MIB / elapsed
 
 
-def run(size: int, clients: int, chunk: int, work: Path, rounds: int = 3) -> dict[str, float]:
-    """Median of ``rounds`` alternating cp and upload runs: this disk's speed wanders a lot."""
-    var = work / f"var-{size}"
-    env = embedded_env(var, DJANGO_DEBUG="0")
-    for name in (
-        "DATABASE_URL",
-        "REDIS_URL",
-        "S3_ENDPOINT_URL",
-        "S3_BUCKET",
-        "S3_ACCESS_KEY",
-        "S3_SECRET_KEY",
-    ):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
+def check_stored(stored: list[Path], files: list[Path], who: str) -> None:
+    if sorted(sha256_of(p) for p in stored) != sorted(sha256_of(p) for p in files):
+        raise SystemExit(f"{who}: stored bytes differ from the sources")
+    for path in stored:
+        path.unlink()
+
+
+def peer_install() -> None:
+    if not (PEER / "node_modules" / "@tus" / "server").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEER, check=True
+        )
+
+
+def start_peer(folder: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    folder.mkdir()
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            ["node", str(PEER / "server.mjs"), str(port), str(folder)],
+            cwd=PEER,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for_port(port, timeout=30, process=process, log=log)
+    return process, f"http://127.0.0.1:{port}/files"
+
+
+def start_moto(log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for_port(port, timeout=30, process=process, log=log)
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="bench")
+    return process, endpoint
+
+
+def streamgate_env(var: Path, moto: str | None) -> tuple[dict[str, str], str]:
+    env = embedded_env(var, DJANGO_DEBUG="0", TUS_FAST_PATCH=os.environ.get("TUS_FAST_PATCH", "1"))
+    if moto:
+        env.update(
+            S3_ENDPOINT_URL=moto, S3_BUCKET="bench", S3_ACCESS_KEY="bench", S3_SECRET_KEY="bench"
+        )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
     token = subprocess.run(
-        [*manage, "create_api_token", f"bench{size}", "--creator"],
+        [*manage, "create_api_token", "bench", "--creator"],
         env=env,
         check=True,
         cwd=ROOT,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    sources = work / f"sources-{size}"
-    sources.mkdir()
-    files = make_files(sources, clients, size)
+    return env, token
+
+
+def run_case(case: Case, work: Path, rounds: int, *, peer: bool) -> None:
+    folder = work / case.name.replace(" ", "_").replace("/", "_")
+    folder.mkdir()
+    files = make_files(folder / "sources", case.clients, case.size_mib * MIB)
+    chunk = case.chunk_mib * MIB
+    moto = start_moto(folder / "moto.log") if case.s3 else None
+    var = folder / "var"
+    env, token = streamgate_env(var, moto[1] if moto else None)
     port = free_port()
-    server = start_web(env, work / f"web-{size}.log", port)
-    copies, uploads = [], []
+    server = start_web(env, folder / "web.log", port, WEB_FLAGS)
+    node, peer_url = start_peer(folder / "peer", folder / "peer.log") if peer else (None, "")
+    sg_url = f"http://127.0.0.1:{port}/api/v1/uploads/"
+    bearer = {"Authorization": f"Bearer {token}"}
     try:
-        for _ in range(rounds):
-            copies.append(disk_copy_rate(files, work / f"copy-{size}"))
-            uploads.append(upload_all(f"http://127.0.0.1:{port}", token, files, chunk))
-            stored = sorted((var / "media" / "incoming").iterdir())
-            if {sha256_of(p) for p in stored} != {sha256_of(p) for p in files}:
-                raise SystemExit("stored bytes differ from the sources")
-            for path in stored:
+        # Warm both servers up (imports, first connections, JIT) with a small upload each.
+        warm = make_files(folder / "warm", 1, 6 * MIB)
+        upload_rate(sg_url, bearer, warm, 5 * MIB)
+        if not case.s3:
+            for path in (var / "media" / "incoming").iterdir():
                 path.unlink()
-        rss = peak_rss_mib(server.pid)
+        if node is not None:
+            upload_rate(peer_url, {}, warm, 5 * MIB)
+            for path in (folder / "peer").iterdir():
+                path.unlink()
+        for index in range(rounds):
+            order = ["cp", "streamgate", "peer"]
+            for who in order if index % 2 == 0 else reversed(order):
+                if who == "cp" and not case.s3:
+                    case.cp.append(copy_rate(files, folder / "copy"))
+                elif who == "streamgate":
+                    case.streamgate.append(upload_rate(sg_url, bearer, files, chunk))
+                    if not case.s3:
+                        check_stored(
+                            sorted((var / "media" / "incoming").iterdir()), files, "StreamGate"
+                        )
+                elif who == "peer" and node is not None:
+                    case.peer.append(upload_rate(peer_url, {}, files, chunk))
+                    stored = [p for p in (folder / "peer").iterdir() if p.suffix != ".json"]
+                    check_stored(stored, files, "peer")
+        case.rss["streamgate"] = peak_rss_mib(server.pid)
+        if node is not None:
+            case.rss["peer"] = peak_rss_mib(node.pid)
     finally:
         stop(server)
-    shutil.rmtree(sources)
-    shutil.rmtree(var)
-    return {"upload": statistics.median(uploads), "copy": statistics.median(copies), "rss": rss}
+        if node is not None:
+            stop(node)
+        if moto is not None:
+            stop(moto[0])
+    shutil.rmtree(folder)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(cases: list[Case]) -> None:
+    print()
+    print(
+        "| case | StreamGate | @tus/server | `cp` | StreamGate/peer | StreamGate/cp |"
+        " peak RSS StreamGate / peer |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for case in cases:
+        sg, peer, cp = median(case.streamgate), median(case.peer), median(case.cp)
+        per_round = ", ".join(
+            f"{a / b:.2f}" for a, b in zip(case.streamgate, case.peer, strict=False)
+        )
+        print(
+            f"| {case.name} | {sg:.0f} MB/s | {peer:.0f} MB/s | {cp:.0f} MB/s"
+            f" | {sg / peer:.2f} ({per_round}) | {sg / cp:.2f}"
+            f" | {case.rss.get('streamgate', 0):.0f} / {case.rss.get('peer', 0):.0f} MiB |"
+        )
+
+
+def goals(cases: list[Case], small: Case, large: Case, single: Case, big_chunks: Case) -> None:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    small_ratio = median(small.streamgate) / median(small.peer)
+    single_ratio = median(single.streamgate) / median(single.peer)
+    cp_ratio = median(big_chunks.streamgate) / median(big_chunks.cp)
+    growth = large.rss["streamgate"] / small.rss["streamgate"]
+    print()
+    print(
+        f"goal StreamGate/peer >= 1.0, {small.name}: {small_ratio:.2f} {verdict(small_ratio >= 1)}"
+    )
+    print(
+        f"goal StreamGate/peer >= 1.0, {single.name}: {single_ratio:.2f} "
+        f"{verdict(single_ratio >= 1)}"
+    )
+    print(
+        f"goal StreamGate/cp >= 0.5, {big_chunks.name}: {cp_ratio:.2f} {verdict(cp_ratio >= 0.5)}"
+    )
+    print(
+        f"goal peak RSS flat (within 10%), {large.size_mib} vs {small.size_mib} MiB files: "
+        f"x{growth:.2f} {verdict(abs(growth - 1) <= 0.10)}"
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--small-mib", type=int, default=64)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--chunk-mib", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="quarter-size files, one round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto) case")
+    parser.add_argument("--only", help="run only the cases whose name contains this")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").exists() else None) as tmp:
-        work = Path(tmp)
-        small = run(args.small_mib * MIB, args.clients, args.chunk_mib * MIB, work)
-        large = run(args.size_mib * MIB, args.clients, args.chunk_mib * MIB, work)
-    print(f"upload benchmark: {args.clients} concurrent tus uploads, {args.chunk_mib} MiB chunks")
-    for result, size in ((small, args.small_mib), (large, args.size_mib)):
-        ratio = result["upload"] / result["copy"]
-        print(
-            f"  {size:>4} MiB each: tus {result['upload']:7.1f} MB/s"
-            f" | cp {result['copy']:7.1f} MB/s | ratio {ratio:.2f}"
-            f" | server peak RSS {result['rss']:.0f} MiB"
-        )
-    growth = large["rss"] / small["rss"]
-    print(f"  peak RSS {args.size_mib} MiB vs {args.small_mib} MiB files: x{growth:.2f}")
-    with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").exists() else None) as tmp:
-        whole = run(args.size_mib * MIB, 1, args.size_mib * MIB, Path(tmp))
-    print(
-        f"  one client, the whole {args.size_mib} MiB file in a single PATCH: "
-        f"tus {whole['upload']:.1f} MB/s, server peak RSS {whole['rss']:.0f} MiB"
-    )
+    scale, rounds = (4, 1) if args.quick else (1, args.rounds)
+    small_mib, large_mib = 64 // scale, 256 // scale
+    small = Case(f"4 × {small_mib} MiB, 5 MiB chunks", 4, small_mib, 5)
+    large = Case(f"4 × {large_mib} MiB, 5 MiB chunks", 4, large_mib, 5)
+    big_chunks = Case(f"4 × {small_mib} MiB, {small_mib} MiB chunks", 4, small_mib, small_mib)
+    single = Case(f"1 × {large_mib} MiB, one PATCH", 1, large_mib, large_mib)
+    s3 = Case(f"S3 (moto): 4 × {small_mib} MiB, 5 MiB chunks", 4, small_mib, 5, s3=True)
+    cases = [small, large, big_chunks, single] + ([] if args.no_s3 else [s3])
+    if args.only:
+        cases = [case for case in cases if args.only in case.name]
+    peer_install()
+    var_root = ROOT / "var" if (ROOT / "var").exists() else None
+    with tempfile.TemporaryDirectory(dir=var_root) as tmp:
+        for case in cases:
+            run_case(case, Path(tmp), rounds, peer=not case.s3)
+            print(
+                f"{case.name}: StreamGate {[round(x) for x in case.streamgate]} MB/s, "
+                f"peer {[round(x) for x in case.peer]}, cp {[round(x) for x in case.cp]}, "
+                f"RSS {case.rss}",
+                flush=True,
+            )
+    report([case for case in cases if not case.s3])
+    for case in cases:
+        if case.s3:
+            print(
+                f"\n{case.name}: StreamGate {median(case.streamgate):.0f} MB/s "
+                f"(rounds {[round(x) for x in case.streamgate]}), peak RSS "
+                f"{case.rss['streamgate']:.0f} MiB"
+            )
+    if not args.only:
+        goals(cases, small, large, single, big_chunks)
 
 
 if __name__ == "__main__":

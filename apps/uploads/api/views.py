@@ -35,7 +35,6 @@ from apps.uploads.services.creating import upload_create
 from apps.uploads.services.ending import upload_terminate
 from apps.uploads.services.receiving import upload_append, upload_head
 from streamgate.exceptions import DomainError
-from streamgate.metrics import UPLOAD_BYTES, UPLOADS_ACTIVE
 from streamgate.throttling import LenientScopedRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -135,25 +134,15 @@ class TusView(APIView):
                 f"Send the bytes as Content-Type: {OFFSET_CONTENT_TYPE}.", reason="content_type"
             )
         length = _header(request, "Content-Length")
-        UPLOADS_ACTIVE.inc()
-        try:
-            appended = upload_append(
-                upload=upload,
-                offset=offset,
-                body=_body(request._request),
-                content_length=_protocol(parse_non_negative, "Content-Length", length)
-                if length
-                else None,
-                checksum=_protocol(parse_checksum, _header(request, "Upload-Checksum")),
-            )
-        except DomainError:
-            upload.refresh_from_db(fields=["offset"])
-            UPLOAD_BYTES.inc(max(0, upload.offset - offset))  # what was kept
-            raise
-        finally:
-            UPLOADS_ACTIVE.dec()
-        UPLOAD_BYTES.inc(max(0, appended.offset - offset))
-        return appended
+        return upload_append(
+            upload=upload,
+            offset=offset,
+            body=_body(request._request),
+            content_length=_protocol(parse_non_negative, "Content-Length", length)
+            if length
+            else None,
+            checksum=_protocol(parse_checksum, _header(request, "Upload-Checksum")),
+        )
 
 
 TUS_HEADERS_DOC = [

@@ -34,6 +34,7 @@ from apps.uploads.protocol import Checksum
 from apps.uploads.services.ending import content_of, upload_discard
 from apps.uploads.services.outage import storage_unavailable
 from streamgate.celery import enqueue_on_commit
+from streamgate.metrics import UPLOAD_BYTES, UPLOADS_ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +114,41 @@ def upload_append(
         return upload
     if content_length == 0:
         return upload  # nothing to write: an empty PATCH
-    lease = WriteLease.acquire(upload, offset=offset)
+    return upload_append_leased(
+        lease=WriteLease.acquire(upload, offset=offset), body=body, checksum=checksum
+    )
+
+
+def upload_append_claimed(
+    *, upload_id: str, owner_id: int, offset: int, content_length: int | None
+) -> WriteLease | None:
+    """The write lease of ``owner_id``'s upload at ``offset``, taken at once when nothing
+    stands in the way (``WriteLease.claim``); None when ``upload_append`` must decide (an
+    offset that differs, a lease held, an upload that expired, ended or is full...)."""
+    return WriteLease.claim(
+        upload_id=upload_id, owner_id=owner_id, offset=offset, content_length=content_length
+    )
+
+
+def upload_append_leased(
+    *, lease: WriteLease, body: Iterable[bytes], checksum: Checksum | None
+) -> Upload:
+    """Append the body at the offset the lease was taken at, committing durable offsets as
+    they come and, with the last one, giving the lease up (one UPDATE). The last byte of the
+    upload queues its finalisation."""
     upload = lease.upload
+    start = upload.offset
+    UPLOADS_ACTIVE.inc()
     try:
         store = store_of(upload, default_storage)
         durable = store.append(
             upload,
-            lease.guard(_at_most(body, remaining)),
+            lease.guard(_at_most(body, upload.length - start)),
             checksum=checksum,
             on_durable=lambda progress: _commit(upload, lease, progress),
             before_save=lease.check,
         )
-        _commit(upload, lease, durable)
+        _commit(upload, lease, durable, final=True)
     except ChecksumMismatch as error:
         raise ChecksumFailed(
             f"The {error} checksum of this chunk does not match; the chunk was discarded.",
@@ -134,12 +158,14 @@ def upload_append(
         # The offset recorded is what storage kept (backends/): the client resumes from HEAD.
         raise storage_unavailable(error, upload_id=str(upload.id)) from error
     except StoredBehindOffset as error:
-        raise _offset_mismatch(offset, error.args[0]) from error
+        raise _offset_mismatch(start, error.args[0]) from error
     except IncomingMissing as error:
         _fail(upload, lease, str(error))
         raise UploadGone("This upload's bytes were lost; start a new upload.") from error
     finally:
-        lease.release()
+        lease.release()  # nothing to do once the last commit gave it up
+        UPLOADS_ACTIVE.dec()
+        UPLOAD_BYTES.inc(max(0, upload.offset - start))  # what was kept, error or not
     if upload.offset == upload.length:
         upload_complete(upload=upload)
     return upload
@@ -166,8 +192,9 @@ def _at_most(body: Iterable[bytes], limit: int) -> Iterator[bytes]:
         yield block
 
 
-def _commit(upload: Upload, lease: WriteLease, durable: Durable) -> None:
-    """Persist the offset (and backend fields) if we still hold the lease; send progress."""
+def _commit(upload: Upload, lease: WriteLease, durable: Durable, *, final: bool = False) -> None:
+    """Persist the offset (and backend fields) if we still hold the lease, giving the lease up
+    with the ``final`` commit; send progress."""
     now = timezone.now()
     fields = {
         "offset": durable.offset,
@@ -181,7 +208,10 @@ def _commit(upload: Upload, lease: WriteLease, durable: Durable) -> None:
     )
     if due:
         fields["progress_sent_at"] = now
-    lease.renew(**fields)
+    if final:
+        lease.finish(**fields)
+    else:
+        lease.renew(**fields)
     for field, value in fields.items():
         setattr(upload, field, value)
     if due and upload.content_id is not None:  # None: the content was deleted meanwhile
