@@ -150,7 +150,11 @@ class UploadPatchFast:
                 offset=request["offset"],
                 content_length=request["content_length"],
             )
-        except Exception as error:  # a refusal or an outage: Django answers it as the reference
+        except Exception as error:
+            # An outage is answered here: Django would wait for the absent service again (the
+            # 503 would take twice the bounded wait). A refusal Django answers as the reference.
+            if unavailable_for(error) is not None:
+                return _error(error)
             raise _Pass from error
         if lease is None:
             raise _Pass

@@ -15,6 +15,8 @@ EDITABLE = {
     "content.Content": {"title", "description", "gate"},  # saved through content_update
     "content.Rendition": set(),
     "content.AuditEvent": set(),  # append-only: no add, change or delete permission either
+    "content.WebhookEndpoint": set(),  # changed by its owner (API, studio), whose checks apply
+    "content.WebhookDelivery": set(),
     "uploads.Upload": set(),
     "transcode.TranscodeJob": set(),
     "transcode.TranscodeChunk": set(),

@@ -327,20 +327,22 @@ def test_the_served_application_has_the_edge_in_front_of_django():
     from apps.access.key_decisions import KeyFiles
     from apps.access.public_files import PublicFiles
     from apps.access.stream_fast import StreamFiles
+    from apps.access.upload_fast import UploadPatchFast
     from streamgate.asgi import application
     from streamgate.database import DatabaseWaitLimit
 
     assert isinstance(application, DatabaseWaitLimit)  # outermost: HTTP and websockets
     public = application.app.application_mapping["http"]
-    # Public media files, stream files from disk, remembered keys, accepted beacons, the edge,
-    # then Django.
+    # Public media files, stream files from disk, remembered keys, accepted beacons, bearer tus
+    # PATCHes, the edge, then Django.
     assert isinstance(public, PublicFiles)
     http = public.app
     assert isinstance(http, StreamFiles)
     assert isinstance(http.app, KeyFiles)
     assert isinstance(http.app.app, BeaconFast)
-    assert isinstance(http.app.app.app, EdgeCache)
-    assert isinstance(http.app.app.app.app, StreamingBodyASGIHandler)
+    assert isinstance(http.app.app.app, UploadPatchFast)
+    assert isinstance(http.app.app.app.app, EdgeCache)
+    assert isinstance(http.app.app.app.app.app, StreamingBodyASGIHandler)
 
 
 def test_staff_pages_are_never_kept(edge):
