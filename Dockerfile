@@ -33,6 +33,7 @@ RUN useradd --create-home --uid 1000 streamgate \
 USER streamgate
 
 EXPOSE 8000
-CMD ["uvicorn", "streamgate.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+CMD ["uvicorn", "streamgate.asgi:application", "--http", "streamgate.http_protocol:HttpProtocol", \
+     "--host", "0.0.0.0", "--port", "8000", \
      "--lifespan", "off", "--no-server-header", "--no-proxy-headers", \
      "--timeout-graceful-shutdown", "20"]

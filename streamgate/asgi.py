@@ -13,6 +13,10 @@ from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamgate.settings.production")
 
+from streamgate import allocator
+
+allocator.tune()  # before the server reads a request body (streamgate/allocator.py)
+
 # Django must be set up before anything imports models.
 django.setup(set_prefix=False)
 

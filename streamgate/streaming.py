@@ -88,36 +88,44 @@ class ReceiveStream(io.RawIOBase):
             yield chunk
 
     async def _fill(self, wanted: int) -> None:
-        while self._more and self._buffered < wanted:
-            try:
-                message = await shutdown.receive_unless_draining(self._receive, self.idle_timeout)
-            except TimeoutError:
-                # A client that sends nothing for this long is as good as gone (a dead mobile
-                # link keeps its TCP connection open for minutes): end the body here, so the
-                # view stores what arrived and frees its lease and database connection.
-                message = {"type": "http.disconnect"}
-                self.timed_out = True
-            if message is None:
-                # The server was told to stop: end the body here, so the view stores and
-                # commits what arrived, and answers, within the server's grace period.
-                logger.warning(
-                    "upload body cut short by shutdown",
-                    extra={"path": self.path, "received": self.received},
-                )
-                self.cut_short = True
-                self._finish()
-                continue
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                self._finish()
-                continue
-            body = message.get("body", b"")
-            if body:
-                self._chunks.append(memoryview(body))
-                self._buffered += len(body)
-                self.received += len(body)
-            if not message.get("more_body", False):
-                self._finish()
+        if not self._more or self._buffered >= wanted:
+            return
+        end = await shutdown.receive_until(
+            self._receive, self.idle_timeout, lambda message: self._take(message, wanted)
+        )
+        if end == "timeout":
+            # A client that sends nothing for this long is as good as gone (a dead mobile
+            # link keeps its TCP connection open for minutes): end the body here, so the
+            # view stores what arrived and frees its lease and database connection.
+            self.timed_out = True
+            self.disconnected = True
+            self._finish()
+        elif end == "drain":
+            # The server was told to stop: end the body here, so the view stores and
+            # commits what arrived, and answers, within the server's grace period.
+            logger.warning(
+                "upload body cut short by shutdown",
+                extra={"path": self.path, "received": self.received},
+            )
+            self.cut_short = True
+            self._finish()
+
+    def _take(self, message: dict[str, Any], wanted: int) -> bool:
+        """Keep one ASGI message's bytes; whether to stop receiving (enough is buffered, or
+        the body ended)."""
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self._finish()
+            return True
+        body = message.get("body", b"")
+        if body:
+            self._chunks.append(memoryview(body))
+            self._buffered += len(body)
+            self.received += len(body)
+        if not message.get("more_body", False):
+            self._finish()
+            return True
+        return self._buffered >= wanted
 
 
 class _StreamedBody(io.BufferedReader):

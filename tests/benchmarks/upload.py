@@ -18,7 +18,9 @@ process) for 4 x 64 MiB in 5 MiB chunks. Each case starts fresh servers (so that
 VmHWM, is the case's) and runs ``--rounds`` rounds in alternating order (cp, StreamGate, peer,
 then the reverse); medians are printed, and every round's StreamGate/peer ratio, since the
 ratio of one round (both servers on the same machine within seconds) is what counts on a
-machine whose disk and CPUs are shared. ``--quick``: files a quarter the size, one round.
+machine whose disk and CPUs are shared. The CPU time each server process used per PATCH
+(user + system, /proc) is printed too: it varies less than the rates do when the machine is
+busy. ``--quick``: files a quarter the size, one round.
 ``TUS_FAST_PATCH=0`` in the environment measures PATCHes through Django's view instead of the
 fast path (apps/access/upload_fast.py).
 
@@ -70,6 +72,11 @@ class Case:
     streamgate: list[float] = field(default_factory=list)
     peer: list[float] = field(default_factory=list)
     rss: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # server ms per PATCH, each round
+
+    @property
+    def patches(self) -> int:
+        return self.clients * -(-self.size_mib // self.chunk_mib)
 
 
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
@@ -97,6 +104,12 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(action) -> float:
@@ -242,13 +255,19 @@ def run_case(case: Case, work: Path, rounds: int, *, peer: bool) -> None:
                 if who == "cp" and not case.s3:
                     case.cp.append(copy_rate(files, folder / "copy"))
                 elif who == "streamgate":
+                    used = cpu_seconds(server.pid)
                     case.streamgate.append(upload_rate(sg_url, bearer, files, chunk))
+                    used = cpu_seconds(server.pid) - used
+                    case.cpu.setdefault("streamgate", []).append(1000 * used / case.patches)
                     if not case.s3:
                         check_stored(
                             sorted((var / "media" / "incoming").iterdir()), files, "StreamGate"
                         )
                 elif who == "peer" and node is not None:
+                    used = cpu_seconds(node.pid)
                     case.peer.append(upload_rate(peer_url, {}, files, chunk))
+                    used = cpu_seconds(node.pid) - used
+                    case.cpu.setdefault("peer", []).append(1000 * used / case.patches)
                     stored = [p for p in (folder / "peer").iterdir() if p.suffix != ".json"]
                     check_stored(stored, files, "peer")
         case.rss["streamgate"] = peak_rss_mib(server.pid)
@@ -271,9 +290,9 @@ def report(cases: list[Case]) -> None:
     print()
     print(
         "| case | StreamGate | @tus/server | `cp` | StreamGate/peer | StreamGate/cp |"
-        " peak RSS StreamGate / peer |"
+        " peak RSS StreamGate / peer | server CPU per PATCH StreamGate / peer |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case in cases:
         sg, peer, cp = median(case.streamgate), median(case.peer), median(case.cp)
         per_round = ", ".join(
@@ -282,7 +301,9 @@ def report(cases: list[Case]) -> None:
         print(
             f"| {case.name} | {sg:.0f} MB/s | {peer:.0f} MB/s | {cp:.0f} MB/s"
             f" | {sg / peer:.2f} ({per_round}) | {sg / cp:.2f}"
-            f" | {case.rss.get('streamgate', 0):.0f} / {case.rss.get('peer', 0):.0f} MiB |"
+            f" | {case.rss.get('streamgate', 0):.0f} / {case.rss.get('peer', 0):.0f} MiB"
+            f" | {median(case.cpu.get('streamgate', [])):.1f} /"
+            f" {median(case.cpu.get('peer', [])):.1f} ms |"
         )
 
 
@@ -337,7 +358,8 @@ def main() -> None:
             print(
                 f"{case.name}: StreamGate {[round(x) for x in case.streamgate]} MB/s, "
                 f"peer {[round(x) for x in case.peer]}, cp {[round(x) for x in case.cp]}, "
-                f"RSS {case.rss}",
+                f"RSS {case.rss}, CPU ms per PATCH "
+                f"{ {who: [round(x, 1) for x in ms] for who, ms in case.cpu.items()} }",
                 flush=True,
             )
     report([case for case in cases if not case.s3])

@@ -77,6 +77,79 @@ def test_a_silent_client_times_out():
         asyncio.run(shutdown.receive_unless_draining(silent, timeout=0.05))
 
 
+def test_several_messages_in_one_wait_until_taken_enough():
+    sent = iter(range(10))
+
+    async def receive():
+        return {"type": "http.request", "n": next(sent)}
+
+    taken = []
+
+    def take(message):
+        taken.append(message["n"])
+        return len(taken) == 4
+
+    assert asyncio.run(shutdown.receive_until(receive, 5, take)) is None
+    assert taken == [0, 1, 2, 3]
+    assert not shutdown._readers
+
+
+def test_the_idle_timeout_is_per_message_not_per_wait():
+    """A client that sends a message every 30 ms is not idle, though the wait lasts 300 ms."""
+
+    async def receive():
+        await asyncio.sleep(0.03)
+        return {"type": "http.request"}
+
+    taken = []
+
+    def take(message):
+        taken.append(message)
+        return len(taken) == 10
+
+    assert asyncio.run(shutdown.receive_until(receive, 0.1, take)) is None
+    assert len(taken) == 10
+
+
+def test_a_drain_mid_wait_keeps_what_was_taken():
+    async def scenario():
+        count = 0
+
+        async def receive():
+            nonlocal count
+            count += 1
+            if count == 3:
+                threading.Thread(target=shutdown.drain).start()
+            if count > 3:
+                await asyncio.Event().wait()  # the client goes quiet; the drain wakes us
+            return {"type": "http.request", "n": count}
+
+        taken = []
+        end = await shutdown.receive_until(receive, 10, lambda m: taken.append(m["n"]) or False)
+        await asyncio.sleep(0)  # no cancellation is left pending for the caller
+        return end, taken
+
+    end, taken = asyncio.run(scenario())
+    assert end == "drain"
+    assert taken == [1, 2, 3]
+
+
+def test_a_silent_client_mid_wait_times_out():
+    async def scenario():
+        count = 0
+
+        async def receive():
+            nonlocal count
+            count += 1
+            if count > 2:
+                await asyncio.Event().wait()
+            return {"type": "http.request"}
+
+        return await shutdown.receive_until(receive, 0.05, lambda message: False)
+
+    assert asyncio.run(scenario()) == "timeout"
+
+
 def test_the_handler_goes_in_front_of_the_servers_own():
     seen = []
     originals = {signum: signal.getsignal(signum) for signum in shutdown.SIGNALS}

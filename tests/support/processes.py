@@ -118,6 +118,8 @@ def start_web(
     args = [
         str(BIN / "uvicorn"),
         "streamgate.asgi:application",
+        "--http",
+        "streamgate.http_protocol:HttpProtocol",
         "--host",
         "127.0.0.1",
         "--port",

@@ -1,0 +1,79 @@
+"""uvicorn's httptools protocol, handing request bodies to the application without copying them.
+
+uvicorn (0.54) gathers the body of a request in a ``bytearray`` and hands each ASGI
+``http.request`` message over as ``bytes(bytearray)``: every byte of an upload is copied twice
+in Python, on top of the copies the event loop and the HTTP parser make, on the event loop's
+thread, which a busy upload server keeps nearly always running. Profiled under four clients
+uploading 5 MiB chunks (py-spy, samples holding the GIL), those two copies were 12% of the web
+process's Python time (README "Uploads").
+
+This subclass keeps the parser's own ``bytes`` objects in a list instead and hands them over
+as they are: the object itself when one arrived (the usual case: the server stops reading the
+socket while a message waits), else joined once. Flow control is uvicorn's: reading pauses
+once more than its high-water mark waits, and resumes when the application asks for more.
+Everything else (headers, responses, keep-alive, pipelining, upgrades to websockets, the access
+log, timeouts) is uvicorn's, unchanged.
+
+Every command line that starts the web server (Procfile, Dockerfile, compose, Kubernetes,
+tests/support/processes.py) passes ``--http streamgate.http_protocol:HttpProtocol``; without
+it uvicorn's own class serves, correctly, with the copies.
+
+Why by hand: uvicorn has no option for this. The override is the two methods that touch the
+body, checked against the pinned uvicorn by tests/streamgate/test_http_protocol.py.
+"""
+
+from typing import cast
+
+from uvicorn._types import ASGIReceiveEvent
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+
+class _Cycle(RequestResponseCycle):
+    """One request's cycle; the body waits as the parser's ``bytes`` objects."""
+
+    chunks: list[bytes]
+    buffered: int
+
+    async def receive(self) -> ASGIReceiveEvent:
+        # uvicorn's RequestResponseCycle.receive, but for how the body is handed over.
+        if self.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.waiting_for_100_continue = False
+        if not self.disconnected and not self.response_complete:
+            self.flow.resume_reading()
+            await self.message_event.wait()
+            self.message_event.clear()
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self.buffered = 0
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol whose request cycles keep body bytes uncopied."""
+
+    def on_headers_complete(self) -> None:
+        previous = self.cycle
+        super().on_headers_complete()
+        if self.cycle is not previous and type(self.cycle) is RequestResponseCycle:
+            # A new request's cycle (an upgrade to a websocket makes none): the same object,
+            # with the receive above. Its task has been created but has not run yet.
+            cycle = cast(_Cycle, self.cycle)
+            cycle.__class__ = _Cycle
+            cycle.chunks = []
+            cycle.buffered = 0
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn's HttpToolsProtocol.on_body, keeping the bytes object instead of copying it.
+        cycle = cast(_Cycle, self.cycle)
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        cycle.chunks.append(body)
+        cycle.buffered += len(body)
+        if cycle.buffered > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
