@@ -18,7 +18,16 @@ Every command line that starts the web server (Procfile, Dockerfile, compose, Ku
 tests/support/processes.py) passes ``--http streamgate.http_protocol:HttpProtocol``; without
 it uvicorn's own class serves, correctly, with the copies.
 
-Why by hand: uvicorn has no option for this. The override is the two methods that touch the
+It also offers the application the rest of a body straight from the socket: the ASGI scope's
+``extensions`` carry ``streamgate.detach_body``, a callable (on the event loop) that stops
+reading the client's socket, hands over the bytes already parsed, the socket's descriptor and
+how many body bytes are still in it, and marks the connection to close after the response, as
+the parser never sees those bytes. A tus PATCH bound for a file on disk uses it to have the
+kernel move the bytes (splice(2), streamgate/streaming.py ``SocketBody``); nothing else does.
+Offered only on plain TCP (behind a proxy that ends TLS, or none): under TLS the socket's bytes
+are ciphertext.
+
+Why by hand: uvicorn has no option for either. The override is the methods that touch the
 body, checked against the pinned uvicorn by tests/streamgate/test_http_protocol.py.
 """
 
@@ -27,6 +36,9 @@ from typing import cast
 from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import is_ssl
+
+DETACH_BODY = "streamgate.detach_body"
 
 
 class _Cycle(RequestResponseCycle):
@@ -34,6 +46,28 @@ class _Cycle(RequestResponseCycle):
 
     chunks: list[bytes]
     buffered: int
+    received: int  # body bytes parsed so far
+    detached: bool
+
+    def detach_body(self, length: int) -> tuple[int, list[bytes], int] | None:
+        """Stop reading the socket and hand the rest of a body of ``length`` bytes (its
+        Content-Length) to the caller: (the socket's descriptor, the bytes parsed but not yet
+        received, the bytes still in the socket). None when there is nothing to detach (the
+        body is all here, or the client left) or no socket to detach it from."""
+        if self.detached or self.disconnected or not self.more_body or self.received >= length:
+            return None
+        socket = self.transport.get_extra_info("socket")
+        if socket is None or is_ssl(self.transport):
+            return None
+        if self.waiting_for_100_continue and not self.transport.is_closing():
+            # As receive() would: a client that asked waits for this before its body.
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.waiting_for_100_continue = False
+        self.flow.pause_reading()  # resumed only by receive(), which the caller no longer calls
+        self.keep_alive = False  # the parser is mid-body: the connection ends with this answer
+        self.detached = True
+        chunks, self.chunks, self.buffered = self.chunks, [], 0
+        return socket.fileno(), chunks, length - self.received
 
     async def receive(self) -> ASGIReceiveEvent:
         # uvicorn's RequestResponseCycle.receive, but for how the body is handed over.
@@ -65,7 +99,10 @@ class HttpProtocol(HttpToolsProtocol):
             cycle = cast(_Cycle, self.cycle)
             cycle.__class__ = _Cycle
             cycle.chunks = []
-            cycle.buffered = 0
+            cycle.buffered = cycle.received = 0
+            cycle.detached = False
+            extensions = cycle.scope.setdefault("extensions", {})
+            extensions[DETACH_BODY] = cycle.detach_body
 
     def on_body(self, body: bytes) -> None:
         # uvicorn's HttpToolsProtocol.on_body, keeping the bytes object instead of copying it.
@@ -74,6 +111,7 @@ class HttpProtocol(HttpToolsProtocol):
             return
         cycle.chunks.append(body)
         cycle.buffered += len(body)
+        cycle.received += len(body)
         if cycle.buffered > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
         cycle.message_event.set()

@@ -16,9 +16,15 @@ request, because only ``read_body`` and ``listen_for_disconnect`` change.
 """
 
 import asyncio
+import contextlib
+import errno
+import fcntl
 import io
 import logging
+import os
 import re
+import select
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -126,6 +132,130 @@ class ReceiveStream(io.RawIOBase):
             self._finish()
             return True
         return self._buffered >= wanted
+
+
+class SocketBody:
+    """The rest of a request's body, moved from the client's socket into a file by the kernel
+    (splice(2) through a pipe): no byte is copied into Python, none waits in its memory, and
+    the writing thread needs neither the GIL nor the event loop while bytes move.
+
+    Made by ``detach`` from the HTTP server's ``streamgate.detach_body`` extension
+    (streamgate/http_protocol.py), which stops the server reading that socket; the connection
+    closes after the response. Read from one worker thread. The body ends early as a streamed
+    one does: when the client goes away (``disconnected``), sends nothing for
+    STREAMING_BODY_IDLE_TIMEOUT seconds (``timed_out``) or the server drains (``cut_short``);
+    ``moved`` counts the bytes that reached the file, whatever happens.
+
+    Why by hand: no library splices an ASGI request's socket; os.splice is the system call."""
+
+    PIPE_BYTES = 1024 * 1024  # asked of the kernel (fs.pipe-max-size allows 1 MiB by default)
+    POLL_SECONDS = 0.25  # how soon a wait for the client notices a drain
+
+    def __init__(self, path: str = "") -> None:
+        self.fd = -1  # the client's socket, once detached
+        self.remaining = 0  # bytes of the body still in the socket
+        self.path = path
+        self.moved = 0
+        self.disconnected = self.timed_out = self.cut_short = False
+        self.idle_timeout = settings.STREAMING_BODY_IDLE_TIMEOUT
+        self._data_at = time.monotonic()
+        self._read, self._write = os.pipe()
+        try:
+            self.pipe_bytes = fcntl.fcntl(self._write, fcntl.F_SETPIPE_SZ, self.PIPE_BYTES)
+        except OSError:  # a lower fs.pipe-max-size: the default pipe, 64 KiB
+            self.pipe_bytes = fcntl.fcntl(self._write, fcntl.F_GETPIPE_SZ)
+
+    def __len__(self) -> int:
+        return self.remaining
+
+    @property
+    def ended(self) -> bool:
+        return self.disconnected or self.timed_out or self.cut_short
+
+    def splice_to(self, out: int, count: int) -> None:
+        """Move up to ``count`` bytes of the body into the file ``out`` at its position;
+        ``moved`` grows by what reached it (also when a write fails, which is raised). Returns
+        once ``count`` bytes moved, the body ended (``remaining`` 0, or ``ended``), or after
+        waiting at most POLL_SECONDS for the client, so that the caller can keep its lease and
+        commit as time passes."""
+        target = self.moved + min(count, self.remaining)
+        while self.moved < target and not self.ended:
+            if shutdown.draining():
+                self._cut()
+                return
+            want = min(target - self.moved, self.pipe_bytes)
+            try:
+                taken = os.splice(self.fd, self._write, want, flags=os.SPLICE_F_MOVE)
+            except BlockingIOError:
+                self._wait()
+                return
+            except OSError as error:
+                if error.errno not in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
+                    raise
+                taken = 0
+            if not taken:  # the client closed its end
+                self.disconnected = True
+                return
+            self._data_at = time.monotonic()
+            self.remaining -= taken
+            while taken:  # into the file; an error here is the disk's, and is raised
+                written = os.splice(self._read, out, taken, flags=os.SPLICE_F_MOVE)
+                self.moved += written
+                taken -= written
+
+    def _wait(self) -> None:
+        """Wait (at most POLL_SECONDS) until the socket has bytes or an end for us; past the
+        idle timeout since the last bytes, the body has ended."""
+        left = self.idle_timeout - (time.monotonic() - self._data_at)
+        if left <= 0:
+            self.timed_out = True
+            logger.warning("upload body idle", extra={"path": self.path, "moved": self.moved})
+            return
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN | select.POLLRDHUP)
+        poller.poll(1000 * min(left, self.POLL_SECONDS))
+
+    def _cut(self) -> None:
+        logger.warning(
+            "upload body cut short by shutdown", extra={"path": self.path, "moved": self.moved}
+        )
+        self.cut_short = True
+
+    def discard(self) -> None:
+        """Read what is left of the body and drop it (the kernel moves it to /dev/null), as
+        the server does with a body the application answered early: a client that sends its
+        whole body before it reads the answer (most do) then gets the answer, not a connection
+        reset. Nothing to do for a body that ended early (the client left or went quiet, or
+        the server drains)."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            while self.remaining and not self.ended:
+                self.splice_to(null, self.remaining)
+        finally:
+            os.close(null)
+
+    def close(self) -> None:
+        """Let go of the pipe; bytes left in it (after a failed write) are dropped."""
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._read = self._write = -1
+
+
+async def detach(scope: dict[str, Any], length: int) -> tuple[list[bytes], SocketBody] | None:
+    """On the event loop: the bytes of a body of ``length`` bytes the server has already
+    parsed, and a SocketBody for the rest; None when the server offers no socket (another
+    protocol class, TLS) or none is needed (the body is all here)."""
+    detach_body = scope.get("extensions", {}).get("streamgate.detach_body")
+    if detach_body is None:
+        return None
+    body = SocketBody(scope.get("path", ""))  # its pipe first: an error here changes nothing
+    handed = detach_body(length)
+    if handed is None:
+        body.close()
+        return None
+    body.fd, first, body.remaining = handed
+    return first, body
 
 
 class _StreamedBody(io.BufferedReader):

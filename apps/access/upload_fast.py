@@ -15,7 +15,11 @@ the view calls, in one hop to a long-lived worker thread:
   TUS_DISK_COMMIT_BYTES / _SECONDS, the last one giving the lease up in the same UPDATE),
   progress events and last-byte completion as the view's ``upload_append``;
 * the body streamed as the view gets it (``streamgate.streaming.ReceiveStream``: ends early on
-  a disconnect, an idle client or a server shutdown, so the bytes that arrived are committed).
+  a disconnect, an idle client or a server shutdown, so the bytes that arrived are committed);
+  or, for a body of TUS_SPLICE_MIN_BYTES or more bound for disk without a checksum, moved by
+  the kernel from the socket to the file (``streamgate.streaming.SocketBody``, splice(2)) with
+  the same early ends, commits and lease renewals, and the rest of a body an error cut short
+  read and dropped before the answer, as the server does for the view.
 
 Before any byte is read, anything else goes on to Django, which answers as the reference: a
 session (cookies, CSRF), a cross-origin request (CORS), a method override, a wrong version or
@@ -31,9 +35,12 @@ pattern of apps/access/beacon_fast.py and stream_fast.py around the uploads' own
 
 import logging
 import re
+from collections.abc import Iterable
+from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import close_old_connections, connections
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException
@@ -43,6 +50,8 @@ from rest_framework.request import Request
 from apps.access.authentication import BearerTokenAuthentication
 from apps.access.stream_fast import host_allowed, is_secure_scope, site_headers
 from apps.uploads.api.views import UploadResourceView
+from apps.uploads.backends import store_of
+from apps.uploads.models import Upload
 from apps.uploads.protocol import (
     OFFSET_CONTENT_TYPE,
     TUS_VERSION,
@@ -60,7 +69,7 @@ from streamgate.exceptions import DomainError
 from streamgate.metrics import UPLOAD_FAST_RESPONSES
 from streamgate.observability import REQUEST_ID_HEADER, request_id_bound, request_id_for
 from streamgate.outages import unavailable_for
-from streamgate.streaming import ReceiveStream
+from streamgate.streaming import ReceiveStream, SocketBody, detach
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +120,7 @@ class UploadPatchFast:
         shutdown.install()  # as Django's streaming handler does: SIGTERM commits and answers
         stream = ReceiveStream(receive, scope["path"])
         try:
-            status, headers, body = await self._serve(found["upload"], request, stream)
+            status, headers, body = await self._serve(found["upload"], request, scope, stream)
         except _Pass:
             _PASSED.inc()
             await self.app(scope, receive, send)
@@ -131,17 +140,17 @@ class UploadPatchFast:
         _SERVED.inc()
 
     @sync_to_async(thread_sensitive=False)
-    def _serve(self, upload_id: str, request: dict, stream: ReceiveStream):
+    def _serve(self, upload_id: str, request: dict, scope: dict, stream: ReceiveStream):
         """The view's work, in a worker thread that lives on (one hop per request, not a new
         thread), with the connection handling a request gets."""
         _close_old_connections()
         try:
             with request_id_bound(request["request_id"]):
-                return self._append(upload_id, request, stream)
+                return self._append(upload_id, request, scope, stream)
         finally:
             _close_old_connections()
 
-    def _append(self, upload_id: str, request: dict, stream: ReceiveStream):
+    def _append(self, upload_id: str, request: dict, scope: dict, stream: ReceiveStream):
         try:
             user = self._authenticated(request["authorization"])
             lease = upload_append_claimed(
@@ -158,12 +167,20 @@ class UploadPatchFast:
             raise _Pass from error
         if lease is None:
             raise _Pass
+        body: Iterable[Any] = stream.chunks(GATHER)
+        spliced = None
         try:
-            upload = upload_append_leased(
-                lease=lease, body=stream.chunks(GATHER), checksum=request["checksum"]
-            )
+            if _splices(request, lease.upload):
+                detached = _detached(scope, request["content_length"])
+                if detached is not None:
+                    first, spliced = detached
+                    body = [*first, spliced]
+            upload = upload_append_leased(lease=lease, body=body, checksum=request["checksum"])
         except Exception as error:  # noqa: BLE001 - the body is read: we answer, as Django would
             return _error(error)
+        finally:
+            if spliced is not None:
+                _discard_rest(spliced)
         headers = [(b"vary", b"origin"), (b"upload-offset", str(upload.offset).encode())]
         if not upload.is_complete:
             headers.append((b"upload-expires", http_date(upload.expires_at).encode()))
@@ -179,6 +196,43 @@ class UploadPatchFast:
         if found is None or not found[0].is_authenticated or not found[0].is_active:
             raise _Pass
         return found[0]
+
+
+def _splices(request: dict, upload: Upload) -> bool:
+    """Whether the kernel should move this body from the socket to the file: a body of a known
+    length of at least TUS_SPLICE_MIN_BYTES, without a checksum (which needs the bytes), bound
+    for a store that writes files (disk, not S3)."""
+    length = request["content_length"]
+    if not settings.TUS_SPLICE_MIN_BYTES or request["checksum"] is not None:
+        return False
+    if length is None or length < settings.TUS_SPLICE_MIN_BYTES:
+        return False
+    try:
+        store = store_of(upload, default_storage)
+    except Exception:  # noqa: BLE001 - upload_append_leased meets it again, and answers it
+        return False
+    return getattr(store, "splices", False)
+
+
+def _detached(scope: dict, length: int) -> tuple[list[bytes], SocketBody] | None:
+    """The body's parsed bytes and its socket, from the event loop; None (the body streams as
+    usual) when the server offers none, or no pipe could be made (out of descriptors)."""
+    try:
+        return async_to_sync(detach)(scope, length)
+    except OSError as error:
+        logger.warning("upload body not spliced: %s", error)
+        return None
+
+
+def _discard_rest(spliced: SocketBody) -> None:
+    """After an error cut the append short (the disk full, the lease lost): the rest of the
+    body, which the client is still sending, is read and dropped before the answer."""
+    try:
+        spliced.discard()
+    except OSError as error:  # the client's socket failed: it hears nothing either way
+        logger.info("upload body left unread: %s", error)
+    finally:
+        spliced.close()
 
 
 def _close_old_connections() -> None:

@@ -303,6 +303,9 @@ TUS_DISK_COMMIT_BYTES = env.int("TUS_DISK_COMMIT_BYTES", default=32 * 1024 * 102
 TUS_DISK_COMMIT_SECONDS = env.float("TUS_DISK_COMMIT_SECONDS", default=5.0)
 # Bearer-authenticated PATCHes appended before Django's stack (apps/access/upload_fast.py).
 TUS_FAST_PATCH = env.bool("TUS_FAST_PATCH", default=True)
+# Of those, bodies bound for disk of at least this many bytes are moved from the socket to the
+# file by the kernel (splice(2), streamgate/streaming.py SocketBody); 0 turns it off.
+TUS_SPLICE_MIN_BYTES = env.int("TUS_SPLICE_MIN_BYTES", default=1024 * 1024)
 TUS_S3_PART_SIZE = env.int("TUS_S3_PART_SIZE", default=5 * 1024 * 1024)
 TUS_BUFFER_DIR = VAR_DIR / "tmp" / "uploads"
 UPLOAD_PROGRESS_INTERVAL = 0.25  # at most 4 progress messages a second per upload

@@ -41,6 +41,18 @@ OnDurable = Callable[[Durable], None]
 BeforeSave = Callable[[], None]
 
 
+class Spliced(Protocol):
+    """A block the kernel moves straight into a file (streamgate/streaming.py SocketBody), for
+    stores that write files (``splices = True``); ``len()`` is the bytes it may still hold."""
+
+    moved: int  # bytes that reached the file so far
+    ended: bool  # the body ended early (the client left or went quiet, the server drains)
+
+    def __len__(self) -> int: ...
+
+    def splice_to(self, out: int, count: int) -> None: ...
+
+
 class ByteStore(Protocol):
     kind: str
 

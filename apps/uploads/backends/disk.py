@@ -14,6 +14,7 @@ from django.core.files.storage import FileSystemStorage
 
 from apps.content.storage import StorageUnavailable
 from apps.uploads.backends.base import (
+    BeforeSave,
     ChecksumMismatch,
     Durable,
     IncomingMissing,
@@ -29,6 +30,7 @@ class DiskStore:
     """Bytes appended to ``<media>/incoming/<id>``, moved to ``sources/…`` when complete."""
 
     kind = UploadBackend.DISK
+    splices = True  # takes Spliced blocks: the kernel moves them from a socket to the file
 
     def __init__(self, storage: FileSystemStorage) -> None:
         self.storage = storage
@@ -59,16 +61,27 @@ class DiskStore:
         with disk_errors("open the upload's file"):
             fd = os.open(path, os.O_WRONLY)
         try:
-            return self._write(fd, start, blocks, checksum=checksum, on_durable=on_durable)
+            return self._write(
+                fd,
+                start,
+                blocks,
+                checksum=checksum,
+                on_durable=on_durable,
+                before_save=before_save,
+            )
         finally:
             os.close(fd)
 
     @staticmethod
-    def _write(fd: int, start: int, blocks, *, checksum, on_durable: OnDurable) -> Durable:
+    def _write(
+        fd: int, start: int, blocks, *, checksum, on_durable: OnDurable, before_save: BeforeSave
+    ) -> Durable:
         """Write ``blocks`` at ``start`` with plain write(2) calls, so that ``written`` counts
         exactly what the kernel took: when the disk fills up or turns read-only midway, the
         offset recorded is the bytes stored, no more and no less (none, with a checksum: the
-        chunk is all or nothing), and StorageUnavailable says why."""
+        chunk is all or nothing), and StorageUnavailable says why. A Spliced block (never sent
+        with a checksum) is moved by the kernel a pipe's worth at a time, the lease checked
+        (``before_save``) and the offset committed between them as for any block."""
         commit_bytes = settings.TUS_DISK_COMMIT_BYTES
         commit_seconds = settings.TUS_DISK_COMMIT_SECONDS
         hasher = checksum.new_hasher() if checksum else None
@@ -80,6 +93,22 @@ class DiskStore:
             os.ftruncate(fd, start)
             os.lseek(fd, start, os.SEEK_SET)
             for block in blocks:
+                if hasattr(block, "splice_to"):
+                    while len(block) and not block.ended:  # ended early: client, idle, drain
+                        before = block.moved
+                        try:
+                            block.splice_to(fd, commit_bytes - since_commit)
+                        finally:
+                            written += block.moved - before
+                            since_commit += block.moved - before
+                        if since_commit >= commit_bytes or (
+                            time.monotonic() - committed_at >= commit_seconds
+                        ):
+                            on_durable(Durable(start + written))
+                            since_commit = 0
+                            committed_at = time.monotonic()
+                        before_save()
+                    continue
                 view = memoryview(block)
                 while view:
                     taken = os.write(fd, view)
