@@ -11,9 +11,10 @@ the server process, README "Uploads").
 
 ``tune()`` fixes the two thresholds instead: blocks under ``MMAP_THRESHOLD`` come from the heap,
 and freed heap memory is kept until more than ``TRIM_THRESHOLD`` of it is free at the top, so
-the same pages serve the next request's bytes. The cost is that much memory kept mapped
-between bursts; nothing else changes (large blocks, such as a joined 1 MiB gather, are still
-mapped and unmapped on their own).
+the same pages serve the next request's bytes. The cost is up to that much memory kept
+mapped between bursts in each allocator arena that served such blocks (the event loop's
+thread allocates nearly all of them); nothing else changes (larger blocks are still mapped
+and unmapped on their own).
 
 An operator who sets glibc's allocator themselves (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, or ``glibc.malloc`` tunables in ``GLIBC_TUNABLES``) keeps their

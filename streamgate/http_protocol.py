@@ -31,6 +31,9 @@ Why by hand: uvicorn has no option for either. The override is the methods that 
 body, checked against the pinned uvicorn by tests/streamgate/test_http_protocol.py.
 """
 
+import os
+import weakref
+from collections.abc import Callable
 from typing import cast
 
 from uvicorn._types import ASGIReceiveEvent
@@ -51,14 +54,18 @@ class _Cycle(RequestResponseCycle):
 
     def detach_body(self, length: int) -> tuple[int, list[bytes], int] | None:
         """Stop reading the socket and hand the rest of a body of ``length`` bytes (its
-        Content-Length) to the caller: (the socket's descriptor, the bytes parsed but not yet
-        received, the bytes still in the socket). None when there is nothing to detach (the
-        body is all here, or the client left) or no socket to detach it from."""
+        Content-Length) to the caller: (a duplicate of the socket's descriptor, which the
+        caller closes; the bytes parsed but not yet received; the bytes still in the socket).
+        None when there is nothing to detach (the body is all here, or the client left) or no
+        socket to detach it from."""
         if self.detached or self.disconnected or not self.more_body or self.received >= length:
             return None
         socket = self.transport.get_extra_info("socket")
-        if socket is None or is_ssl(self.transport):
+        if socket is None or is_ssl(self.transport) or self.transport.is_closing():
             return None
+        # Ours to close: if the server closes its own (the client reset, a shutdown's cancel),
+        # this one still names the client's socket, never a descriptor reused meanwhile.
+        fd = os.dup(socket.fileno())
         if self.waiting_for_100_continue and not self.transport.is_closing():
             # As receive() would: a client that asked waits for this before its body.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -67,7 +74,7 @@ class _Cycle(RequestResponseCycle):
         self.keep_alive = False  # the parser is mid-body: the connection ends with this answer
         self.detached = True
         chunks, self.chunks, self.buffered = self.chunks, [], 0
-        return socket.fileno(), chunks, length - self.received
+        return fd, chunks, length - self.received
 
     async def receive(self) -> ASGIReceiveEvent:
         # uvicorn's RequestResponseCycle.receive, but for how the body is handed over.
@@ -87,6 +94,17 @@ class _Cycle(RequestResponseCycle):
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
 
+def _detacher(cycle: "weakref.ref[_Cycle]") -> Callable[[int], tuple[int, list[bytes], int] | None]:
+    """The scope's ``detach_body``, holding its cycle weakly (the cycle holds the scope: a
+    strong reference would leave every request's cycle to the garbage collector)."""
+
+    def detach_body(length: int) -> tuple[int, list[bytes], int] | None:
+        found = cycle()
+        return None if found is None else found.detach_body(length)
+
+    return detach_body
+
+
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol whose request cycles keep body bytes uncopied."""
 
@@ -102,7 +120,7 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.buffered = cycle.received = 0
             cycle.detached = False
             extensions = cycle.scope.setdefault("extensions", {})
-            extensions[DETACH_BODY] = cycle.detach_body
+            extensions[DETACH_BODY] = _detacher(weakref.ref(cycle))
 
     def on_body(self, body: bytes) -> None:
         # uvicorn's HttpToolsProtocol.on_body, keeping the bytes object instead of copying it.

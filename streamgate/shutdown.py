@@ -62,13 +62,14 @@ async def receive_until(
     per message, that bookkeeping was 8% of a busy upload server's Python time). A drain wakes
     the waiting task by cancelling it, as ``asyncio.timeout`` does, and takes the cancellation
     back (``uncancel``): cheaper than racing every receive against a drain future."""
-    if _draining.is_set():
-        return "drain"
     reader = asyncio.current_task()
     if reader is None:  # unreachable: a coroutine awaited on a loop runs in a task
         raise RuntimeError("receive_until must run in an asyncio task")
     loop = reader.get_loop()
-    _readers.add(reader)
+    _readers.add(reader)  # before the check: a drain in between finds and wakes it
+    if _draining.is_set():
+        _readers.discard(reader)
+        return "drain"
     try:
         async with asyncio.timeout(timeout) as idle:
             while not take(await receive()):
@@ -79,7 +80,8 @@ async def receive_until(
         if reader not in _woken:
             raise  # someone else's cancellation (the server's grace period ran out)
         _woken.discard(reader)
-        reader.uncancel()
+        if reader.uncancel() > 0:
+            raise  # someone else cancelled it too: theirs stands
         return "drain"
     finally:
         _readers.discard(reader)

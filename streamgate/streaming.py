@@ -140,26 +140,38 @@ class SocketBody:
     the writing thread needs neither the GIL nor the event loop while bytes move.
 
     Made by ``detach`` from the HTTP server's ``streamgate.detach_body`` extension
-    (streamgate/http_protocol.py), which stops the server reading that socket; the connection
-    closes after the response. Read from one worker thread. The body ends early as a streamed
-    one does: when the client goes away (``disconnected``), sends nothing for
-    STREAMING_BODY_IDLE_TIMEOUT seconds (``timed_out``) or the server drains (``cut_short``);
-    ``moved`` counts the bytes that reached the file, whatever happens.
+    (streamgate/http_protocol.py), which stops the server reading that socket and hands over a
+    duplicate of its descriptor (whatever the server does with its own, this one stays the
+    client's); the connection closes after the response. Read from one worker thread, at most
+    ``STEP`` bytes per call so that the caller keeps its lease and commits as it goes. The body
+    ends early as a streamed one does: when the client goes away or its socket fails
+    (``disconnected``), sends nothing for STREAMING_BODY_IDLE_TIMEOUT seconds (``timed_out``)
+    or the server drains (``cut_short``); ``moved`` counts the bytes that reached the file,
+    whatever happens. A file system that cannot splice into files gets the pipe's bytes through
+    read(2) and write(2).
 
     Why by hand: no library splices an ASGI request's socket; os.splice is the system call."""
 
     PIPE_BYTES = 1024 * 1024  # asked of the kernel (fs.pipe-max-size allows 1 MiB by default)
+    STEP = 1024 * 1024  # the most one splice_to call moves
     POLL_SECONDS = 0.25  # how soon a wait for the client notices a drain
+    READY_BUT_EMPTY = 100  # polls that say "readable" before a splice that finds nothing: over
 
     def __init__(self, path: str = "") -> None:
-        self.fd = -1  # the client's socket, once detached
+        self.fd = -1  # our duplicate of the client's socket, once detached
         self.remaining = 0  # bytes of the body still in the socket
         self.path = path
         self.moved = 0
         self.disconnected = self.timed_out = self.cut_short = False
         self.idle_timeout = settings.STREAMING_BODY_IDLE_TIMEOUT
         self._data_at = time.monotonic()
-        self._read, self._write = os.pipe()
+        self._empty_polls = 0
+        self._splices_files = True
+        self._read = self._write = -1
+        self._open_pipe()
+
+    def _open_pipe(self) -> None:
+        self._read, self._write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             self.pipe_bytes = fcntl.fcntl(self._write, fcntl.F_SETPIPE_SZ, self.PIPE_BYTES)
         except OSError:  # a lower fs.pipe-max-size: the default pipe, 64 KiB
@@ -173,47 +185,79 @@ class SocketBody:
         return self.disconnected or self.timed_out or self.cut_short
 
     def splice_to(self, out: int, count: int) -> None:
-        """Move up to ``count`` bytes of the body into the file ``out`` at its position;
-        ``moved`` grows by what reached it (also when a write fails, which is raised). Returns
-        once ``count`` bytes moved, the body ended (``remaining`` 0, or ``ended``), or after
-        waiting at most POLL_SECONDS for the client, so that the caller can keep its lease and
-        commit as time passes."""
-        target = self.moved + min(count, self.remaining)
+        """Move up to ``count`` (at most STEP) bytes of the body into the file ``out`` at its
+        position; ``moved`` grows by what reached it (also when a write fails, which is
+        raised, leaving bytes in the pipe: ``discard`` starts a new one). Returns once that
+        much moved, the body ended (``remaining`` 0, or ``ended``), or after waiting at most
+        POLL_SECONDS for the client."""
+        target = self.moved + min(count, self.STEP, self.remaining)
         while self.moved < target and not self.ended:
             if shutdown.draining():
                 self._cut()
                 return
             want = min(target - self.moved, self.pipe_bytes)
             try:
-                taken = os.splice(self.fd, self._write, want, flags=os.SPLICE_F_MOVE)
+                taken = os.splice(
+                    self.fd, self._write, want, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+                )
             except BlockingIOError:
                 self._wait()
                 return
-            except OSError as error:
-                if error.errno not in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
-                    raise
+            except OSError as error:  # the client's socket failed: as good as gone
+                logger.info("upload body socket failed: %s", error, extra={"path": self.path})
                 taken = 0
             if not taken:  # the client closed its end
                 self.disconnected = True
                 return
             self._data_at = time.monotonic()
+            self._empty_polls = 0
             self.remaining -= taken
-            while taken:  # into the file; an error here is the disk's, and is raised
-                written = os.splice(self._read, out, taken, flags=os.SPLICE_F_MOVE)
-                self.moved += written
-                taken -= written
+            self._to_file(out, taken)
+
+    def _to_file(self, out: int, count: int) -> None:
+        """The ``count`` bytes in the pipe, into the file; an error here is the disk's."""
+        while count:
+            if self._splices_files:
+                try:
+                    written = os.splice(self._read, out, count, flags=os.SPLICE_F_MOVE)
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
+                    self._splices_files = False  # this file system cannot: copy instead
+                    continue
+            else:
+                block = os.read(self._read, count)
+                view = memoryview(block)
+                while view:
+                    done = os.write(out, view)
+                    self.moved += done
+                    count -= done
+                    view = view[done:]
+                continue
+            self.moved += written
+            count -= written
 
     def _wait(self) -> None:
         """Wait (at most POLL_SECONDS) until the socket has bytes or an end for us; past the
-        idle timeout since the last bytes, the body has ended."""
+        idle timeout since the last bytes, the body has ended. A socket that keeps saying it
+        is readable while a splice finds nothing (urgent data at the head of its queue) ends
+        the body too, rather than spinning until the idle timeout."""
         left = self.idle_timeout - (time.monotonic() - self._data_at)
         if left <= 0:
             self.timed_out = True
             logger.warning("upload body idle", extra={"path": self.path, "moved": self.moved})
             return
         poller = select.poll()
-        poller.register(self.fd, select.POLLIN | select.POLLRDHUP)
-        poller.poll(1000 * min(left, self.POLL_SECONDS))
+        poller.register(self.fd, select.POLLIN | select.POLLPRI | select.POLLRDHUP)
+        events = poller.poll(1000 * min(left, self.POLL_SECONDS))
+        if not events:
+            return
+        self._empty_polls += 1
+        if any(event & select.POLLPRI for _, event in events) or (
+            self._empty_polls > self.READY_BUT_EMPTY
+        ):
+            logger.info("upload body ended: urgent data", extra={"path": self.path})
+            self.disconnected = True
 
     def _cut(self) -> None:
         logger.warning(
@@ -226,20 +270,33 @@ class SocketBody:
         the server does with a body the application answered early: a client that sends its
         whole body before it reads the answer (most do) then gets the answer, not a connection
         reset. Nothing to do for a body that ended early (the client left or went quiet, or
-        the server drains)."""
-        null = os.open(os.devnull, os.O_WRONLY)
+        the server drains). A new pipe first: a failed write may have left bytes in the old."""
+        if not self.remaining or self.ended:
+            return
+        self._close_pipe()
+        self._open_pipe()
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             while self.remaining and not self.ended:
                 self.splice_to(null, self.remaining)
         finally:
             os.close(null)
 
-    def close(self) -> None:
-        """Let go of the pipe; bytes left in it (after a failed write) are dropped."""
+    def _close_pipe(self) -> None:
         for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._read = self._write = -1
+
+    def close(self) -> None:
+        """Let go of the pipe and of our descriptor of the socket (the server closes its own
+        after the answer)."""
+        self._close_pipe()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 async def detach(scope: dict[str, Any], length: int) -> tuple[list[bytes], SocketBody] | None:
@@ -250,7 +307,11 @@ async def detach(scope: dict[str, Any], length: int) -> tuple[list[bytes], Socke
     if detach_body is None:
         return None
     body = SocketBody(scope.get("path", ""))  # its pipe first: an error here changes nothing
-    handed = detach_body(length)
+    try:
+        handed = detach_body(length)
+    except BaseException:
+        body.close()
+        raise
     if handed is None:
         body.close()
         return None

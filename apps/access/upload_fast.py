@@ -216,10 +216,11 @@ def _splices(request: dict, upload: Upload) -> bool:
 
 def _detached(scope: dict, length: int) -> tuple[list[bytes], SocketBody] | None:
     """The body's parsed bytes and its socket, from the event loop; None (the body streams as
-    usual) when the server offers none, or no pipe could be made (out of descriptors)."""
+    usual) when the server offers none, or no pipe or descriptor could be made (the server's
+    detach_body changes nothing until its last step, which cannot fail)."""
     try:
         return async_to_sync(detach)(scope, length)
-    except OSError as error:
+    except Exception as error:  # noqa: BLE001 - detach changed nothing: the body streams
         logger.warning("upload body not spliced: %s", error)
         return None
 

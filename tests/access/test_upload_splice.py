@@ -8,6 +8,7 @@ answer closes the connection (the HTTP parser never saw the rest of the body): t
 client, and these tests, can tell."""
 
 import base64
+import errno
 import hashlib
 import os
 import socket
@@ -230,10 +231,11 @@ def test_socket_body_moves_what_it_is_asked_and_sees_the_end(tmp_path):
     sender = threading.Thread(target=lambda: (theirs.sendall(data), theirs.close()))
     sender.start()
     body = SocketBody("/test")
-    body.fd, body.remaining = ours.fileno(), 4 * MIB  # a body longer than what is sent
+    body.fd, body.remaining = os.dup(ours.fileno()), 4 * MIB  # a body longer than what is sent
     target = tmp_path / "file"
     with target.open("wb") as out:
-        body.splice_to(out.fileno(), MIB + 5)
+        while body.moved < MIB + 5:  # a call moves at most a step, or waits a moment
+            body.splice_to(out.fileno(), MIB + 5 - body.moved)
         assert body.moved == MIB + 5
         while not body.ended:
             body.splice_to(out.fileno(), 4 * MIB)
@@ -253,7 +255,7 @@ def test_socket_body_ends_at_a_drain(monkeypatch, tmp_path):
     ours.setblocking(False)
     theirs.sendall(b"x" * 1000)
     body = SocketBody("/test")
-    body.fd, body.remaining = ours.fileno(), MIB
+    body.fd, body.remaining = os.dup(ours.fileno()), MIB
     with (tmp_path / "file").open("wb") as out:
         body.splice_to(out.fileno(), MIB)  # takes what is there, then waits a moment
         assert body.moved == 1000
@@ -271,7 +273,7 @@ def test_socket_body_counts_only_what_reached_the_file(tmp_path):
     ours.setblocking(False)
     theirs.sendall(b"y" * 5000)
     body = SocketBody("/test")
-    body.fd, body.remaining = ours.fileno(), 5000
+    body.fd, body.remaining = os.dup(ours.fileno()), 5000
     target = tmp_path / "file"
     target.write_bytes(b"")
     read_only = os.open(target, os.O_RDONLY)  # a write that fails, as a broken disk's would
@@ -281,6 +283,96 @@ def test_socket_body_counts_only_what_reached_the_file(tmp_path):
     finally:
         os.close(read_only)
     assert body.moved == 0
+    body.close()
+    ours.close()
+    theirs.close()
+
+
+def test_after_a_failed_write_the_rest_is_discarded_without_hanging(tmp_path, monkeypatch):
+    """The failed write left up to a pipe's worth of bytes in the pipe: discard() starts a new
+    pipe, so its splices from the socket never wait for room that nobody will make. A
+    one-page pipe is full after any splice (as a pipe of 1,500-byte packets fills on a real
+    network)."""
+    monkeypatch.setattr(SocketBody, "PIPE_BYTES", 4096)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    data = os.urandom(3 * MIB)
+    sender = threading.Thread(target=lambda: theirs.sendall(data), daemon=True)
+    sender.start()
+    body = SocketBody("/test")
+    body.fd, body.remaining = os.dup(ours.fileno()), len(data)
+    target = tmp_path / "file"
+    target.write_bytes(b"")
+    read_only = os.open(target, os.O_RDONLY)
+    failed = None
+    try:
+        while failed is None:  # until bytes arrived and their write failed
+            try:
+                body.splice_to(read_only, MIB)
+            except OSError as error:
+                failed = error
+    finally:
+        os.close(read_only)
+    assert failed.errno == errno.EBADF
+    assert body.remaining < len(data)
+    assert body.moved == 0
+    discarding = threading.Thread(target=body.discard, daemon=True)
+    discarding.start()
+    discarding.join(10)
+    assert not discarding.is_alive(), "discard() hung on a full pipe"
+    sender.join(10)
+    assert body.remaining == 0
+    assert not body.ended
+    body.close()
+    ours.close()
+    theirs.close()
+
+
+def test_a_file_that_cannot_take_a_splice_gets_the_bytes_written(tmp_path):
+    """splice(2) into a file opened to append is EINVAL, as on a file system without it."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    data = os.urandom(2 * MIB + 3)
+    sender = threading.Thread(target=lambda: theirs.sendall(data), daemon=True)
+    sender.start()
+    body = SocketBody("/test")
+    body.fd, body.remaining = os.dup(ours.fileno()), len(data)
+    target = tmp_path / "file"
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while body.remaining and not body.ended:
+            body.splice_to(out, MIB)
+    finally:
+        os.close(out)
+    sender.join(10)
+    body.close()
+    ours.close()
+    theirs.close()
+    assert body.moved == len(data)
+    assert target.read_bytes() == data
+
+
+def test_urgent_data_ends_the_body_instead_of_spinning(tmp_path):
+    """After out-of-band data, splice finds nothing while poll says readable, forever."""
+    ours, theirs = socket.socket(), socket.socket()
+    listener = socket.create_server(("127.0.0.1", 0))
+    theirs.connect(listener.getsockname())
+    ours, _ = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    theirs.sendall(b"a" * 1000)
+    theirs.send(b"!", socket.MSG_OOB)
+    theirs.sendall(b"b" * 1000)
+    body = SocketBody("/test")
+    body.idle_timeout = 30
+    body.fd, body.remaining = os.dup(ours.fileno()), MIB
+    started = time.monotonic()
+    with (tmp_path / "file").open("wb") as out:
+        while body.remaining and not body.ended:
+            body.splice_to(out.fileno(), MIB)
+    assert time.monotonic() - started < 5
+    assert body.disconnected
+    assert not body.timed_out
     body.close()
     ours.close()
     theirs.close()

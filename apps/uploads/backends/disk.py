@@ -97,7 +97,8 @@ class DiskStore:
                     while len(block) and not block.ended:  # ended early: client, idle, drain
                         before = block.moved
                         try:
-                            block.splice_to(fd, commit_bytes - since_commit)
+                            # Up to the next commit; at least a step, whatever the setting.
+                            block.splice_to(fd, max(commit_bytes - since_commit, 1 << 20))
                         finally:
                             written += block.moved - before
                             since_commit += block.moved - before
