@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
 from streamgate import shutdown
+from streamgate.http_protocol import DETACH_BODY
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ async def detach(scope: dict[str, Any], length: int) -> tuple[list[bytes], Socke
     """On the event loop: the bytes of a body of ``length`` bytes the server has already
     parsed, and a SocketBody for the rest; None when the server offers no socket (another
     protocol class, TLS) or none is needed (the body is all here)."""
-    detach_body = scope.get("extensions", {}).get("streamgate.detach_body")
+    detach_body = scope.get("extensions", {}).get(DETACH_BODY)
     if detach_body is None:
         return None
     body = SocketBody(scope.get("path", ""))  # its pipe first: an error here changes nothing
