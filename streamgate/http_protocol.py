@@ -66,21 +66,22 @@ class _Cycle(RequestResponseCycle):
         # Ours to close: if the server closes its own (the client reset, a shutdown's cancel),
         # this one still names the client's socket, never a descriptor reused meanwhile.
         fd = os.dup(socket.fileno())
-        if self.waiting_for_100_continue and not self.transport.is_closing():
-            # As receive() would: a client that asked waits for this before its body.
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.waiting_for_100_continue = False
+        self._continue()  # as receive() does: a client that asked waits for it before its body
         self.flow.pause_reading()  # resumed only by receive(), which the caller no longer calls
         self.keep_alive = False  # the parser is mid-body: the connection ends with this answer
         self.detached = True
         chunks, self.chunks, self.buffered = self.chunks, [], 0
         return fd, chunks, length - self.received
 
-    async def receive(self) -> ASGIReceiveEvent:
-        # uvicorn's RequestResponseCycle.receive, but for how the body is handed over.
+    def _continue(self) -> None:
+        """Send the ``100 Continue`` a client that sent ``Expect: 100-continue`` waits for."""
         if self.waiting_for_100_continue and not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.waiting_for_100_continue = False
+
+    async def receive(self) -> ASGIReceiveEvent:
+        # uvicorn's RequestResponseCycle.receive, but for how the body is handed over.
+        self._continue()
         if not self.disconnected and not self.response_complete:
             self.flow.resume_reading()
             await self.message_event.wait()
